@@ -1,0 +1,301 @@
+"""Datasets and their geometry.
+
+Two kinds of dataset, with one interface used by every dynamics:
+
+* :class:`OrthogonalData`: ``<x_i, x_k> = 0`` for ``i != k`` (THEORY.md §3). It
+  is described by the sample norms ``‖x_i‖``, the labels and the frame, and
+  never materialises an ``n x d`` or ``n x n`` array unless asked
+  (:meth:`OrthogonalData.to_array`, :meth:`OrthogonalData.gram`).
+* :class:`ArrayData`: any ``X`` (``n x d``) with labels; Gaussian data
+  ``x_i ~ N(0, I_d / d)`` is one (:func:`gaussian_data`).
+
+The dynamics only see the reduced geometry: the Gram matrix ``K = X Xᵀ``
+(or its diagonal, for orthogonal data) and the quadratic form ``u K⁺ uᵀ``
+that gives ``‖w‖²`` from the reduced coordinates ``u = W Xᵀ``.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+
+from . import _rng
+from . import _validate as V
+from .errors import InputError
+
+LABEL_SCHEMES = ("balanced", "random", "gaussian")
+NORM_SCHEMES = ("uniform",)
+FRAMES = ("canonical", "random")
+
+__all__ = ["ArrayData", "Dataset", "OrthogonalData", "array_data", "gaussian_data",
+           "orthogonal_data"]
+
+
+def _labels(labels: Any, n: int, seed: int) -> np.ndarray:
+    if isinstance(labels, str):
+        V.choice("labels", labels, LABEL_SCHEMES)
+        rng = _rng.stream(seed, _rng.DATA_LABELS)
+        if labels == "balanced":
+            y = np.ones(n)
+            y[: n // 2] = -1.0  # n//2 negative, n - n//2 positive
+            return rng.permutation(y)
+        if labels == "random":
+            return rng.integers(0, 2, size=n) * 2.0 - 1.0
+        return rng.standard_normal(n)
+    y = V.finite_array("labels (y)", labels, ndim=1)
+    if y.shape[0] != n:
+        raise InputError(f"labels (y) must have one entry per sample (n = {n}), got {y.shape[0]}")
+    return y.copy()
+
+
+class Dataset:
+    """Interface shared by all datasets: ``n``, labels ``y`` and the Gram geometry."""
+
+    y: np.ndarray
+    kind: str
+
+    @property
+    def n(self) -> int:
+        return int(self.y.shape[0])
+
+    @property
+    def d(self) -> int:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    is_orthogonal: bool = False
+
+    def sq_norms(self) -> np.ndarray:
+        """``‖x_i‖²`` for every sample, shape (n,)."""
+        raise NotImplementedError  # pragma: no cover
+
+    def gram(self) -> np.ndarray:
+        """The Gram matrix ``K = X Xᵀ`` (n x n)."""
+        raise NotImplementedError  # pragma: no cover
+
+    def to_array(self) -> np.ndarray:
+        """The inputs ``X`` as an (n, d) array."""
+        raise NotImplementedError  # pragma: no cover
+
+    def quad_form(self, u: np.ndarray) -> np.ndarray:
+        """Row-wise ``u_j K⁺ u_jᵀ``: the squared norm of the in-span part of each ``w_j``."""
+        raise NotImplementedError  # pragma: no cover
+
+    @property
+    def coherence(self) -> float:
+        """Largest ``|cos(x_i, x_k)|`` over distinct samples (0 for orthogonal data)."""
+        raise NotImplementedError  # pragma: no cover
+
+    def describe(self) -> dict[str, Any]:
+        """A JSON-able description for provenance."""
+        raise NotImplementedError  # pragma: no cover
+
+
+class OrthogonalData(Dataset):
+    """Orthogonal inputs ``x_i = ‖x_i‖ q_i`` for an orthonormal family ``q_1..q_n`` of R^d.
+
+    Args:
+        norms: ``‖x_i‖``, shape (n,), all > 0.
+        y: labels, shape (n,).
+        d: ambient dimension, ``d >= n``.
+        frame: ``"canonical"`` (``q_i = e_i``) or ``"random"`` (a Haar-random
+            orthonormal frame, drawn from ``seed`` only if :meth:`to_array` is called).
+        seed: the seed the dataset was drawn from (for the frame and provenance).
+    """
+
+    kind = "orthogonal"
+    is_orthogonal = True
+
+    def __init__(self, norms: Any, y: Any, d: int | None = None, frame: str = "canonical",
+                 seed: int = 0, label_scheme: str = "given", norm_scheme: str = "given"):
+        self.y = V.finite_array("labels (y)", y, ndim=1)
+        norms = V.finite_array("norms", norms, ndim=1)
+        if norms.shape != self.y.shape:
+            raise InputError(
+                f"norms and labels must have the same length, got {norms.shape[0]} and {self.y.shape[0]}")
+        if self.y.shape[0] < 1:
+            raise InputError("n must be an integer >= 1, got 0 samples")
+        if (norms <= 0).any():
+            raise InputError(f"norms must all be > 0, got min {norms.min():g}")
+        self.norms = norms
+        n = self.y.shape[0]
+        self._d = n if d is None else V.positive_int("d", d)
+        if self._d < n:
+            raise InputError(
+                f"d must be >= n for orthogonal data (n orthogonal vectors need n dimensions), "
+                f"got d = {self._d} < n = {n}; use gaussian_data for d < n")
+        self.frame = V.choice("frame", frame, FRAMES)
+        self.seed = int(seed)
+        self.label_scheme = label_scheme
+        self.norm_scheme = norm_scheme
+
+    @property
+    def d(self) -> int:
+        return self._d
+
+    def sq_norms(self) -> np.ndarray:
+        return self.norms**2
+
+    def gram(self) -> np.ndarray:
+        return np.diag(self.norms**2)
+
+    @property
+    def coherence(self) -> float:
+        return 0.0
+
+    def quad_form(self, u: np.ndarray) -> np.ndarray:
+        return (u**2 / self.norms**2).sum(axis=-1)
+
+    def frame_vectors(self) -> np.ndarray:
+        """The orthonormal directions ``q_i`` as rows of an (n, d) array."""
+        n, d = self.n, self.d
+        if self.frame == "canonical":
+            q = np.zeros((n, d))
+            q[np.arange(n), np.arange(n)] = 1.0
+            return q
+        g = _rng.stream(self.seed, _rng.DATA_FRAME).standard_normal((d, n))
+        q, r = np.linalg.qr(g)
+        return (q * np.sign(np.diag(r))).T  # sign fix makes the frame Haar-distributed
+
+    def to_array(self) -> np.ndarray:
+        return self.norms[:, None] * self.frame_vectors()
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": self.kind, "n": self.n, "d": self.d, "frame": self.frame,
+                "labels": self.label_scheme, "norms": self.norm_scheme, "seed": self.seed}
+
+    def __repr__(self) -> str:
+        return (f"OrthogonalData(n={self.n}, d={self.d}, frame={self.frame!r}, "
+                f"labels={self.label_scheme!r}, norms={self.norm_scheme!r})")
+
+
+class ArrayData(Dataset):
+    """Arbitrary inputs given as an explicit (n, d) array ``X`` with labels ``y``.
+
+    The Gram matrix and its pseudo-inverse are computed once, lazily. Rank-
+    deficient ``X`` (``n > d``, repeated samples) is allowed: the reduced
+    dynamics stay exact and ``‖w‖²`` uses the pseudo-inverse.
+    """
+
+    kind = "array"
+
+    def __init__(self, X: Any, y: Any, seed: int | None = None, label_scheme: str = "given",
+                 kind: str = "array"):
+        X = V.finite_array("X", X, ndim=2)
+        self.y = V.finite_array("labels (y)", y, ndim=1)
+        if X.shape[0] != self.y.shape[0]:
+            raise InputError(
+                f"X and y must have the same number of samples, got X with {X.shape[0]} rows "
+                f"and y with {self.y.shape[0]} entries")
+        if X.shape[0] < 1 or X.shape[1] < 1:
+            raise InputError(f"X must have at least one sample and one feature, got shape {X.shape}")
+        norms = np.linalg.norm(X, axis=1)
+        if (norms == 0).any():
+            raise InputError(
+                f"X has {int((norms == 0).sum())} all-zero row(s) (first: {int(np.argmin(norms))}); "
+                "a ReLU network cannot fit a zero input, remove them")
+        self.X = X
+        self.seed = seed
+        self.label_scheme = label_scheme
+        self.kind = kind
+
+    @property
+    def d(self) -> int:
+        return int(self.X.shape[1])
+
+    @cached_property
+    def _gram(self) -> np.ndarray:
+        return self.X @ self.X.T
+
+    def gram(self) -> np.ndarray:
+        return self._gram
+
+    def sq_norms(self) -> np.ndarray:
+        return np.einsum("ij,ij->i", self.X, self.X)
+
+    @cached_property
+    def _pinv_gram(self) -> np.ndarray:
+        return np.linalg.pinv(self._gram, hermitian=True)
+
+    def quad_form(self, u: np.ndarray) -> np.ndarray:
+        return np.einsum("...i,ik,...k->...", u, self._pinv_gram, u)
+
+    @cached_property
+    def coherence(self) -> float:  # type: ignore[override]
+        if self.n < 2:
+            return 0.0
+        nrm = np.sqrt(self.sq_norms())
+        cos = self._gram / np.outer(nrm, nrm)
+        np.fill_diagonal(cos, 0.0)
+        return float(np.abs(cos).max())
+
+    @property
+    def is_orthogonal(self) -> bool:  # type: ignore[override]
+        return self.coherence <= 1e-10
+
+    def to_array(self) -> np.ndarray:
+        return self.X
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": self.kind, "n": self.n, "d": self.d, "labels": self.label_scheme,
+                "seed": self.seed}
+
+    def __repr__(self) -> str:
+        return f"ArrayData(n={self.n}, d={self.d}, kind={self.kind!r}, coherence={self.coherence:.3g})"
+
+
+def orthogonal_data(n: int, d: int | None = None, *, labels: Any = "balanced",
+                    norms: Any = 1.0, frame: str = "canonical", seed: int = 0) -> OrthogonalData:
+    """Orthogonal dataset of ``n`` samples in R^d (THEORY.md §3).
+
+    Args:
+        n: number of samples (>= 1).
+        d: dimension, ``>= n`` (default ``n``).
+        labels: ``"balanced"`` (n//2 samples labelled -1, the rest +1, shuffled),
+            ``"random"`` (fair ±1), ``"gaussian"`` (N(0, 1)), or an array of n labels.
+        norms: ``‖x_i‖``: a positive number (all equal, default 1), an array of n
+            positive numbers, or ``"uniform"`` (drawn from U[0.5, 1.5]).
+        frame: ``"canonical"`` (basis vectors) or ``"random"`` (random orthonormal frame).
+        seed: seed of the data streams (labels, norms, frame).
+
+    Returns:
+        An :class:`OrthogonalData`; nothing of size ``n x d`` is allocated.
+    """
+    n = V.positive_int("n", n)
+    seed = V.seed("seed", seed)
+    label_scheme = labels if isinstance(labels, str) else "given"
+    y = _labels(labels, n, seed)
+    if isinstance(norms, str):
+        V.choice("norms", norms, NORM_SCHEMES)
+        nv = _rng.stream(seed, _rng.DATA_NORMS).uniform(0.5, 1.5, size=n)
+        norm_scheme = norms
+    elif np.ndim(norms) == 0:
+        nv = np.full(n, V.finite_float("norms", norms, low=0.0, low_open=True))
+        norm_scheme = f"{float(norms):g}"
+    else:
+        nv = norms
+        norm_scheme = "given"
+    return OrthogonalData(nv, y, d=d, frame=frame, seed=seed, label_scheme=label_scheme,
+                          norm_scheme=norm_scheme)
+
+
+def gaussian_data(n: int, d: int, *, labels: Any = "balanced", seed: int = 0) -> ArrayData:
+    """Gaussian inputs ``x_i ~ N(0, I_d / d)``: nearly orthogonal when ``d >> n``.
+
+    Args:
+        n: number of samples. d: dimension. labels: as in :func:`orthogonal_data`.
+        seed: seed of the data streams.
+    """
+    n = V.positive_int("n", n)
+    d = V.positive_int("d", d)
+    seed = V.seed("seed", seed)
+    X = _rng.stream(seed, _rng.DATA_GAUSSIAN).standard_normal((n, d)) / np.sqrt(d)
+    label_scheme = labels if isinstance(labels, str) else "given"
+    return ArrayData(X, _labels(labels, n, seed), seed=seed, label_scheme=label_scheme,
+                     kind="gaussian")
+
+
+def array_data(X: Any, y: Any) -> ArrayData:
+    """Wrap explicit inputs ``X`` (n x d) and labels ``y`` (n,) as a dataset."""
+    return ArrayData(X, y)
