@@ -43,6 +43,8 @@ from .trajectory import SolverStats, Trajectory
 
 __all__ = ["gradient_flow"]
 
+ENGINES = ("auto", "numpy", "numba")
+
 _A, _B, _C, _E, _P = RK45.A, RK45.B, RK45.C, RK45.E, RK45.P
 
 
@@ -110,6 +112,7 @@ def gradient_flow(
     points_per_decade: int = 200,
     record_kinks: bool = True,
     progress: bool = False,
+    engine: str = "auto",
 ) -> Trajectory:
     """Integrate gradient flow from ``net`` on ``data`` (THEORY.md §1–3).
 
@@ -133,6 +136,9 @@ def gradient_flow(
         points_per_decade: density of the geometric sampling grid in ``t``.
         record_kinks: also add a trajectory sample at every kink event.
         progress: show a progress bar (steps, τ, loss).
+        engine: ``"numba"`` (compiled kernel for orthogonal data, same algorithm and
+            results to rounding), ``"numpy"`` (the reference implementation, any data) or
+            ``"auto"`` (numba for orthogonal data, numpy otherwise).
 
     Returns:
         A :class:`Trajectory`; ``success`` is False if the solver stopped on
@@ -141,6 +147,13 @@ def gradient_flow(
     if net.n != data.n:
         raise InputError(f"network and data disagree: the network has n = {net.n} reduced "
                          f"coordinates per neuron, the data n = {data.n} samples")
+    engine = V.choice("engine", engine, ENGINES)
+    if engine == "auto":
+        engine = "numba" if data.is_orthogonal else "numpy"
+    elif engine == "numba" and not data.is_orthogonal:
+        raise InputError(
+            f"engine='numba' needs orthogonal data (data.is_orthogonal), got {data!r} with "
+            f"coherence {data.coherence:.3e}; use engine='numpy' (or 'auto') for general data")
     rtol = V.tolerance("rtol", rtol)
     atol = V.finite_float("atol", atol, low=0.0, allowed="a finite number >= 0")
     max_steps = V.positive_int("max_steps", max_steps)
@@ -156,6 +169,12 @@ def gradient_flow(
     stall_rate = 1e-3 * rate_unit if stall_rate is None else V.finite_float(
         "stall_rate", stall_rate, low=0.0, allowed="a finite number >= 0")
     wall0 = time.perf_counter()
+    if engine == "numba":
+        return _gradient_flow_numba(
+            data, net, t_end=t_end, t_max=t_max, tau_max=tau_max, loss_tol=loss_tol, rtol=rtol,
+            atol=atol, stall_rate=stall_rate, rate_unit=rate_unit, max_steps=max_steps,
+            points_per_decade=points_per_decade, record_kinks=record_kinks, progress=progress,
+            weight=weight, wall0=wall0)
 
     field = Field(data)
     a = net.a.astype(float).copy()
@@ -294,7 +313,8 @@ def gradient_flow(
     tt = np.asarray(rec.t)
     prov = provenance(dynamics="flow", scale=net.scale, m=m, n=n, init=net.init, seed=net.seed,
                       data=data.describe(), rtol=rtol, atol=atol, t_max=t_max, tau_max=tau_max,
-                      loss_tol=loss_tol, stall_rate=stall_rate, max_steps=max_steps)
+                      loss_tol=loss_tol, stall_rate=stall_rate, max_steps=max_steps,
+                      engine="numpy")
     return Trajectory(
         dynamics="flow", t=tt, tau=tt / log_inv, loss=np.asarray(rec.loss),
         a_abs=np.asarray(rec.a), w_norm=np.asarray(rec.w), n_active=np.asarray(rec.act),
@@ -304,6 +324,121 @@ def gradient_flow(
         kink_neuron=np.concatenate(kinks_j) if kinks_j else np.zeros(0, dtype=np.int64),
         kink_sample=np.concatenate(kinks_i) if kinks_i else np.zeros(0, dtype=np.int64),
         kink_up=np.concatenate(kinks_up) if kinks_up else np.zeros(0, dtype=bool),
+        wall_s=time.perf_counter() - wall0, provenance=prov,
+    )
+
+
+def _gradient_flow_numba(data: Dataset, net: Network, *, t_end: float, t_max: float | None,
+                         tau_max: float | None, loss_tol: float, rtol: float, atol: float,
+                         stall_rate: float, rate_unit: float, max_steps: int,
+                         points_per_decade: int, record_kinks: bool, progress: bool,
+                         weight: np.ndarray, wall0: float) -> Trajectory:
+    """The loop of :func:`gradient_flow` run by the compiled kernel (orthogonal data only).
+
+    Same algorithm, stopping rules, recording and result as the numpy loop; see
+    :mod:`reluflow._flow_numba`.
+    """
+    from . import _flow_numba as NB
+
+    n, m = data.n, net.m
+    y = np.ascontiguousarray(data.y, dtype=float)
+    D = np.ascontiguousarray(data.sq_norms(), dtype=float)
+    a = np.ascontiguousarray(net.a, dtype=float).copy()
+    u = np.ascontiguousarray(net.u, dtype=float).copy()
+    act = u > 0
+    mask = act.astype(float)
+    cnt = act.sum(axis=1).astype(np.int64)
+    idx = np.zeros((m, n), dtype=np.int64)
+    uc = np.zeros((m, n))
+    Ka = np.zeros((7, m))
+    Ku = np.zeros((7, m, n))
+    # the first field evaluation and step size exactly as the numpy loop
+    K0 = np.empty(m + m * n)
+    r0 = Field(data).velocity(a, u, mask, out_a=K0[:m], out_u=K0[m:].reshape(m, n))[2]
+    yv = np.concatenate([a, u.ravel()])
+    gamma_all = math.sqrt(float((weight**2).sum())) / n or 1.0
+    h = _initial_step(yv, K0, m, n, rtol, atol, gamma_all)
+    Ka[0] = K0[:m]
+    du0 = K0[m:].reshape(m, n)
+    for j in range(m):
+        ii = np.flatnonzero(act[j])
+        idx[j, :ii.size] = ii
+        uc[j, :ii.size] = u[j, ii]
+        Ku[0, j, :ii.size] = du0[j, ii]
+    dead = np.where(act, 0.0, u)
+    deadmax = np.abs(dead).max(axis=1)
+    deadsq = (dead**2 / D).sum(axis=1)
+    balance0 = np.ascontiguousarray(net.balance(data), dtype=float)
+    w_perp_sq = np.ascontiguousarray(net.w_perp_sq, dtype=float)
+    sc0 = _neuron_scale(yv, m, n)
+    fs = np.zeros(NB.N_FS)
+    fs[NB.F_T], fs[NB.F_H], fs[NB.F_NEXT] = 0.0, h, 1e-3 / gamma_all
+    fs[NB.F_LOSS] = float(r0 @ r0) / (2 * n)
+    ist = np.zeros(NB.N_IST, dtype=np.int64)
+    ist[NB.I_EVALS] = 1
+    cap = 64 + 8 * points_per_decade
+    bufs = (np.empty(cap), np.empty(cap), np.empty((cap, m)), np.empty((cap, m)),
+            np.empty((cap, m), dtype=np.int64))
+    kcap = min(m * n, 1024)
+    kbufs = (np.empty(kcap), np.empty(kcap, dtype=np.int64), np.empty(kcap, dtype=np.int64))
+    A, B, E, P = (np.ascontiguousarray(x, dtype=float) for x in (_A, _B, _E, _P))
+    grid_ratio = 10.0 ** (1.0 / points_per_decade)
+    step_limit = 500 if progress else 2**62
+    log_inv = math.log(1.0 / net.scale) if net.scale < 1 else float("nan")
+    bar = tqdm(total=None, disable=not progress, unit=" steps", desc="flow", leave=False)
+    try:
+        while True:
+            before = int(ist[NB.I_STEPS])
+            code, *out = NB.run(A, B, E, P, y, D, w_perp_sq, deadmax, deadsq, balance0,
+                                a, uc, idx, cnt, u, Ka, Ku, sc0, fs, ist,
+                                t_end, max_steps, step_limit, rtol, atol, loss_tol, stall_rate,
+                                rate_unit, grid_ratio, bool(record_kinks), *bufs, *kbufs)
+            bufs, kbufs = tuple(out[:5]), tuple(out[5:])
+            bar.update(int(ist[NB.I_STEPS]) - before)
+            if code != NB.RUNNING:
+                break
+            bar.set_postfix(tau=f"{fs[NB.F_T] / log_inv:.3g}" if net.scale < 1 else "",
+                            loss=f"{fs[NB.F_LOSS]:.3e}")
+    finally:
+        bar.close()
+
+    t = float(fs[NB.F_T])
+    if code == NB.T_MAX:
+        status, message = "t_max", f"reached the requested time t = {t:.6g}"
+    elif code == NB.MAX_STEPS:
+        status, message = "max_steps", (
+            f"stopped after max_steps = {max_steps} steps at t = {t:.6g} "
+            f"(tau = {t / math.log(1 / net.scale) if net.scale < 1 else float('nan'):.4g}) "
+            "before any stopping criterion: the result is incomplete; raise max_steps")
+    elif code == NB.LOSS_TOL:
+        status, message = "loss_tol", f"loss {fs[NB.F_LOSS]:.3e} <= loss_tol = {loss_tol:.3e}"
+    elif code == NB.STALLED:
+        status, message = "stalled", (
+            "nothing moves any more (every neuron's relative speed < stall_rate and "
+            "the loss can fall by less than loss_tol)")
+    elif code == NB.NONFINITE:
+        status, message = "failed", f"the state became non-finite at t = {t:.6g}: the flow diverged or overflowed"
+    else:
+        status, message = "failed", f"step size underflow at t = {t:.6g}: the solver cannot meet rtol = {rtol:g}"
+    nrec, nk = int(ist[NB.I_NREC]), int(ist[NB.I_NKINK])
+    rec_t, rec_loss, rec_a, rec_w, rec_act = (b[:nrec].copy() for b in bufs)
+    kink_t, kink_j, kink_i = (b[:nk].copy() for b in kbufs)
+    stats = SolverStats(steps=int(ist[NB.I_STEPS]), rejected=int(ist[NB.I_REJ]),
+                        evaluations=int(ist[NB.I_EVALS]), kinks=int(ist[NB.I_KINKS]),
+                        kink_steps=int(ist[NB.I_KSTEPS]))
+    final = net.with_params(a, u)
+    success = status in ("t_max", "loss_tol", "stalled")
+    prov = provenance(dynamics="flow", scale=net.scale, m=m, n=n, init=net.init, seed=net.seed,
+                      data=data.describe(), rtol=rtol, atol=atol, t_max=t_max, tau_max=tau_max,
+                      loss_tol=loss_tol, stall_rate=stall_rate, max_steps=max_steps,
+                      engine="numba")
+    return Trajectory(
+        dynamics="flow", t=rec_t, tau=rec_t / log_inv, loss=rec_loss,
+        a_abs=rec_a, w_norm=rec_w, n_active=rec_act,
+        final=final, initial=net, success=success, status=status, message=message,
+        conservation_drift=float(fs[NB.F_DRIFT]), stats=stats,
+        kink_t=kink_t, kink_neuron=kink_j, kink_sample=kink_i,
+        kink_up=np.zeros(nk, dtype=bool),
         wall_s=time.perf_counter() - wall0, provenance=prov,
     )
 

@@ -1,0 +1,676 @@
+"""Compiled gradient-flow engine for orthogonal data (THEORY.md §3).
+
+The same algorithm as the reference loop in :mod:`reluflow.flow` (Dormand–Prince
+5(4) with the ``scipy.integrate.RK45`` tableau, per-neuron error control, ReLU
+kinks located as events on the dense output with the mask frozen over a step,
+the same step-size controller, stopping rules and recording), specialised to
+orthogonal data, where
+
+    du_ji/dt = −(1/n) a_j r_i ‖x_i‖² 1[u_ji > 0],   da_j/dt = −(1/n) Σ_i r_i σ(u_ji).
+
+A coordinate that reaches 0 never moves again, so each neuron keeps a compact
+list of its *active* coordinates (sample index and value, in increasing sample
+order); a coordinate that dies is dropped from the list and the work of one
+field evaluation is O(#active coordinates). Inactive coordinates enter only
+through per-neuron constants: the largest ``|u_ji|`` (for the error norm) and
+``Σ u_ji² / ‖x_i‖²`` (for ``‖w_j‖``).
+
+The kernel is resumable: all the state lives in arrays owned by the caller and
+:func:`run` returns after ``step_limit`` accepted steps with code ``RUNNING``,
+so that a progress bar can be updated between calls; a run in one call and a
+run in many calls give bit-identical results.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+# return codes of :func:`run`
+RUNNING, T_MAX, MAX_STEPS, LOSS_TOL, STALLED, NONFINITE, UNDERFLOW = 0, 1, 2, 3, 4, 5, 6
+
+# slots of the float state vector ``fs``
+F_T, F_H, F_NEXT, F_DRIFT, F_LOSS = 0, 1, 2, 3, 4
+N_FS = 5
+# slots of the integer state vector ``ist``
+I_STEPS, I_REJ, I_EVALS, I_KINKS, I_KSTEPS, I_NREC, I_NKINK = 0, 1, 2, 3, 4, 5, 6
+N_IST = 7
+
+
+@njit(cache=True, inline="always")
+def _nmax(x, y):
+    """``max`` propagating NaN like ``np.maximum``."""
+    if x != x:
+        return x
+    if y != y:
+        return y
+    return x if x >= y else y
+
+
+@njit(cache=True)
+def _dense_weights(P, th, b):
+    """``b_s = Σ_q P[s, q] θ^(q+1)``: the dense output is ``y0 + h Σ_s b_s K_s``."""
+    p1 = th
+    p2 = th * th
+    p3 = p2 * th
+    p4 = p2 * p2
+    for s in range(P.shape[0]):
+        b[s] = P[s, 0] * p1 + P[s, 1] * p2 + P[s, 2] * p3 + P[s, 3] * p4
+
+
+@njit(cache=True)
+def _dense_state(h, b, a, uc, cnt, Ka, Ku, slot, sa, su):
+    """The step's dense output ``y0 + h Σ_s b_s K_s`` (stage ``s`` in slot ``slot[s]``)."""
+    m = a.shape[0]
+    for j in range(m):
+        acc = 0.0
+        for s in range(7):
+            acc += b[s] * Ka[slot[s], j]
+        sa[j] = a[j] + h * acc
+        for k in range(cnt[j]):
+            acc = 0.0
+            for s in range(7):
+                acc += b[s] * Ku[slot[s], j, k]
+            su[j, k] = uc[j, k] + h * acc
+
+
+@njit(cache=True)
+def _grow_rows(rec_t, rec_loss, rec_a, rec_w, rec_act, nrec):
+    if nrec < rec_t.shape[0]:
+        return rec_t, rec_loss, rec_a, rec_w, rec_act
+    cap = 2 * rec_t.shape[0] + 16
+    m = rec_a.shape[1]
+    t2 = np.empty(cap)
+    l2 = np.empty(cap)
+    a2 = np.empty((cap, m))
+    w2 = np.empty((cap, m))
+    c2 = np.empty((cap, m), dtype=np.int64)
+    t2[:nrec] = rec_t[:nrec]
+    l2[:nrec] = rec_loss[:nrec]
+    a2[:nrec] = rec_a[:nrec]
+    w2[:nrec] = rec_w[:nrec]
+    c2[:nrec] = rec_act[:nrec]
+    return t2, l2, a2, w2, c2
+
+
+@njit(cache=True)
+def _row(t, sa, su, idx, cnt, y, invD, w_perp_sq, deadsq, balance0, r, wsq, drift,
+         rec_t, rec_loss, rec_a, rec_w, rec_act, nrec):
+    """Write one trajectory row (t, loss, |a_j|, ‖w_j‖, n_active) at ``nrec``; return the drift.
+
+    As the reference ``_Recorder.add``: ``‖w_j‖² = ‖w_j^⊥‖² + Σ_i u_ji² / ‖x_i‖²`` and the
+    drift is ``max_j |a_j² − ‖w_j‖² − (a_j² − ‖w_j‖²)(0)| / max_j (a_j² + ‖w_j‖²)``.
+    """
+    m = sa.shape[0]
+    n = y.shape[0]
+    for i in range(n):
+        r[i] = 0.0
+    big = 0.0
+    for j in range(m):
+        aj = sa[j]
+        q = 0.0
+        for k in range(cnt[j]):
+            i = idx[j, k]
+            v = su[j, k]
+            r[i] += aj * v
+            q += v * v * invD[i]
+        ws = w_perp_sq[j] + (deadsq[j] + q)
+        wsq[j] = ws
+        rec_a[nrec, j] = abs(aj)
+        rec_w[nrec, j] = np.sqrt(max(ws, 0.0))
+        rec_act[nrec, j] = cnt[j]
+        big = _nmax(big, aj * aj + ws)
+    if big > 0:
+        dev = 0.0
+        for j in range(m):
+            dev = _nmax(dev, abs(sa[j] * sa[j] - wsq[j] - balance0[j]))
+        drift = max(drift, dev / big)
+    ss = 0.0
+    for i in range(n):
+        ri = r[i] - y[i]
+        ss += ri * ri
+    rec_t[nrec] = t
+    rec_loss[nrec] = ss / (2 * n)
+    return drift
+
+
+@njit(cache=True)
+def _grow_kinks(kink_t, kink_j, kink_i, need):
+    if need <= kink_t.shape[0]:
+        return kink_t, kink_j, kink_i
+    cap = max(need, 2 * kink_t.shape[0] + 16)
+    t2 = np.empty(cap)
+    j2 = np.empty(cap, dtype=np.int64)
+    i2 = np.empty(cap, dtype=np.int64)
+    nk = kink_t.shape[0]
+    t2[:nk] = kink_t
+    j2[:nk] = kink_j
+    i2[:nk] = kink_i
+    return t2, j2, i2
+
+
+@njit(cache=True)
+def _poly(u0, h, q0, q1, q2, q3, th):
+    th2 = th * th
+    return u0 + h * (q0 * th + q1 * th2 + q2 * (th2 * th) + q3 * (th2 * th2))
+
+
+@njit(cache=True)
+def _locate(cj, ck, nc, Ku, slot, uc, h, P, sc0, rtol, atol, Q, lo, hi, hitpos, flip):
+    """First crossing of 0 on the dense output among the ``nc`` candidates (active coordinates).
+
+    The reference ``_locate_kinks``: bracket the first crossing of each candidate
+    on a grid of 16 points (a "hit" when there is one), bisect every hit jointly
+    until the widest bracket is below 1e-15, θ* = the smallest crossing, and flip
+    the hits crossing at θ* or whose value at θ* is negligible against their
+    neuron's size. Two shortcuts give the same result with less work:
+
+    * a candidate whose dense output is provably positive on [0, 1]
+      (``u0 + h Σ_q min(Q_q, 0) > 0`` with a margin far above rounding) has no
+      grid point <= 0, so it is no hit;
+    * brackets are exact dyadic intervals that halve exactly, so the joint loop
+      runs a number of iterations fixed by the widest initial bracket, and a hit
+      whose bracket starts at or after the smallest bracket end ``G`` ends with
+      a crossing ``> G >= θ*``: only the hits with ``lo < G`` are bisected.
+
+    Sets ``flip[c]`` and returns ``(θ*, number flipped)``; ``θ* = 1`` and nothing
+    flipped when no candidate crosses within the step.
+    """
+    nh = 0
+    for c in range(nc):
+        j = cj[c]
+        k = ck[c]
+        flip[c] = False
+        q0 = 0.0
+        q1 = 0.0
+        q2 = 0.0
+        q3 = 0.0
+        for s in range(7):
+            v = Ku[slot[s], j, k]
+            q0 += v * P[s, 0]
+            q1 += v * P[s, 1]
+            q2 += v * P[s, 2]
+            q3 += v * P[s, 3]
+        Q[c, 0] = q0
+        Q[c, 1] = q1
+        Q[c, 2] = q2
+        Q[c, 3] = q3
+        u0 = uc[j, k]
+        low = u0 + h * (min(q0, 0.0) + min(q1, 0.0) + min(q2, 0.0) + min(q3, 0.0))
+        mag = abs(u0) + h * (abs(q0) + abs(q1) + abs(q2) + abs(q3))
+        if low > 1e-12 * mag:
+            continue
+        h_c = np.inf
+        lo_c = 0.0
+        prev = 0.0
+        for gi in range(1, 17):
+            g = gi / 16.0
+            if _poly(u0, h, q0, q1, q2, q3, g) <= 0:
+                h_c = g
+                lo_c = prev
+                break
+            prev = g
+        if u0 == 0:
+            lo_c = 0.0
+        if h_c < np.inf:
+            hitpos[nh] = c
+            lo[nh] = lo_c
+            hi[nh] = h_c
+            nh += 1
+    if nh == 0:
+        return 1.0, 0
+    G = np.inf
+    W = 0.0
+    for p in range(nh):
+        G = min(G, hi[p])
+        W = max(W, hi[p] - lo[p])
+    niter = 0
+    for _ in range(52):
+        niter += 1
+        W *= 0.5
+        if W < 1e-15:
+            break
+    th_star = np.inf
+    for p in range(nh):
+        if lo[p] < G:
+            c = hitpos[p]
+            u0 = uc[cj[c], ck[c]]
+            q0, q1, q2, q3 = Q[c, 0], Q[c, 1], Q[c, 2], Q[c, 3]
+            l = lo[p]
+            u = hi[p]
+            for _ in range(niter):
+                mid = 0.5 * (l + u)
+                if _poly(u0, h, q0, q1, q2, q3, mid) > 0:
+                    l = mid
+                else:
+                    u = mid
+            hi[p] = u
+            th_star = min(th_star, u)
+        else:
+            hi[p] = np.inf  # its crossing is > G >= θ*
+    nflip = 0
+    for p in range(nh):
+        c = hitpos[p]
+        j = cj[c]
+        v = _poly(uc[j, ck[c]], h, Q[c, 0], Q[c, 1], Q[c, 2], Q[c, 3], th_star)
+        if hi[p] <= th_star or v <= 1e-3 * (atol + rtol * sc0[j]):
+            flip[c] = True
+            nflip += 1
+    return th_star, nflip
+
+
+@njit(cache=True)
+def _finish_residual(r, y, D, inv_n, rw, g):
+    """``r ← r − y``; ``rw = r / n``; ``g = rw ‖x‖²``; reset ``r`` to 0; return ``Σ r_i²``."""
+    ss = 0.0
+    for i in range(r.shape[0]):
+        ri = r[i] - y[i]
+        ss += ri * ri
+        w = ri * inv_n
+        rw[i] = w
+        g[i] = w * D[i]
+        r[i] = 0.0
+    return ss
+
+
+@njit(cache=True)
+def _stage_pass(s, h, A, B, a, U, SU, sa, idx, cnt, rw, g, r, Ka, Ku, slot):
+    """Field at stage ``s`` (state in ``sa, SU``, residual done) fused with the next state.
+
+    Writes ``K_s``, then overwrites ``sa, SU`` with the state of stage ``s + 1``
+    (``y0 + Σ_q A[s+1, q] h K_q``; for ``s = 5`` the solution ``y0 + h Σ_q B_q K_q``)
+    and scatters its residual into ``r`` (which must be 0 on entry).
+    """
+    m = a.shape[0]
+    K0 = Ku[slot[0]]
+    K1 = Ku[slot[1]]
+    K2 = Ku[slot[2]]
+    K3 = Ku[slot[3]]
+    K4 = Ku[slot[4]]
+    K5 = Ku[slot[5]]
+    Ks = Ku[slot[s]]
+    if s < 5:
+        c0 = A[s + 1, 0] * h
+        c1 = A[s + 1, 1] * h
+        c2 = A[s + 1, 2] * h
+        c3 = A[s + 1, 3] * h
+        c4 = A[s + 1, 4] * h
+    else:
+        c0, c1, c2, c3, c4 = B[0], B[1], B[2], B[3], B[4]
+    c5 = B[5]
+    for j in range(m):
+        naj = -sa[j]
+        acc = 0.0
+        nk = cnt[j]
+        if s == 1:
+            for k in range(nk):
+                i = idx[j, k]
+                acc += SU[j, k] * rw[i]
+                d = naj * g[i]
+                Ks[j, k] = d
+                SU[j, k] = (c0 * K0[j, k] + c1 * d) + U[j, k]
+        elif s == 2:
+            for k in range(nk):
+                i = idx[j, k]
+                acc += SU[j, k] * rw[i]
+                d = naj * g[i]
+                Ks[j, k] = d
+                SU[j, k] = (c0 * K0[j, k] + c1 * K1[j, k] + c2 * d) + U[j, k]
+        elif s == 3:
+            for k in range(nk):
+                i = idx[j, k]
+                acc += SU[j, k] * rw[i]
+                d = naj * g[i]
+                Ks[j, k] = d
+                SU[j, k] = (c0 * K0[j, k] + c1 * K1[j, k] + c2 * K2[j, k] + c3 * d) + U[j, k]
+        elif s == 4:
+            for k in range(nk):
+                i = idx[j, k]
+                acc += SU[j, k] * rw[i]
+                d = naj * g[i]
+                Ks[j, k] = d
+                SU[j, k] = (c0 * K0[j, k] + c1 * K1[j, k] + c2 * K2[j, k] + c3 * K3[j, k]
+                            + c4 * d) + U[j, k]
+        else:
+            for k in range(nk):
+                i = idx[j, k]
+                acc += SU[j, k] * rw[i]
+                d = naj * g[i]
+                Ks[j, k] = d
+                SU[j, k] = U[j, k] + h * (c0 * K0[j, k] + c1 * K1[j, k] + c2 * K2[j, k]
+                                          + c3 * K3[j, k] + c4 * K4[j, k] + c5 * d)
+        da = -acc
+        Ka[slot[s], j] = da
+        if s == 1:
+            aj = (c0 * Ka[slot[0], j] + c1 * da) + a[j]
+        elif s == 2:
+            aj = (c0 * Ka[slot[0], j] + c1 * Ka[slot[1], j] + c2 * da) + a[j]
+        elif s == 3:
+            aj = (c0 * Ka[slot[0], j] + c1 * Ka[slot[1], j] + c2 * Ka[slot[2], j] + c3 * da) + a[j]
+        elif s == 4:
+            aj = (c0 * Ka[slot[0], j] + c1 * Ka[slot[1], j] + c2 * Ka[slot[2], j]
+                  + c3 * Ka[slot[3], j] + c4 * da) + a[j]
+        else:
+            aj = a[j] + h * (c0 * Ka[slot[0], j] + c1 * Ka[slot[1], j] + c2 * Ka[slot[2], j]
+                             + c3 * Ka[slot[3], j] + c4 * Ka[slot[4], j] + c5 * da)
+        sa[j] = aj
+        for k in range(nk):
+            r[idx[j, k]] += aj * SU[j, k]
+
+
+@njit(cache=True)
+def _velocity_pass(sa, SU, idx, cnt, rw, g, KA, KU, spd):
+    """Field at ``(sa, SU)`` (residual done) into ``KA, KU``; ``spd_j = max(|da_j|, max|du_j|)``."""
+    for j in range(sa.shape[0]):
+        naj = -sa[j]
+        acc = 0.0
+        sp = 0.0
+        for k in range(cnt[j]):
+            i = idx[j, k]
+            acc += SU[j, k] * rw[i]
+            d = naj * g[i]
+            KU[j, k] = d
+            sp = max(sp, abs(d))
+        KA[j] = -acc
+        spd[j] = max(abs(acc), sp)
+
+
+@njit(cache=True)
+def run(A, B, E, P, y, D, w_perp_sq, deadmax, deadsq, balance0,
+        a, uc, idx, cnt, u_full, Ka, Ku, sc0, fs, ist,
+        t_end, max_steps, step_limit, rtol, atol, loss_tol, stall_rate, rate_unit,
+        grid_ratio, record_kinks,
+        rec_t, rec_loss, rec_a, rec_w, rec_act, kink_t, kink_j, kink_i):
+    """Integrate until a stopping rule or ``step_limit`` accepted steps (code ``RUNNING``).
+
+    On entry and exit ``(a, uc)`` is the state (active coordinates of neuron
+    ``j`` in ``uc[j, :cnt[j]]``, sample indices in ``idx``), ``Ka[0], Ku[0]``
+    the field there and ``sc0`` its neuron scales; ``u_full`` gets the full
+    ``u`` on exit. Returns ``(code, rec_t, rec_loss, rec_a, rec_w, rec_act,
+    kink_t, kink_j, kink_i)`` (the buffers are reallocated when they grow).
+    """
+    m = a.shape[0]
+    n = y.shape[0]
+    inv_n = 1.0 / n
+    invD = 1.0 / D
+    r = np.zeros(n)
+    rw = np.empty(n)
+    g = np.empty(n)
+    rr = np.empty(n)  # work array of _row
+    X = np.empty((2, m, n))  # X[cur]: the state; X[1 - cur]: stage states, then the next state
+    cur = 0
+    for j in range(m):
+        for k in range(cnt[j]):
+            X[0, j, k] = uc[j, k]
+    slot = np.arange(7)  # stage s lives in Ka[slot[s]], Ku[slot[s]]
+    sa = np.empty(m)
+    ga = np.empty(m)
+    gu = np.empty((m, n))  # dense output at grid points
+    sc1 = np.empty(m)
+    spd0 = np.empty(m)
+    spd6 = np.empty(m)
+    qsq = np.empty(m)
+    wsq = np.empty(m)
+    b = np.empty(7)
+    cj = np.empty(m * n, dtype=np.int64)
+    ck = np.empty(m * n, dtype=np.int64)
+    flip = np.zeros(m * n, dtype=np.bool_)
+    mark = np.zeros((m, n), dtype=np.bool_)
+    Qc = np.empty((m * n, 4))
+    lo = np.empty(m * n)
+    hi = np.empty(m * n)
+    hitpos = np.empty(m * n, dtype=np.int64)
+
+    for j in range(m):
+        sp = abs(Ka[0, j])
+        for k in range(cnt[j]):
+            sp = max(sp, abs(Ku[0, j, k]))
+        spd0[j] = sp
+
+    t = fs[F_T]
+    h = fs[F_H]
+    next_t = fs[F_NEXT]
+    drift = fs[F_DRIFT]
+    loss = fs[F_LOSS]
+    nrec = ist[I_NREC]
+    nkink = ist[I_NKINK]
+    if nrec == 0:
+        rec_t, rec_loss, rec_a, rec_w, rec_act = _grow_rows(rec_t, rec_loss, rec_a, rec_w, rec_act, nrec)
+        drift = _row(t, a, uc, idx, cnt, y, invD, w_perp_sq, deadsq, balance0, rr, wsq, drift,
+                     rec_t, rec_loss, rec_a, rec_w, rec_act, nrec)
+        nrec += 1
+    code = RUNNING
+    done_here = 0
+    while True:
+        if t >= t_end:
+            code = T_MAX
+            break
+        if ist[I_STEPS] >= max_steps:
+            code = MAX_STEPS
+            break
+        if done_here >= step_limit:
+            break
+        h = min(h, t_end - t)
+        U = X[cur]
+        SU = X[1 - cur]
+        # ---- one Dormand-Prince trial step with the mask frozen
+        K0 = Ku[slot[0]]
+        c10 = A[1, 0] * h
+        for j in range(m):
+            aj = (c10 * Ka[slot[0], j]) + a[j]
+            sa[j] = aj
+            for k in range(cnt[j]):
+                v = (c10 * K0[j, k]) + U[j, k]
+                SU[j, k] = v
+                r[idx[j, k]] += aj * v
+        for s in range(1, 6):
+            _finish_residual(r, y, D, inv_n, rw, g)
+            _stage_pass(s, h, A, B, a, U, SU, sa, idx, cnt, rw, g, r, Ka, Ku, slot)
+        # stage 7 at the solution, fused with the error norm and the kink candidates
+        ss = _finish_residual(r, y, D, inv_n, rw, g)
+        loss6 = ss / (2 * n)
+        ist[I_EVALS] += 6
+        K1 = Ku[slot[1]]
+        K2 = Ku[slot[2]]
+        K3 = Ku[slot[3]]
+        K4 = Ku[slot[4]]
+        K5 = Ku[slot[5]]
+        K6 = Ku[slot[6]]
+        e0, e1, e2, e3, e4, e5, e6 = E[0], E[1], E[2], E[3], E[4], E[5], E[6]
+        ratio = 0.0
+        nc = 0
+        for j in range(m):
+            naj = -sa[j]
+            acc = 0.0
+            sp = 0.0
+            s1 = _nmax(abs(sa[j]), deadmax[j])
+            e = 0.0
+            for k in range(cnt[j]):
+                i = idx[j, k]
+                vu = SU[j, k]
+                acc += vu * rw[i]
+                d = naj * g[i]
+                K6[j, k] = d
+                sp = max(sp, abs(d))
+                s1 = _nmax(s1, abs(vu))
+                k0 = K0[j, k]
+                ek = h * (e0 * k0 + e1 * K1[j, k] + e2 * K2[j, k] + e3 * K3[j, k]
+                          + e4 * K4[j, k] + e5 * K5[j, k] + e6 * d)
+                e = _nmax(e, abs(ek))
+                if vu <= 0 or min(U[j, k], vu) < 0.5 * h * abs(k0):
+                    cj[nc] = j
+                    ck[nc] = k
+                    nc += 1
+            da = -acc
+            Ka[slot[6], j] = da
+            spd6[j] = max(abs(da), sp)
+            ea = h * (e0 * Ka[slot[0], j] + e1 * Ka[slot[1], j] + e2 * Ka[slot[2], j]
+                      + e3 * Ka[slot[3], j] + e4 * Ka[slot[4], j] + e5 * Ka[slot[5], j]
+                      + e6 * da)
+            e = _nmax(abs(ea), e)
+            sc1[j] = s1
+            sc = _nmax(atol + rtol * _nmax(sc0[j], s1), 1e-300)
+            ratio = _nmax(ratio, e / sc)
+        if not np.isfinite(ratio):
+            code = NONFINITE
+            break
+        if ratio > 1.0:
+            ist[I_REJ] += 1
+            h *= max(0.2, 0.9 * ratio ** -0.2)
+            if h < 1e-14 * max(t, 1.0):
+                code = UNDERFLOW
+                break
+            continue
+        # ---- accepted: kinks inside the step
+        theta_star = 1.0
+        nflip = 0
+        if nc > 0:
+            theta_star, nflip = _locate(cj, ck, nc, Ku, slot, U, h, P, sc0, rtol, atol,
+                                        Qc, lo, hi, hitpos, flip)
+        t_next = t + theta_star * h
+        t_hi = min(t_next, t_end)
+        npts = 0
+        last_pt = 0.0
+        while next_t <= t_hi:
+            if next_t > t:
+                _dense_weights(P, (next_t - t) / h, b)
+                _dense_state(h, b, a, U, cnt, Ka, Ku, slot, ga, gu)
+                rec_t, rec_loss, rec_a, rec_w, rec_act = _grow_rows(
+                    rec_t, rec_loss, rec_a, rec_w, rec_act, nrec)
+                drift = _row(next_t, ga, gu, idx, cnt, y, invD, w_perp_sq, deadsq, balance0, rr,
+                             wsq, drift, rec_t, rec_loss, rec_a, rec_w, rec_act, nrec)
+                nrec += 1
+                npts += 1
+                last_pt = next_t
+            next_t *= grid_ratio
+        ist[I_STEPS] += 1
+        done_here += 1
+        h_prop = h * min(5.0, max(0.2, 0.9 * max(ratio, 1e-10) ** -0.2))
+        if nflip > 0:
+            ist[I_KINKS] += nflip
+            ist[I_KSTEPS] += 1
+            t = t_next
+            kink_t, kink_j, kink_i = _grow_kinks(kink_t, kink_j, kink_i, nkink + nflip)
+            for c in range(nc):
+                if flip[c]:
+                    mark[cj[c], ck[c]] = True
+            # the state at θ* (dense output), flipped coordinates recorded, set to 0 and
+            # dropped from the active lists (in (neuron, sample) order), residual scattered
+            _dense_weights(P, theta_star, b)
+            b0, b1, b2, b3, b4, b5, b6 = b[0], b[1], b[2], b[3], b[4], b[5], b[6]
+            for j in range(m):
+                acca = (b0 * Ka[slot[0], j] + b1 * Ka[slot[1], j] + b2 * Ka[slot[2], j]
+                        + b3 * Ka[slot[3], j] + b4 * Ka[slot[4], j] + b5 * Ka[slot[5], j]
+                        + b6 * Ka[slot[6], j])
+                aj = a[j] + h * acca
+                a[j] = aj
+                scj = _nmax(abs(aj), deadmax[j])
+                q = 0.0
+                w = 0
+                for k in range(cnt[j]):
+                    i = idx[j, k]
+                    if mark[j, k]:
+                        mark[j, k] = False
+                        kink_t[nkink] = t
+                        kink_j[nkink] = j
+                        kink_i[nkink] = i
+                        nkink += 1
+                        u_full[j, i] = 0.0
+                        continue
+                    v = U[j, k] + h * (b0 * K0[j, k] + b1 * K1[j, k] + b2 * K2[j, k]
+                                       + b3 * K3[j, k] + b4 * K4[j, k] + b5 * K5[j, k]
+                                       + b6 * K6[j, k])
+                    SU[j, w] = v
+                    idx[j, w] = i
+                    w += 1
+                    r[i] += aj * v
+                    q += v * v * invD[i]
+                    scj = _nmax(scj, abs(v))
+                cnt[j] = w
+                sc0[j] = scj
+                qsq[j] = q
+            cur = 1 - cur
+            U = X[cur]
+            ss = _finish_residual(r, y, D, inv_n, rw, g)
+            loss = ss / (2 * n)
+            _velocity_pass(a, U, idx, cnt, rw, g, Ka[slot[0]], Ku[slot[0]], spd0)
+            ist[I_EVALS] += 1
+            if record_kinks and (npts == 0 or last_pt < t):
+                rec_t, rec_loss, rec_a, rec_w, rec_act = _grow_rows(
+                    rec_t, rec_loss, rec_a, rec_w, rec_act, nrec)
+                big = 0.0
+                for j in range(m):
+                    ws = w_perp_sq[j] + (deadsq[j] + qsq[j])
+                    wsq[j] = ws
+                    rec_a[nrec, j] = abs(a[j])
+                    rec_w[nrec, j] = np.sqrt(max(ws, 0.0))
+                    rec_act[nrec, j] = cnt[j]
+                    big = _nmax(big, a[j] * a[j] + ws)
+                if big > 0:
+                    dev = 0.0
+                    for j in range(m):
+                        dev = _nmax(dev, abs(a[j] * a[j] - wsq[j] - balance0[j]))
+                    drift = max(drift, dev / big)
+                rec_t[nrec] = t
+                rec_loss[nrec] = loss
+                nrec += 1
+            h = max(h_prop, h * (1.0 - theta_star)) if theta_star < 1 else h_prop
+        else:
+            for j in range(m):
+                a[j] = sa[j]
+                sc0[j] = sc1[j]
+                spd0[j] = spd6[j]
+            cur = 1 - cur
+            s0 = slot[0]
+            slot[0] = slot[6]
+            slot[6] = s0
+            loss = loss6
+            t = t + h
+            h = h_prop
+        if loss <= loss_tol:
+            code = LOSS_TOL
+            break
+        # stall: every live neuron's speed below stall_rate x its size, and |grad L|^2 small
+        stalled = True
+        for j in range(m):
+            if sc0[j] > 0 and not (spd0[j] <= stall_rate * sc0[j]):
+                stalled = False
+                break
+        if stalled:
+            sp = 0.0
+            for j in range(m):
+                sp += Ka[slot[0], j] * Ka[slot[0], j]
+            qq = 0.0
+            K0 = Ku[slot[0]]
+            for j in range(m):
+                for k in range(cnt[j]):
+                    v = K0[j, k]
+                    qq += v * v * invD[idx[j, k]]
+            sp += qq
+            if sp <= loss_tol * rate_unit:
+                code = STALLED
+                break
+
+    U = X[cur]
+    for j in range(m):
+        for k in range(cnt[j]):
+            uc[j, k] = U[j, k]
+            u_full[j, idx[j, k]] = U[j, k]
+    if slot[0] != 0:
+        for j in range(m):
+            Ka[0, j] = Ka[slot[0], j]
+            for k in range(cnt[j]):
+                Ku[0, j, k] = Ku[slot[0], j, k]
+    if code != RUNNING and rec_t[nrec - 1] < t:
+        rec_t, rec_loss, rec_a, rec_w, rec_act = _grow_rows(rec_t, rec_loss, rec_a, rec_w, rec_act, nrec)
+        drift = _row(t, a, uc, idx, cnt, y, invD, w_perp_sq, deadsq, balance0, rr, wsq, drift,
+                     rec_t, rec_loss, rec_a, rec_w, rec_act, nrec)
+        nrec += 1
+    fs[F_T] = t
+    fs[F_H] = h
+    fs[F_NEXT] = next_t
+    fs[F_DRIFT] = drift
+    fs[F_LOSS] = loss
+    ist[I_NREC] = nrec
+    ist[I_NKINK] = nkink
+    return code, rec_t, rec_loss, rec_a, rec_w, rec_act, kink_t, kink_j, kink_i
