@@ -39,10 +39,15 @@ class Field:
             self.D = data.sq_norms()
             self.K = data.gram()
 
-    def velocity(self, a: np.ndarray, u: np.ndarray, mask: np.ndarray,
-                 weights: np.ndarray | float | None = None,
-                 out_a: np.ndarray | None = None, out_u: np.ndarray | None = None
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def velocity(
+        self,
+        a: np.ndarray,
+        u: np.ndarray,
+        mask: np.ndarray,
+        weights: np.ndarray | float | None = None,
+        out_a: np.ndarray | None = None,
+        out_u: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Return ``(da/dt, du/dt, r)`` at ``(a, u)`` with activity ``mask`` (float 0/1 array)."""
         sig = u * mask
         r = a @ sig - self.y

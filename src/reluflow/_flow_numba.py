@@ -94,8 +94,27 @@ def _grow_rows(rec_t, rec_loss, rec_a, rec_w, rec_act, nrec):
 
 
 @njit(cache=True)
-def _row(t, sa, su, idx, cnt, y, invD, w_perp_sq, deadsq, balance0, r, wsq, drift,
-         rec_t, rec_loss, rec_a, rec_w, rec_act, nrec):
+def _row(
+    t,
+    sa,
+    su,
+    idx,
+    cnt,
+    y,
+    invD,
+    w_perp_sq,
+    deadsq,
+    balance0,
+    r,
+    wsq,
+    drift,
+    rec_t,
+    rec_loss,
+    rec_a,
+    rec_w,
+    rec_act,
+    nrec,
+):
     """Write one trajectory row (t, loss, |a_j|, ‖w_j‖, n_active) at ``nrec``; return the drift.
 
     As the reference ``_Recorder.add``: ``‖w_j‖² = ‖w_j^⊥‖² + Σ_i u_ji² / ‖x_i‖²`` and the
@@ -329,16 +348,23 @@ def _stage_pass(s, h, A, B, a, U, SU, sa, idx, cnt, rw, g, r, Ka, Ku, slot):
                 acc += SU[j, k] * rw[i]
                 d = naj * g[i]
                 Ks[j, k] = d
-                SU[j, k] = (c0 * K0[j, k] + c1 * K1[j, k] + c2 * K2[j, k] + c3 * K3[j, k]
-                            + c4 * d) + U[j, k]
+                SU[j, k] = (
+                    c0 * K0[j, k] + c1 * K1[j, k] + c2 * K2[j, k] + c3 * K3[j, k] + c4 * d
+                ) + U[j, k]
         else:
             for k in range(nk):
                 i = idx[j, k]
                 acc += SU[j, k] * rw[i]
                 d = naj * g[i]
                 Ks[j, k] = d
-                SU[j, k] = U[j, k] + h * (c0 * K0[j, k] + c1 * K1[j, k] + c2 * K2[j, k]
-                                          + c3 * K3[j, k] + c4 * K4[j, k] + c5 * d)
+                SU[j, k] = U[j, k] + h * (
+                    c0 * K0[j, k]
+                    + c1 * K1[j, k]
+                    + c2 * K2[j, k]
+                    + c3 * K3[j, k]
+                    + c4 * K4[j, k]
+                    + c5 * d
+                )
         da = -acc
         Ka[slot[s], j] = da
         if s == 1:
@@ -348,11 +374,22 @@ def _stage_pass(s, h, A, B, a, U, SU, sa, idx, cnt, rw, g, r, Ka, Ku, slot):
         elif s == 3:
             aj = (c0 * Ka[slot[0], j] + c1 * Ka[slot[1], j] + c2 * Ka[slot[2], j] + c3 * da) + a[j]
         elif s == 4:
-            aj = (c0 * Ka[slot[0], j] + c1 * Ka[slot[1], j] + c2 * Ka[slot[2], j]
-                  + c3 * Ka[slot[3], j] + c4 * da) + a[j]
+            aj = (
+                c0 * Ka[slot[0], j]
+                + c1 * Ka[slot[1], j]
+                + c2 * Ka[slot[2], j]
+                + c3 * Ka[slot[3], j]
+                + c4 * da
+            ) + a[j]
         else:
-            aj = a[j] + h * (c0 * Ka[slot[0], j] + c1 * Ka[slot[1], j] + c2 * Ka[slot[2], j]
-                             + c3 * Ka[slot[3], j] + c4 * Ka[slot[4], j] + c5 * da)
+            aj = a[j] + h * (
+                c0 * Ka[slot[0], j]
+                + c1 * Ka[slot[1], j]
+                + c2 * Ka[slot[2], j]
+                + c3 * Ka[slot[3], j]
+                + c4 * Ka[slot[4], j]
+                + c5 * da
+            )
         sa[j] = aj
         for k in range(nk):
             r[idx[j, k]] += aj * SU[j, k]
@@ -376,11 +413,46 @@ def _velocity_pass(sa, SU, idx, cnt, rw, g, KA, KU, spd):
 
 
 @njit(cache=True)
-def run(A, B, E, P, y, D, w_perp_sq, deadmax, deadsq, balance0,
-        a, uc, idx, cnt, u_full, Ka, Ku, sc0, fs, ist,
-        t_end, max_steps, step_limit, rtol, atol, loss_tol, stall_rate, rate_unit,
-        grid_ratio, record_kinks,
-        rec_t, rec_loss, rec_a, rec_w, rec_act, kink_t, kink_j, kink_i):
+def run(
+    A,
+    B,
+    E,
+    P,
+    y,
+    D,
+    w_perp_sq,
+    deadmax,
+    deadsq,
+    balance0,
+    a,
+    uc,
+    idx,
+    cnt,
+    u_full,
+    Ka,
+    Ku,
+    sc0,
+    fs,
+    ist,
+    t_end,
+    max_steps,
+    step_limit,
+    rtol,
+    atol,
+    loss_tol,
+    stall_rate,
+    rate_unit,
+    grid_ratio,
+    record_kinks,
+    rec_t,
+    rec_loss,
+    rec_a,
+    rec_w,
+    rec_act,
+    kink_t,
+    kink_j,
+    kink_i,
+):
     """Integrate until a stopping rule or ``step_limit`` accepted steps (code ``RUNNING``).
 
     On entry and exit ``(a, uc)`` is the state (active coordinates of neuron
@@ -435,9 +507,30 @@ def run(A, B, E, P, y, D, w_perp_sq, deadmax, deadsq, balance0,
     nrec = ist[I_NREC]
     nkink = ist[I_NKINK]
     if nrec == 0:
-        rec_t, rec_loss, rec_a, rec_w, rec_act = _grow_rows(rec_t, rec_loss, rec_a, rec_w, rec_act, nrec)
-        drift = _row(t, a, uc, idx, cnt, y, invD, w_perp_sq, deadsq, balance0, rr, wsq, drift,
-                     rec_t, rec_loss, rec_a, rec_w, rec_act, nrec)
+        rec_t, rec_loss, rec_a, rec_w, rec_act = _grow_rows(
+            rec_t, rec_loss, rec_a, rec_w, rec_act, nrec
+        )
+        drift = _row(
+            t,
+            a,
+            uc,
+            idx,
+            cnt,
+            y,
+            invD,
+            w_perp_sq,
+            deadsq,
+            balance0,
+            rr,
+            wsq,
+            drift,
+            rec_t,
+            rec_loss,
+            rec_a,
+            rec_w,
+            rec_act,
+            nrec,
+        )
         nrec += 1
     code = RUNNING
     done_here = 0
@@ -494,8 +587,15 @@ def run(A, B, E, P, y, D, w_perp_sq, deadmax, deadsq, balance0,
                 sp = max(sp, abs(d))
                 s1 = _nmax(s1, abs(vu))
                 k0 = K0[j, k]
-                ek = h * (e0 * k0 + e1 * K1[j, k] + e2 * K2[j, k] + e3 * K3[j, k]
-                          + e4 * K4[j, k] + e5 * K5[j, k] + e6 * d)
+                ek = h * (
+                    e0 * k0
+                    + e1 * K1[j, k]
+                    + e2 * K2[j, k]
+                    + e3 * K3[j, k]
+                    + e4 * K4[j, k]
+                    + e5 * K5[j, k]
+                    + e6 * d
+                )
                 e = _nmax(e, abs(ek))
                 if vu <= 0 or min(U[j, k], vu) < 0.5 * h * abs(k0):
                     cj[nc] = j
@@ -504,9 +604,15 @@ def run(A, B, E, P, y, D, w_perp_sq, deadmax, deadsq, balance0,
             da = -acc
             Ka[slot[6], j] = da
             spd6[j] = max(abs(da), sp)
-            ea = h * (e0 * Ka[slot[0], j] + e1 * Ka[slot[1], j] + e2 * Ka[slot[2], j]
-                      + e3 * Ka[slot[3], j] + e4 * Ka[slot[4], j] + e5 * Ka[slot[5], j]
-                      + e6 * da)
+            ea = h * (
+                e0 * Ka[slot[0], j]
+                + e1 * Ka[slot[1], j]
+                + e2 * Ka[slot[2], j]
+                + e3 * Ka[slot[3], j]
+                + e4 * Ka[slot[4], j]
+                + e5 * Ka[slot[5], j]
+                + e6 * da
+            )
             e = _nmax(abs(ea), e)
             sc1[j] = s1
             sc = _nmax(atol + rtol * _nmax(sc0[j], s1), 1e-300)
@@ -516,7 +622,7 @@ def run(A, B, E, P, y, D, w_perp_sq, deadmax, deadsq, balance0,
             break
         if ratio > 1.0:
             ist[I_REJ] += 1
-            h *= max(0.2, 0.9 * ratio ** -0.2)
+            h *= max(0.2, 0.9 * ratio**-0.2)
             if h < 1e-14 * max(t, 1.0):
                 code = UNDERFLOW
                 break
@@ -525,8 +631,9 @@ def run(A, B, E, P, y, D, w_perp_sq, deadmax, deadsq, balance0,
         theta_star = 1.0
         nflip = 0
         if nc > 0:
-            theta_star, nflip = _locate(cj, ck, nc, Ku, slot, U, h, P, sc0, rtol, atol,
-                                        Qc, lo, hi, hitpos, flip)
+            theta_star, nflip = _locate(
+                cj, ck, nc, Ku, slot, U, h, P, sc0, rtol, atol, Qc, lo, hi, hitpos, flip
+            )
         t_next = t + theta_star * h
         t_hi = min(t_next, t_end)
         npts = 0
@@ -536,9 +643,29 @@ def run(A, B, E, P, y, D, w_perp_sq, deadmax, deadsq, balance0,
                 _dense_weights(P, (next_t - t) / h, b)
                 _dense_state(h, b, a, U, cnt, Ka, Ku, slot, ga, gu)
                 rec_t, rec_loss, rec_a, rec_w, rec_act = _grow_rows(
-                    rec_t, rec_loss, rec_a, rec_w, rec_act, nrec)
-                drift = _row(next_t, ga, gu, idx, cnt, y, invD, w_perp_sq, deadsq, balance0, rr,
-                             wsq, drift, rec_t, rec_loss, rec_a, rec_w, rec_act, nrec)
+                    rec_t, rec_loss, rec_a, rec_w, rec_act, nrec
+                )
+                drift = _row(
+                    next_t,
+                    ga,
+                    gu,
+                    idx,
+                    cnt,
+                    y,
+                    invD,
+                    w_perp_sq,
+                    deadsq,
+                    balance0,
+                    rr,
+                    wsq,
+                    drift,
+                    rec_t,
+                    rec_loss,
+                    rec_a,
+                    rec_w,
+                    rec_act,
+                    nrec,
+                )
                 nrec += 1
                 npts += 1
                 last_pt = next_t
@@ -559,9 +686,15 @@ def run(A, B, E, P, y, D, w_perp_sq, deadmax, deadsq, balance0,
             _dense_weights(P, theta_star, b)
             b0, b1, b2, b3, b4, b5, b6 = b[0], b[1], b[2], b[3], b[4], b[5], b[6]
             for j in range(m):
-                acca = (b0 * Ka[slot[0], j] + b1 * Ka[slot[1], j] + b2 * Ka[slot[2], j]
-                        + b3 * Ka[slot[3], j] + b4 * Ka[slot[4], j] + b5 * Ka[slot[5], j]
-                        + b6 * Ka[slot[6], j])
+                acca = (
+                    b0 * Ka[slot[0], j]
+                    + b1 * Ka[slot[1], j]
+                    + b2 * Ka[slot[2], j]
+                    + b3 * Ka[slot[3], j]
+                    + b4 * Ka[slot[4], j]
+                    + b5 * Ka[slot[5], j]
+                    + b6 * Ka[slot[6], j]
+                )
                 aj = a[j] + h * acca
                 a[j] = aj
                 scj = _nmax(abs(aj), deadmax[j])
@@ -577,9 +710,15 @@ def run(A, B, E, P, y, D, w_perp_sq, deadmax, deadsq, balance0,
                         nkink += 1
                         u_full[j, i] = 0.0
                         continue
-                    v = U[j, k] + h * (b0 * K0[j, k] + b1 * K1[j, k] + b2 * K2[j, k]
-                                       + b3 * K3[j, k] + b4 * K4[j, k] + b5 * K5[j, k]
-                                       + b6 * K6[j, k])
+                    v = U[j, k] + h * (
+                        b0 * K0[j, k]
+                        + b1 * K1[j, k]
+                        + b2 * K2[j, k]
+                        + b3 * K3[j, k]
+                        + b4 * K4[j, k]
+                        + b5 * K5[j, k]
+                        + b6 * K6[j, k]
+                    )
                     SU[j, w] = v
                     idx[j, w] = i
                     w += 1
@@ -597,7 +736,8 @@ def run(A, B, E, P, y, D, w_perp_sq, deadmax, deadsq, balance0,
             ist[I_EVALS] += 1
             if record_kinks and (npts == 0 or last_pt < t):
                 rec_t, rec_loss, rec_a, rec_w, rec_act = _grow_rows(
-                    rec_t, rec_loss, rec_a, rec_w, rec_act, nrec)
+                    rec_t, rec_loss, rec_a, rec_w, rec_act, nrec
+                )
                 big = 0.0
                 for j in range(m):
                     ws = w_perp_sq[j] + (deadsq[j] + qsq[j])
@@ -662,9 +802,30 @@ def run(A, B, E, P, y, D, w_perp_sq, deadmax, deadsq, balance0,
             for k in range(cnt[j]):
                 Ku[0, j, k] = Ku[slot[0], j, k]
     if code != RUNNING and rec_t[nrec - 1] < t:
-        rec_t, rec_loss, rec_a, rec_w, rec_act = _grow_rows(rec_t, rec_loss, rec_a, rec_w, rec_act, nrec)
-        drift = _row(t, a, uc, idx, cnt, y, invD, w_perp_sq, deadsq, balance0, rr, wsq, drift,
-                     rec_t, rec_loss, rec_a, rec_w, rec_act, nrec)
+        rec_t, rec_loss, rec_a, rec_w, rec_act = _grow_rows(
+            rec_t, rec_loss, rec_a, rec_w, rec_act, nrec
+        )
+        drift = _row(
+            t,
+            a,
+            uc,
+            idx,
+            cnt,
+            y,
+            invD,
+            w_perp_sq,
+            deadsq,
+            balance0,
+            rr,
+            wsq,
+            drift,
+            rec_t,
+            rec_loss,
+            rec_a,
+            rec_w,
+            rec_act,
+            nrec,
+        )
         nrec += 1
     fs[F_T] = t
     fs[F_H] = h

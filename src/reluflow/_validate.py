@@ -27,16 +27,27 @@ def seed(name: str, value: Any) -> int:
     return int(value)
 
 
-def finite_float(name: str, value: Any, *, low: float | None = None, high: float | None = None,
-                 low_open: bool = False, high_open: bool = False, allowed: str | None = None) -> float:
+def finite_float(
+    name: str,
+    value: Any,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+    allowed: str | None = None,
+) -> float:
     try:
         x = float(value)
     except (TypeError, ValueError):
         raise InputError(f"{name} must be a number, got {value!r}") from None
     if not math.isfinite(x):
-        raise InputError(f"{name} must be finite, got {value!r}" + (f" (allowed: {allowed})" if allowed else ""))
+        raise InputError(
+            f"{name} must be finite, got {value!r}" + (f" (allowed: {allowed})" if allowed else "")
+        )
     bad = (low is not None and (x <= low if low_open else x < low)) or (
-        high is not None and (x >= high if high_open else x > high))
+        high is not None and (x >= high if high_open else x > high)
+    )
     if bad:
         if allowed is None:
             lo = "" if low is None else (f"> {low:g}" if low_open else f">= {low:g}")
@@ -47,13 +58,21 @@ def finite_float(name: str, value: Any, *, low: float | None = None, high: float
 
 
 def scale(value: Any) -> float:
-    return finite_float("scale (lambda)", value, low=0.0, low_open=True,
-                        allowed="a finite number > 0, e.g. 1e-8")
+    return finite_float(
+        "scale (lambda)", value, low=0.0, low_open=True, allowed="a finite number > 0, e.g. 1e-8"
+    )
 
 
 def tolerance(name: str, value: Any) -> float:
-    return finite_float(name, value, low=0.0, high=1.0, low_open=True, high_open=True,
-                        allowed="a number in (0, 1), e.g. 1e-8")
+    return finite_float(
+        name,
+        value,
+        low=0.0,
+        high=1.0,
+        low_open=True,
+        high_open=True,
+        allowed="a number in (0, 1), e.g. 1e-8",
+    )
 
 
 def finite_array(name: str, value: Any, *, ndim: int) -> np.ndarray:

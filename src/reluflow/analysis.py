@@ -26,8 +26,9 @@ from .trajectory import Trajectory
 __all__ = ["activation_events", "plateaus"]
 
 
-def activation_events(traj: Trajectory, *, threshold: float = 0.5,
-                      min_ratio: float | None = None) -> pd.DataFrame:
+def activation_events(
+    traj: Trajectory, *, threshold: float = 0.5, min_ratio: float | None = None
+) -> pd.DataFrame:
     """One row per activated neuron, in order of activation.
 
     Columns: ``neuron``, ``t``, ``tau``, ``a_final`` (|a_j| at the end),
@@ -55,8 +56,15 @@ def activation_events(traj: Trajectory, *, threshold: float = 0.5,
             la, lb = math.log(max(aj[k - 1], 1e-300)), math.log(aj[k])
             frac = (math.log(level) - la) / (lb - la) if lb > la else 1.0
             tk = t[k - 1] + frac * (t[k] - t[k - 1])
-        rows.append({"neuron": j, "t": float(tk), "tau": float(tk / log_inv),
-                     "a_final": float(aj[-1]), "growth": float(growth)})
+        rows.append(
+            {
+                "neuron": j,
+                "t": float(tk),
+                "tau": float(tk / log_inv),
+                "a_final": float(aj[-1]),
+                "growth": float(growth),
+            }
+        )
     df = pd.DataFrame(rows, columns=["neuron", "t", "tau", "a_final", "growth"])
     return df.sort_values("t", kind="stable").reset_index(drop=True)
 
@@ -79,9 +87,14 @@ def plateaus(traj: Trajectory, *, rel_tol: float = 0.01, min_length: float = 0.0
             continue
         end = k - 1
         if end > s and x[end] - x[s] >= min_length * span:
-            rows.append({"t_start": float(t[s]), "t_end": float(t[end]),
-                         "tau_start": float(x[s]) if traj.scale < 1 else float("nan"),
-                         "tau_end": float(x[end]) if traj.scale < 1 else float("nan"),
-                         "loss": float(np.mean(loss[s:end + 1]))})
+            rows.append(
+                {
+                    "t_start": float(t[s]),
+                    "t_end": float(t[end]),
+                    "tau_start": float(x[s]) if traj.scale < 1 else float("nan"),
+                    "tau_end": float(x[end]) if traj.scale < 1 else float("nan"),
+                    "loss": float(np.mean(loss[s : end + 1])),
+                }
+            )
         s = k
     return pd.DataFrame(rows, columns=["t_start", "t_end", "tau_start", "tau_end", "loss"])

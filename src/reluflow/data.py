@@ -29,8 +29,14 @@ LABEL_SCHEMES = ("balanced", "random", "gaussian")
 NORM_SCHEMES = ("uniform",)
 FRAMES = ("canonical", "random")
 
-__all__ = ["ArrayData", "Dataset", "OrthogonalData", "array_data", "gaussian_data",
-           "orthogonal_data"]
+__all__ = [
+    "ArrayData",
+    "Dataset",
+    "OrthogonalData",
+    "array_data",
+    "gaussian_data",
+    "orthogonal_data",
+]
 
 
 def _labels(labels: Any, n: int, seed: int) -> np.ndarray:
@@ -107,13 +113,22 @@ class OrthogonalData(Dataset):
     kind = "orthogonal"
     is_orthogonal = True
 
-    def __init__(self, norms: Any, y: Any, d: int | None = None, frame: str = "canonical",
-                 seed: int = 0, label_scheme: str = "given", norm_scheme: str = "given"):
+    def __init__(
+        self,
+        norms: Any,
+        y: Any,
+        d: int | None = None,
+        frame: str = "canonical",
+        seed: int = 0,
+        label_scheme: str = "given",
+        norm_scheme: str = "given",
+    ):
         self.y = V.finite_array("labels (y)", y, ndim=1)
         norms = V.finite_array("norms", norms, ndim=1)
         if norms.shape != self.y.shape:
             raise InputError(
-                f"norms and labels must have the same length, got {norms.shape[0]} and {self.y.shape[0]}")
+                f"norms and labels must have the same length, got {norms.shape[0]} and {self.y.shape[0]}"
+            )
         if self.y.shape[0] < 1:
             raise InputError("n must be an integer >= 1, got 0 samples")
         if (norms <= 0).any():
@@ -124,7 +139,8 @@ class OrthogonalData(Dataset):
         if self._d < n:
             raise InputError(
                 f"d must be >= n for orthogonal data (n orthogonal vectors need n dimensions), "
-                f"got d = {self._d} < n = {n}; use gaussian_data for d < n")
+                f"got d = {self._d} < n = {n}; use gaussian_data for d < n"
+            )
         self.frame = V.choice("frame", frame, FRAMES)
         self.seed = int(seed)
         self.label_scheme = label_scheme
@@ -162,12 +178,21 @@ class OrthogonalData(Dataset):
         return self.norms[:, None] * self.frame_vectors()
 
     def describe(self) -> dict[str, Any]:
-        return {"kind": self.kind, "n": self.n, "d": self.d, "frame": self.frame,
-                "labels": self.label_scheme, "norms": self.norm_scheme, "seed": self.seed}
+        return {
+            "kind": self.kind,
+            "n": self.n,
+            "d": self.d,
+            "frame": self.frame,
+            "labels": self.label_scheme,
+            "norms": self.norm_scheme,
+            "seed": self.seed,
+        }
 
     def __repr__(self) -> str:
-        return (f"OrthogonalData(n={self.n}, d={self.d}, frame={self.frame!r}, "
-                f"labels={self.label_scheme!r}, norms={self.norm_scheme!r})")
+        return (
+            f"OrthogonalData(n={self.n}, d={self.d}, frame={self.frame!r}, "
+            f"labels={self.label_scheme!r}, norms={self.norm_scheme!r})"
+        )
 
 
 class ArrayData(Dataset):
@@ -180,21 +205,31 @@ class ArrayData(Dataset):
 
     kind = "array"
 
-    def __init__(self, X: Any, y: Any, seed: int | None = None, label_scheme: str = "given",
-                 kind: str = "array"):
+    def __init__(
+        self,
+        X: Any,
+        y: Any,
+        seed: int | None = None,
+        label_scheme: str = "given",
+        kind: str = "array",
+    ):
         X = V.finite_array("X", X, ndim=2)
         self.y = V.finite_array("labels (y)", y, ndim=1)
         if X.shape[0] != self.y.shape[0]:
             raise InputError(
                 f"X and y must have the same number of samples, got X with {X.shape[0]} rows "
-                f"and y with {self.y.shape[0]} entries")
+                f"and y with {self.y.shape[0]} entries"
+            )
         if X.shape[0] < 1 or X.shape[1] < 1:
-            raise InputError(f"X must have at least one sample and one feature, got shape {X.shape}")
+            raise InputError(
+                f"X must have at least one sample and one feature, got shape {X.shape}"
+            )
         norms = np.linalg.norm(X, axis=1)
         if (norms == 0).any():
             raise InputError(
                 f"X has {int((norms == 0).sum())} all-zero row(s) (first: {int(np.argmin(norms))}); "
-                "a ReLU network cannot fit a zero input, remove them")
+                "a ReLU network cannot fit a zero input, remove them"
+            )
         self.X = X
         self.seed = seed
         self.label_scheme = label_scheme
@@ -238,15 +273,29 @@ class ArrayData(Dataset):
         return self.X
 
     def describe(self) -> dict[str, Any]:
-        return {"kind": self.kind, "n": self.n, "d": self.d, "labels": self.label_scheme,
-                "seed": self.seed}
+        return {
+            "kind": self.kind,
+            "n": self.n,
+            "d": self.d,
+            "labels": self.label_scheme,
+            "seed": self.seed,
+        }
 
     def __repr__(self) -> str:
-        return f"ArrayData(n={self.n}, d={self.d}, kind={self.kind!r}, coherence={self.coherence:.3g})"
+        return (
+            f"ArrayData(n={self.n}, d={self.d}, kind={self.kind!r}, coherence={self.coherence:.3g})"
+        )
 
 
-def orthogonal_data(n: int, d: int | None = None, *, labels: Any = "balanced",
-                    norms: Any = 1.0, frame: str = "canonical", seed: int = 0) -> OrthogonalData:
+def orthogonal_data(
+    n: int,
+    d: int | None = None,
+    *,
+    labels: Any = "balanced",
+    norms: Any = 1.0,
+    frame: str = "canonical",
+    seed: int = 0,
+) -> OrthogonalData:
     """Orthogonal dataset of ``n`` samples in R^d (THEORY.md §3).
 
     Args:
@@ -276,8 +325,9 @@ def orthogonal_data(n: int, d: int | None = None, *, labels: Any = "balanced",
     else:
         nv = norms
         norm_scheme = "given"
-    return OrthogonalData(nv, y, d=d, frame=frame, seed=seed, label_scheme=label_scheme,
-                          norm_scheme=norm_scheme)
+    return OrthogonalData(
+        nv, y, d=d, frame=frame, seed=seed, label_scheme=label_scheme, norm_scheme=norm_scheme
+    )
 
 
 def gaussian_data(n: int, d: int, *, labels: Any = "balanced", seed: int = 0) -> ArrayData:
@@ -292,8 +342,9 @@ def gaussian_data(n: int, d: int, *, labels: Any = "balanced", seed: int = 0) ->
     seed = V.seed("seed", seed)
     X = _rng.stream(seed, _rng.DATA_GAUSSIAN).standard_normal((n, d)) / np.sqrt(d)
     label_scheme = labels if isinstance(labels, str) else "given"
-    return ArrayData(X, _labels(labels, n, seed), seed=seed, label_scheme=label_scheme,
-                     kind="gaussian")
+    return ArrayData(
+        X, _labels(labels, n, seed), seed=seed, label_scheme=label_scheme, kind="gaussian"
+    )
 
 
 def array_data(X: Any, y: Any) -> ArrayData:

@@ -131,8 +131,10 @@ def gradient_descent(
         ``provenance["sharpness"]`` lists the measured ``(step, sharpness)``.
     """
     if net.n != data.n:
-        raise InputError(f"network and data disagree: the network has n = {net.n} reduced "
-                         f"coordinates per neuron, the data n = {data.n} samples")
+        raise InputError(
+            f"network and data disagree: the network has n = {net.n} reduced "
+            f"coordinates per neuron, the data n = {data.n} samples"
+        )
     lr = V.finite_float("lr", lr, low=0.0, low_open=True, allowed="a finite number > 0")
     max_steps = V.positive_int("max_steps", max_steps)
     if steps is not None:
@@ -148,12 +150,18 @@ def gradient_descent(
             batch_size = None
     batch_seed = V.seed("batch_seed", batch_seed)
     L0 = float(y @ y) / (2 * n)
-    loss_tol = (1e-10 * L0 if L0 > 0 else 0.0) if loss_tol is None else V.finite_float(
-        "loss_tol", loss_tol, low=0.0, allowed="a finite number >= 0")
+    loss_tol = (
+        (1e-10 * L0 if L0 > 0 else 0.0)
+        if loss_tol is None
+        else V.finite_float("loss_tol", loss_tol, low=0.0, allowed="a finite number >= 0")
+    )
     weight = np.abs(y) * np.sqrt(data.sq_norms())
     rate_unit = float(weight[weight > 0].min()) / n if (weight > 0).any() else 1.0 / n
-    stall_rate = 1e-3 * rate_unit if stall_rate is None else V.finite_float(
-        "stall_rate", stall_rate, low=0.0, allowed="a finite number >= 0")
+    stall_rate = (
+        1e-3 * rate_unit
+        if stall_rate is None
+        else V.finite_float("stall_rate", stall_rate, low=0.0, allowed="a finite number >= 0")
+    )
     wall0 = time.perf_counter()
 
     field = Field(data)
@@ -176,8 +184,13 @@ def gradient_descent(
     next_check = 1
     status, message = "max_steps", ""
     k = 0
-    bar = tqdm(total=max_steps if steps is not None else None, disable=not progress,
-               desc="descent", unit=" steps", leave=False)
+    bar = tqdm(
+        total=max_steps if steps is not None else None,
+        disable=not progress,
+        desc="descent",
+        unit=" steps",
+        leave=False,
+    )
     try:
         while True:
             t = k * lr
@@ -186,10 +199,14 @@ def gradient_descent(
                 sharp_log.append((k, s))
                 if not warned and s > 0 and lr > 2.0 / s:
                     warned = True
-                    warnings.warn(StabilityWarning(
-                        f"lr = {lr:g} exceeds 2 / sharpness = {2.0 / s:.4g} at step {k} "
-                        f"(sharpness {s:.4g}): gradient descent may be unstable; "
-                        "use a smaller lr to follow the gradient flow"), stacklevel=2)
+                    warnings.warn(
+                        StabilityWarning(
+                            f"lr = {lr:g} exceeds 2 / sharpness = {2.0 / s:.4g} at step {k} "
+                            f"(sharpness {s:.4g}): gradient descent may be unstable; "
+                            "use a smaller lr to follow the gradient flow"
+                        ),
+                        stacklevel=2,
+                    )
                 next_check *= 2
             if batch_size is None:
                 w = None
@@ -198,13 +215,16 @@ def gradient_descent(
                     order = rng.permutation(n)
                     pos = 0
                 wts[:] = 0.0
-                wts[order[pos:pos + batch_size]] = 1.0 / batch_size
+                wts[order[pos : pos + batch_size]] = 1.0 / batch_size
                 pos += batch_size
                 w = wts
             da, du, r = field.velocity(a, u, mask, weights=w)
             loss = float(r @ r) / (2 * n)
             if not math.isfinite(loss) or not np.isfinite(a).all():
-                status, message = "diverged", f"descent diverged (non-finite values) at step {k}, t = {t:.6g}"
+                status, message = (
+                    "diverged",
+                    f"descent diverged (non-finite values) at step {k}, t = {t:.6g}",
+                )
                 break
             if loss <= loss_tol:
                 status, message = "loss_tol", f"loss {loss:.3e} <= loss_tol = {loss_tol:.3e}"
@@ -216,15 +236,25 @@ def gradient_descent(
                 if steps is not None:
                     status, message = "steps", f"ran the requested {steps} steps"
                 else:
-                    status, message = "max_steps", (
-                        f"stopped after max_steps = {max_steps} steps at t = {t:.6g} before any "
-                        "stopping criterion: the result is incomplete; raise max_steps")
+                    status, message = (
+                        "max_steps",
+                        (
+                            f"stopped after max_steps = {max_steps} steps at t = {t:.6g} before any "
+                            "stopping criterion: the result is incomplete; raise max_steps"
+                        ),
+                    )
                 break
             if batch_size is None:
                 v = np.concatenate([da, du.ravel()])
                 yv = np.concatenate([a, u.ravel()])
-                if _stalled(v, yv, m, n, stall_rate) and _speed_sq(v, data, m, n) <= loss_tol * rate_unit:
-                    status, message = "stalled", "nothing moves any more (relative speeds < stall_rate)"
+                if (
+                    _stalled(v, yv, m, n, stall_rate)
+                    and _speed_sq(v, data, m, n) <= loss_tol * rate_unit
+                ):
+                    status, message = (
+                        "stalled",
+                        "nothing moves any more (relative speeds < stall_rate)",
+                    )
                     break
             a = a + lr * da
             u = u + lr * du
@@ -249,21 +279,45 @@ def gradient_descent(
     dyn = "sgd" if batch_size else "descent"
     log_inv = math.log(1.0 / net.scale) if net.scale < 1 else float("nan")
     tt = np.asarray(rec.t)
-    prov = provenance(dynamics=dyn, scale=net.scale, m=m, n=n, init=net.init, seed=net.seed,
-                      data=data.describe(), lr=lr, batch_size=batch_size, batch_seed=batch_seed,
-                      steps=steps, t_max=t_max, tau_max=tau_max, loss_tol=loss_tol,
-                      stall_rate=stall_rate, max_steps=max_steps)
+    prov = provenance(
+        dynamics=dyn,
+        scale=net.scale,
+        m=m,
+        n=n,
+        init=net.init,
+        seed=net.seed,
+        data=data.describe(),
+        lr=lr,
+        batch_size=batch_size,
+        batch_seed=batch_seed,
+        steps=steps,
+        t_max=t_max,
+        tau_max=tau_max,
+        loss_tol=loss_tol,
+        stall_rate=stall_rate,
+        max_steps=max_steps,
+    )
     prov["sharpness"] = sharp_log
     nk = [len(j) for j in kinks_j]
     return Trajectory(
-        dynamics=dyn, t=tt, tau=tt / log_inv, loss=np.asarray(rec.loss), a_abs=np.asarray(rec.a),
-        w_norm=np.asarray(rec.w), n_active=np.asarray(rec.act), final=net.with_params(a, u),
-        initial=net, success=success, status=status, message=message or status,
+        dynamics=dyn,
+        t=tt,
+        tau=tt / log_inv,
+        loss=np.asarray(rec.loss),
+        a_abs=np.asarray(rec.a),
+        w_norm=np.asarray(rec.w),
+        n_active=np.asarray(rec.act),
+        final=net.with_params(a, u),
+        initial=net,
+        success=success,
+        status=status,
+        message=message or status,
         conservation_drift=rec.drift,
         stats=SolverStats(steps=k, evaluations=k, kinks=int(sum(nk))),
         kink_t=np.repeat(np.asarray(kinks_t), nk) if kinks_t else np.zeros(0),
         kink_neuron=np.concatenate(kinks_j) if kinks_j else np.zeros(0, dtype=np.int64),
         kink_sample=np.concatenate(kinks_i) if kinks_i else np.zeros(0, dtype=np.int64),
         kink_up=np.concatenate(kinks_up) if kinks_up else np.zeros(0, dtype=bool),
-        wall_s=time.perf_counter() - wall0, provenance=prov,
+        wall_s=time.perf_counter() - wall0,
+        provenance=prov,
     )

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any
 
 import numpy as np
 from scipy.integrate import RK45
@@ -55,7 +54,9 @@ def _stop_times(net: Network, t_max: float | None, tau_max: float | None) -> flo
         ends.append(V.finite_float("t_max", t_max, low=0.0, low_open=True))
     if tau_max is not None:
         if log_inv <= 0:
-            raise InputError(f"tau_max needs scale < 1 (tau = t / log(1/scale)), got scale = {net.scale}")
+            raise InputError(
+                f"tau_max needs scale < 1 (tau = t / log(1/scale)), got scale = {net.scale}"
+            )
         ends.append(V.finite_float("tau_max", tau_max, low=0.0, low_open=True) * log_inv)
     return min(ends) if ends else math.inf
 
@@ -145,15 +146,18 @@ def gradient_flow(
         its step budget or failed, with the reason in ``status`` and ``message``.
     """
     if net.n != data.n:
-        raise InputError(f"network and data disagree: the network has n = {net.n} reduced "
-                         f"coordinates per neuron, the data n = {data.n} samples")
+        raise InputError(
+            f"network and data disagree: the network has n = {net.n} reduced "
+            f"coordinates per neuron, the data n = {data.n} samples"
+        )
     engine = V.choice("engine", engine, ENGINES)
     if engine == "auto":
         engine = "numba" if data.is_orthogonal else "numpy"
     elif engine == "numba" and not data.is_orthogonal:
         raise InputError(
             f"engine='numba' needs orthogonal data (data.is_orthogonal), got {data!r} with "
-            f"coherence {data.coherence:.3e}; use engine='numpy' (or 'auto') for general data")
+            f"coherence {data.coherence:.3e}; use engine='numpy' (or 'auto') for general data"
+        )
     rtol = V.tolerance("rtol", rtol)
     atol = V.finite_float("atol", atol, low=0.0, allowed="a finite number >= 0")
     max_steps = V.positive_int("max_steps", max_steps)
@@ -162,19 +166,38 @@ def gradient_flow(
     y = data.y
     n, m = data.n, net.m
     L0 = float(y @ y) / (2 * n)
-    loss_tol = (1e-10 * L0 if L0 > 0 else 0.0) if loss_tol is None else V.finite_float(
-        "loss_tol", loss_tol, low=0.0, allowed="a finite number >= 0")
+    loss_tol = (
+        (1e-10 * L0 if L0 > 0 else 0.0)
+        if loss_tol is None
+        else V.finite_float("loss_tol", loss_tol, low=0.0, allowed="a finite number >= 0")
+    )
     weight = np.abs(y) * np.sqrt(data.sq_norms())
     rate_unit = float(weight[weight > 0].min()) / n if (weight > 0).any() else 1.0 / n
-    stall_rate = 1e-3 * rate_unit if stall_rate is None else V.finite_float(
-        "stall_rate", stall_rate, low=0.0, allowed="a finite number >= 0")
+    stall_rate = (
+        1e-3 * rate_unit
+        if stall_rate is None
+        else V.finite_float("stall_rate", stall_rate, low=0.0, allowed="a finite number >= 0")
+    )
     wall0 = time.perf_counter()
     if engine == "numba":
         return _gradient_flow_numba(
-            data, net, t_end=t_end, t_max=t_max, tau_max=tau_max, loss_tol=loss_tol, rtol=rtol,
-            atol=atol, stall_rate=stall_rate, rate_unit=rate_unit, max_steps=max_steps,
-            points_per_decade=points_per_decade, record_kinks=record_kinks, progress=progress,
-            weight=weight, wall0=wall0)
+            data,
+            net,
+            t_end=t_end,
+            t_max=t_max,
+            tau_max=tau_max,
+            loss_tol=loss_tol,
+            rtol=rtol,
+            atol=atol,
+            stall_rate=stall_rate,
+            rate_unit=rate_unit,
+            max_steps=max_steps,
+            points_per_decade=points_per_decade,
+            record_kinks=record_kinks,
+            progress=progress,
+            weight=weight,
+            wall0=wall0,
+        )
 
     field = Field(data)
     a = net.a.astype(float).copy()
@@ -185,8 +208,9 @@ def gradient_flow(
     K = np.empty((7, N))
 
     def f(state: np.ndarray, out: np.ndarray) -> np.ndarray:
-        da, du, r = field.velocity(state[:m], state[m:].reshape(m, n), mask,
-                                   out_a=out[:m], out_u=out[m:].reshape(m, n))
+        da, du, r = field.velocity(
+            state[:m], state[m:].reshape(m, n), mask, out_a=out[:m], out_u=out[m:].reshape(m, n)
+        )
         return r
 
     stats = dict(steps=0, rejected=0, evaluations=0, kinks=0, kink_steps=0)
@@ -214,10 +238,14 @@ def gradient_flow(
                 status, message = "t_max", f"reached the requested time t = {t:.6g}"
                 break
             if stats["steps"] >= max_steps:
-                status, message = "max_steps", (
-                    f"stopped after max_steps = {max_steps} steps at t = {t:.6g} "
-                    f"(tau = {t / math.log(1 / net.scale) if net.scale < 1 else float('nan'):.4g}) "
-                    "before any stopping criterion: the result is incomplete; raise max_steps")
+                status, message = (
+                    "max_steps",
+                    (
+                        f"stopped after max_steps = {max_steps} steps at t = {t:.6g} "
+                        f"(tau = {t / math.log(1 / net.scale) if net.scale < 1 else float('nan'):.4g}) "
+                        "before any stopping criterion: the result is incomplete; raise max_steps"
+                    ),
+                )
                 break
             h = min(h, t_end - t)
             # -- one Dormand-Prince trial step with the mask frozen
@@ -231,13 +259,19 @@ def gradient_flow(
             err = h * (_E @ K)
             ratio = _error_ratio(err, yv, y_new, m, n, rtol, atol)
             if not np.isfinite(ratio):
-                status, message = "failed", f"the state became non-finite at t = {t:.6g}: the flow diverged or overflowed"
+                status, message = (
+                    "failed",
+                    f"the state became non-finite at t = {t:.6g}: the flow diverged or overflowed",
+                )
                 break
             if ratio > 1.0:
                 stats["rejected"] += 1
-                h *= max(0.2, 0.9 * ratio ** -0.2)
+                h *= max(0.2, 0.9 * ratio**-0.2)
                 if h < 1e-14 * max(t, 1.0):
-                    status, message = "failed", f"step size underflow at t = {t:.6g}: the solver cannot meet rtol = {rtol:g}"
+                    status, message = (
+                        "failed",
+                        f"step size underflow at t = {t:.6g}: the solver cannot meet rtol = {rtol:g}",
+                    )
                     break
                 continue
             # -- accepted: look for kinks inside the step
@@ -247,7 +281,11 @@ def gradient_flow(
             crossed = act & (u_new <= 0)
             if not orth:
                 crossed |= ~act & (u_new > 0)
-            near = act & (u_new > 0) & (np.minimum(u_old, u_new) < 0.5 * h * np.abs(K[0, m:].reshape(m, n)))
+            near = (
+                act
+                & (u_new > 0)
+                & (np.minimum(u_old, u_new) < 0.5 * h * np.abs(K[0, m:].reshape(m, n)))
+            )
             cand = np.flatnonzero(crossed | near)
             theta_star = 1.0
             flip = np.zeros(0, dtype=np.int64)
@@ -289,16 +327,23 @@ def gradient_flow(
             bar.update(1)
             loss = float(r @ r) / (2 * n)
             if stats["steps"] % 200 == 0:
-                bar.set_postfix(tau=f"{t / math.log(1 / net.scale):.3g}" if net.scale < 1 else "",
-                                loss=f"{loss:.3e}")
+                bar.set_postfix(
+                    tau=f"{t / math.log(1 / net.scale):.3g}" if net.scale < 1 else "",
+                    loss=f"{loss:.3e}",
+                )
             if loss <= loss_tol:
                 status, message = "loss_tol", f"loss {loss:.3e} <= loss_tol = {loss_tol:.3e}"
                 break
             if _stalled(K[0], yv, m, n, stall_rate) and (
-                    _speed_sq(K[0], data, m, n) <= loss_tol * rate_unit):
-                status, message = "stalled", (
-                    "nothing moves any more (every neuron's relative speed < stall_rate and "
-                    "the loss can fall by less than loss_tol)")
+                _speed_sq(K[0], data, m, n) <= loss_tol * rate_unit
+            ):
+                status, message = (
+                    "stalled",
+                    (
+                        "nothing moves any more (every neuron's relative speed < stall_rate and "
+                        "the loss can fall by less than loss_tol)"
+                    ),
+                )
                 break
     finally:
         bar.close()
@@ -311,28 +356,68 @@ def gradient_flow(
     success = status in ("t_max", "loss_tol", "stalled")
     log_inv = math.log(1.0 / net.scale) if net.scale < 1 else float("nan")
     tt = np.asarray(rec.t)
-    prov = provenance(dynamics="flow", scale=net.scale, m=m, n=n, init=net.init, seed=net.seed,
-                      data=data.describe(), rtol=rtol, atol=atol, t_max=t_max, tau_max=tau_max,
-                      loss_tol=loss_tol, stall_rate=stall_rate, max_steps=max_steps,
-                      engine="numpy")
+    prov = provenance(
+        dynamics="flow",
+        scale=net.scale,
+        m=m,
+        n=n,
+        init=net.init,
+        seed=net.seed,
+        data=data.describe(),
+        rtol=rtol,
+        atol=atol,
+        t_max=t_max,
+        tau_max=tau_max,
+        loss_tol=loss_tol,
+        stall_rate=stall_rate,
+        max_steps=max_steps,
+        engine="numpy",
+    )
     return Trajectory(
-        dynamics="flow", t=tt, tau=tt / log_inv, loss=np.asarray(rec.loss),
-        a_abs=np.asarray(rec.a), w_norm=np.asarray(rec.w), n_active=np.asarray(rec.act),
-        final=final, initial=net, success=success, status=status, message=message,
-        conservation_drift=rec.drift, stats=SolverStats(**stats),
-        kink_t=np.repeat(np.asarray(kinks_t), [len(j) for j in kinks_j]) if kinks_t else np.zeros(0),
+        dynamics="flow",
+        t=tt,
+        tau=tt / log_inv,
+        loss=np.asarray(rec.loss),
+        a_abs=np.asarray(rec.a),
+        w_norm=np.asarray(rec.w),
+        n_active=np.asarray(rec.act),
+        final=final,
+        initial=net,
+        success=success,
+        status=status,
+        message=message,
+        conservation_drift=rec.drift,
+        stats=SolverStats(**stats),
+        kink_t=np.repeat(np.asarray(kinks_t), [len(j) for j in kinks_j])
+        if kinks_t
+        else np.zeros(0),
         kink_neuron=np.concatenate(kinks_j) if kinks_j else np.zeros(0, dtype=np.int64),
         kink_sample=np.concatenate(kinks_i) if kinks_i else np.zeros(0, dtype=np.int64),
         kink_up=np.concatenate(kinks_up) if kinks_up else np.zeros(0, dtype=bool),
-        wall_s=time.perf_counter() - wall0, provenance=prov,
+        wall_s=time.perf_counter() - wall0,
+        provenance=prov,
     )
 
 
-def _gradient_flow_numba(data: Dataset, net: Network, *, t_end: float, t_max: float | None,
-                         tau_max: float | None, loss_tol: float, rtol: float, atol: float,
-                         stall_rate: float, rate_unit: float, max_steps: int,
-                         points_per_decade: int, record_kinks: bool, progress: bool,
-                         weight: np.ndarray, wall0: float) -> Trajectory:
+def _gradient_flow_numba(
+    data: Dataset,
+    net: Network,
+    *,
+    t_end: float,
+    t_max: float | None,
+    tau_max: float | None,
+    loss_tol: float,
+    rtol: float,
+    atol: float,
+    stall_rate: float,
+    rate_unit: float,
+    max_steps: int,
+    points_per_decade: int,
+    record_kinks: bool,
+    progress: bool,
+    weight: np.ndarray,
+    wall0: float,
+) -> Trajectory:
     """The loop of :func:`gradient_flow` run by the compiled kernel (orthogonal data only).
 
     Same algorithm, stopping rules, recording and result as the numpy loop; see
@@ -362,9 +447,9 @@ def _gradient_flow_numba(data: Dataset, net: Network, *, t_end: float, t_max: fl
     du0 = K0[m:].reshape(m, n)
     for j in range(m):
         ii = np.flatnonzero(act[j])
-        idx[j, :ii.size] = ii
-        uc[j, :ii.size] = u[j, ii]
-        Ku[0, j, :ii.size] = du0[j, ii]
+        idx[j, : ii.size] = ii
+        uc[j, : ii.size] = u[j, ii]
+        Ku[0, j, : ii.size] = du0[j, ii]
     dead = np.where(act, 0.0, u)
     deadmax = np.abs(dead).max(axis=1)
     deadsq = (dead**2 / D).sum(axis=1)
@@ -377,8 +462,13 @@ def _gradient_flow_numba(data: Dataset, net: Network, *, t_end: float, t_max: fl
     ist = np.zeros(NB.N_IST, dtype=np.int64)
     ist[NB.I_EVALS] = 1
     cap = 64 + 8 * points_per_decade
-    bufs = (np.empty(cap), np.empty(cap), np.empty((cap, m)), np.empty((cap, m)),
-            np.empty((cap, m), dtype=np.int64))
+    bufs = (
+        np.empty(cap),
+        np.empty(cap),
+        np.empty((cap, m)),
+        np.empty((cap, m)),
+        np.empty((cap, m), dtype=np.int64),
+    )
     kcap = min(m * n, 1024)
     kbufs = (np.empty(kcap), np.empty(kcap, dtype=np.int64), np.empty(kcap, dtype=np.int64))
     A, B, E, P = (np.ascontiguousarray(x, dtype=float) for x in (_A, _B, _E, _P))
@@ -389,16 +479,48 @@ def _gradient_flow_numba(data: Dataset, net: Network, *, t_end: float, t_max: fl
     try:
         while True:
             before = int(ist[NB.I_STEPS])
-            code, *out = NB.run(A, B, E, P, y, D, w_perp_sq, deadmax, deadsq, balance0,
-                                a, uc, idx, cnt, u, Ka, Ku, sc0, fs, ist,
-                                t_end, max_steps, step_limit, rtol, atol, loss_tol, stall_rate,
-                                rate_unit, grid_ratio, bool(record_kinks), *bufs, *kbufs)
+            code, *out = NB.run(
+                A,
+                B,
+                E,
+                P,
+                y,
+                D,
+                w_perp_sq,
+                deadmax,
+                deadsq,
+                balance0,
+                a,
+                uc,
+                idx,
+                cnt,
+                u,
+                Ka,
+                Ku,
+                sc0,
+                fs,
+                ist,
+                t_end,
+                max_steps,
+                step_limit,
+                rtol,
+                atol,
+                loss_tol,
+                stall_rate,
+                rate_unit,
+                grid_ratio,
+                bool(record_kinks),
+                *bufs,
+                *kbufs,
+            )
             bufs, kbufs = tuple(out[:5]), tuple(out[5:])
             bar.update(int(ist[NB.I_STEPS]) - before)
             if code != NB.RUNNING:
                 break
-            bar.set_postfix(tau=f"{fs[NB.F_T] / log_inv:.3g}" if net.scale < 1 else "",
-                            loss=f"{fs[NB.F_LOSS]:.3e}")
+            bar.set_postfix(
+                tau=f"{fs[NB.F_T] / log_inv:.3g}" if net.scale < 1 else "",
+                loss=f"{fs[NB.F_LOSS]:.3e}",
+            )
     finally:
         bar.close()
 
@@ -406,40 +528,84 @@ def _gradient_flow_numba(data: Dataset, net: Network, *, t_end: float, t_max: fl
     if code == NB.T_MAX:
         status, message = "t_max", f"reached the requested time t = {t:.6g}"
     elif code == NB.MAX_STEPS:
-        status, message = "max_steps", (
-            f"stopped after max_steps = {max_steps} steps at t = {t:.6g} "
-            f"(tau = {t / math.log(1 / net.scale) if net.scale < 1 else float('nan'):.4g}) "
-            "before any stopping criterion: the result is incomplete; raise max_steps")
+        status, message = (
+            "max_steps",
+            (
+                f"stopped after max_steps = {max_steps} steps at t = {t:.6g} "
+                f"(tau = {t / math.log(1 / net.scale) if net.scale < 1 else float('nan'):.4g}) "
+                "before any stopping criterion: the result is incomplete; raise max_steps"
+            ),
+        )
     elif code == NB.LOSS_TOL:
         status, message = "loss_tol", f"loss {fs[NB.F_LOSS]:.3e} <= loss_tol = {loss_tol:.3e}"
     elif code == NB.STALLED:
-        status, message = "stalled", (
-            "nothing moves any more (every neuron's relative speed < stall_rate and "
-            "the loss can fall by less than loss_tol)")
+        status, message = (
+            "stalled",
+            (
+                "nothing moves any more (every neuron's relative speed < stall_rate and "
+                "the loss can fall by less than loss_tol)"
+            ),
+        )
     elif code == NB.NONFINITE:
-        status, message = "failed", f"the state became non-finite at t = {t:.6g}: the flow diverged or overflowed"
+        status, message = (
+            "failed",
+            f"the state became non-finite at t = {t:.6g}: the flow diverged or overflowed",
+        )
     else:
-        status, message = "failed", f"step size underflow at t = {t:.6g}: the solver cannot meet rtol = {rtol:g}"
+        status, message = (
+            "failed",
+            f"step size underflow at t = {t:.6g}: the solver cannot meet rtol = {rtol:g}",
+        )
     nrec, nk = int(ist[NB.I_NREC]), int(ist[NB.I_NKINK])
     rec_t, rec_loss, rec_a, rec_w, rec_act = (b[:nrec].copy() for b in bufs)
     kink_t, kink_j, kink_i = (b[:nk].copy() for b in kbufs)
-    stats = SolverStats(steps=int(ist[NB.I_STEPS]), rejected=int(ist[NB.I_REJ]),
-                        evaluations=int(ist[NB.I_EVALS]), kinks=int(ist[NB.I_KINKS]),
-                        kink_steps=int(ist[NB.I_KSTEPS]))
+    stats = SolverStats(
+        steps=int(ist[NB.I_STEPS]),
+        rejected=int(ist[NB.I_REJ]),
+        evaluations=int(ist[NB.I_EVALS]),
+        kinks=int(ist[NB.I_KINKS]),
+        kink_steps=int(ist[NB.I_KSTEPS]),
+    )
     final = net.with_params(a, u)
     success = status in ("t_max", "loss_tol", "stalled")
-    prov = provenance(dynamics="flow", scale=net.scale, m=m, n=n, init=net.init, seed=net.seed,
-                      data=data.describe(), rtol=rtol, atol=atol, t_max=t_max, tau_max=tau_max,
-                      loss_tol=loss_tol, stall_rate=stall_rate, max_steps=max_steps,
-                      engine="numba")
+    prov = provenance(
+        dynamics="flow",
+        scale=net.scale,
+        m=m,
+        n=n,
+        init=net.init,
+        seed=net.seed,
+        data=data.describe(),
+        rtol=rtol,
+        atol=atol,
+        t_max=t_max,
+        tau_max=tau_max,
+        loss_tol=loss_tol,
+        stall_rate=stall_rate,
+        max_steps=max_steps,
+        engine="numba",
+    )
     return Trajectory(
-        dynamics="flow", t=rec_t, tau=rec_t / log_inv, loss=rec_loss,
-        a_abs=rec_a, w_norm=rec_w, n_active=rec_act,
-        final=final, initial=net, success=success, status=status, message=message,
-        conservation_drift=float(fs[NB.F_DRIFT]), stats=stats,
-        kink_t=kink_t, kink_neuron=kink_j, kink_sample=kink_i,
+        dynamics="flow",
+        t=rec_t,
+        tau=rec_t / log_inv,
+        loss=rec_loss,
+        a_abs=rec_a,
+        w_norm=rec_w,
+        n_active=rec_act,
+        final=final,
+        initial=net,
+        success=success,
+        status=status,
+        message=message,
+        conservation_drift=float(fs[NB.F_DRIFT]),
+        stats=stats,
+        kink_t=kink_t,
+        kink_neuron=kink_j,
+        kink_sample=kink_i,
         kink_up=np.zeros(nk, dtype=bool),
-        wall_s=time.perf_counter() - wall0, provenance=prov,
+        wall_s=time.perf_counter() - wall0,
+        provenance=prov,
     )
 
 
@@ -448,22 +614,24 @@ def _neuron_scale(yv: np.ndarray, m: int, n: int) -> np.ndarray:
     return np.maximum(np.abs(yv[:m]), np.abs(yv[m:].reshape(m, n)).max(axis=1))
 
 
-def _error_ratio(err: np.ndarray, y0: np.ndarray, y1: np.ndarray, m: int, n: int,
-                 rtol: float, atol: float) -> float:
+def _error_ratio(
+    err: np.ndarray, y0: np.ndarray, y1: np.ndarray, m: int, n: int, rtol: float, atol: float
+) -> float:
     sc = atol + rtol * np.maximum(_neuron_scale(y0, m, n), _neuron_scale(y1, m, n))
     sc = np.maximum(sc, 1e-300)
     e = np.maximum(np.abs(err[:m]), np.abs(err[m:].reshape(m, n)).max(axis=1))
     return float((e / sc).max())
 
 
-def _initial_step(yv: np.ndarray, f0: np.ndarray, m: int, n: int, rtol: float, atol: float,
-                  gamma: float) -> float:
+def _initial_step(
+    yv: np.ndarray, f0: np.ndarray, m: int, n: int, rtol: float, atol: float, gamma: float
+) -> float:
     sc = np.maximum(atol + rtol * _neuron_scale(yv, m, n), 1e-300)
     speed = np.maximum(np.abs(f0[:m]), np.abs(f0[m:].reshape(m, n)).max(axis=1)) / sc
     s = float(speed.max())
-    h = 0.01 * rtol ** 0.2 / gamma
+    h = 0.01 * rtol**0.2 / gamma
     if s > 0:
-        h = min(h, 0.01 * rtol ** 0.2 / s * 1e2)
+        h = min(h, 0.01 * rtol**0.2 / s * 1e2)
     return max(h, 1e-12)
 
 
@@ -479,20 +647,28 @@ def _stalled(v: np.ndarray, yv: np.ndarray, m: int, n: int, stall_rate: float) -
     return bool((speed[live] <= stall_rate * size[live]).all())
 
 
-def _locate_kinks(K: np.ndarray, yv: np.ndarray, h: float, m: int, cand: np.ndarray,
-                  u_old: np.ndarray, act: np.ndarray, rtol: float, atol: float
-                  ) -> tuple[float, np.ndarray]:
+def _locate_kinks(
+    K: np.ndarray,
+    yv: np.ndarray,
+    h: float,
+    m: int,
+    cand: np.ndarray,
+    u_old: np.ndarray,
+    act: np.ndarray,
+    rtol: float,
+    atol: float,
+) -> tuple[float, np.ndarray]:
     """First sign change, on the step's dense output, of the candidate coordinates.
 
     Returns ``(θ*, flat indices to flip)`` with θ* in [0, 1] the fraction of the step.
     """
     idx = m + cand
-    Qc = K[:, idx].T @ _P                      # (c, 4) dense-output coefficients
+    Qc = K[:, idx].T @ _P  # (c, 4) dense-output coefficients
     u0 = yv[idx]
     was_active = act.ravel()[cand]
-    sgn = np.where(was_active, 1.0, -1.0)      # +: crossing downwards, -: upwards
+    sgn = np.where(was_active, 1.0, -1.0)  # +: crossing downwards, -: upwards
 
-    def val(th: np.ndarray) -> np.ndarray:     # signed distance to the crossing, > 0 before it
+    def val(th: np.ndarray) -> np.ndarray:  # signed distance to the crossing, > 0 before it
         p = np.stack([th, th**2, th**3, th**4], axis=-1)
         return sgn * (u0 + h * np.einsum("ck,ck->c", Qc, p))
 
@@ -508,7 +684,7 @@ def _locate_kinks(K: np.ndarray, yv: np.ndarray, h: float, m: int, cand: np.ndar
         lo[new] = prev[new]
         prev = np.where(np.isinf(hi), g, prev)
     # an inactive coordinate sitting at 0 that would rise, or an active one at 0: crossing at 0
-    at_zero = (u0 == 0)
+    at_zero = u0 == 0
     lo[at_zero] = 0.0
     hi[at_zero & np.isinf(hi)] = np.inf
     hit = np.isfinite(hi)

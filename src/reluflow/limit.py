@@ -95,10 +95,19 @@ class Tie:
     residual: float
 
     def as_dict(self) -> dict[str, Any]:
-        return {"event": self.event, "tau": self.tau, "neurons": list(self.neurons),
-                "spread": self.spread, "samples": self.samples, "shared": self.shared,
-                "amplitudes": self.amplitudes.tolist(), "amplitude_exact": self.amplitude_exact,
-                "a": self.a.tolist(), "fitted": self.fitted.tolist(), "residual": self.residual}
+        return {
+            "event": self.event,
+            "tau": self.tau,
+            "neurons": list(self.neurons),
+            "spread": self.spread,
+            "samples": self.samples,
+            "shared": self.shared,
+            "amplitudes": self.amplitudes.tolist(),
+            "amplitude_exact": self.amplitude_exact,
+            "a": self.a.tolist(),
+            "fitted": self.fitted.tolist(),
+            "residual": self.residual,
+        }
 
 
 @dataclass(frozen=True, eq=False)
@@ -200,8 +209,10 @@ class LimitResult:
         Built on first use: ``u`` is a dense (m, n) float64 array.
         """
         if not self.ties_resolved and any(t.shared for t in self.ties):
-            raise InputError("the limit network is undefined: overlapping ties were not "
-                             "resolved (jump_process(..., resolve_ties=False))")
+            raise InputError(
+                "the limit network is undefined: overlapping ties were not "
+                "resolved (jump_process(..., resolve_ties=False))"
+            )
         u = np.zeros((self.m, self.n))
         idx = np.flatnonzero(self.fitted_by >= 0)
         j = self.fitted_by[idx]
@@ -210,17 +221,28 @@ class LimitResult:
         if cols.size:
             u[:, cols] = 0.0  # a tied group's samples take exactly the group's values
             u[rows, cols] = vals
-        return Network(a=self.a.copy(), u=u, w_perp_sq=np.zeros(self.m), scale=0.0,
-                       init="limit", seed=self.provenance["config"].get("seed"))
+        return Network(
+            a=self.a.copy(),
+            u=u,
+            w_perp_sq=np.zeros(self.m),
+            scale=0.0,
+            init="limit",
+            seed=self.provenance["config"].get("seed"),
+        )
 
     def events(self, rates: bool = False) -> list[dict[str, Any]]:
         """The event table as a list of dicts (``rates``: include every neuron's rate)."""
         tie_events = {t.event for t in self.ties}
         out = []
         for k in range(self.n_events):
-            row = {"event": k, "tau": float(self.tau[k]), "neurons": list(self.event_neurons[k]),
-                   "fitted": int(self.event_fitted[k]), "loss": float(self.plateau_loss[k]),
-                   "tie": k in tie_events}
+            row = {
+                "event": k,
+                "tau": float(self.tau[k]),
+                "neurons": list(self.event_neurons[k]),
+                "fitted": int(self.event_fitted[k]),
+                "loss": float(self.plateau_loss[k]),
+                "tie": k in tie_events,
+            }
             if rates:
                 row["rates"] = self.rates[k].tolist()
             out.append(row)
@@ -234,32 +256,56 @@ class LimitResult:
         and with ``rates`` one column ``rate_j`` per neuron.
         """
         tie_events = {t.event for t in self.ties}
-        df = pd.DataFrame({
-            "event": np.arange(self.n_events),
-            "tau": self.tau,
-            "neuron": [g[0] for g in self.event_neurons],
-            "neurons": list(self.event_neurons),
-            "fitted": self.event_fitted,
-            "loss": self.plateau_loss,
-            "tie": [k in tie_events for k in range(self.n_events)],
-        })
+        df = pd.DataFrame(
+            {
+                "event": np.arange(self.n_events),
+                "tau": self.tau,
+                "neuron": [g[0] for g in self.event_neurons],
+                "neurons": list(self.event_neurons),
+                "fitted": self.event_fitted,
+                "loss": self.plateau_loss,
+                "tie": [k in tie_events for k in range(self.n_events)],
+            }
+        )
         if rates:
-            df = pd.concat([df, pd.DataFrame(self.rates, columns=[f"rate_{j}" for j in range(self.m)])],
-                           axis=1)
+            df = pd.concat(
+                [df, pd.DataFrame(self.rates, columns=[f"rate_{j}" for j in range(self.m)])], axis=1
+            )
         return df
 
     def ties_frame(self) -> pd.DataFrame:
         """Every tie as a DataFrame row (see :class:`Tie`)."""
-        return pd.DataFrame([t.as_dict() for t in self.ties],
-                            columns=["event", "tau", "neurons", "spread", "samples", "shared",
-                                     "amplitudes", "amplitude_exact", "a", "fitted", "residual"])
+        return pd.DataFrame(
+            [t.as_dict() for t in self.ties],
+            columns=[
+                "event",
+                "tau",
+                "neurons",
+                "spread",
+                "samples",
+                "shared",
+                "amplitudes",
+                "amplitude_exact",
+                "a",
+                "fitted",
+                "residual",
+            ],
+        )
 
     def summary(self) -> dict[str, Any]:
         """Scalar results, JSON-able."""
-        return {"n": self.n, "m": self.m, "events": self.n_events, "ties": self.n_ties,
-                "interpolates": self.interpolates, "final_loss": self.final_loss,
-                "norm_sq": self.norm_sq, "min_norm_sq": self.min_norm_sq, "ratio": self.ratio,
-                "wall_s": self.wall_s}
+        return {
+            "n": self.n,
+            "m": self.m,
+            "events": self.n_events,
+            "ties": self.n_ties,
+            "interpolates": self.interpolates,
+            "final_loss": self.final_loss,
+            "norm_sq": self.norm_sq,
+            "min_norm_sq": self.min_norm_sq,
+            "ratio": self.ratio,
+            "wall_s": self.wall_s,
+        }
 
 
 # --------------------------------------------------------------------------- inputs
@@ -267,14 +313,23 @@ class LimitResult:
 
 def _check_data(data: Any) -> None:
     if not isinstance(data, Dataset):
-        raise InputError(f"data must be a reluflow dataset (orthogonal_data, array_data, ...), "
-                         f"got {type(data).__name__}")
+        raise InputError(
+            f"data must be a reluflow dataset (orthogonal_data, array_data, ...), "
+            f"got {type(data).__name__}"
+        )
     if isinstance(data, ArrayData) and data.coherence > ORTHOGONALITY_TOL:
         raise NotOrthogonalError(data.coherence, ORTHOGONALITY_TOL, what="the jump process")
 
 
-def _seed_initial_rows(data: OrthogonalData, m: int, seed: int, init: str, rows: np.ndarray,
-                       bits: np.ndarray, signs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _seed_initial_rows(
+    data: OrthogonalData,
+    m: int,
+    seed: int,
+    init: str,
+    rows: np.ndarray,
+    bits: np.ndarray,
+    signs: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
     """Rows ``rows`` of ``init_network(data, m, 1.0, seed=seed, init=init)``: ``(a0, u0)``.
 
     Draws the magnitude stream only up to the last row needed (a Generator fills
@@ -291,8 +346,11 @@ def _seed_initial_rows(data: OrthogonalData, m: int, seed: int, init: str, rows:
             mags = np.abs(g)
             u0[want[j]] = np.where(bits[j], mags, -mags) / np.sqrt(d) * data.norms
     if init == "balanced":
-        chi2 = (_rng.stream(seed, _rng.INIT_PERP_NORM).chisquare(d - n, size=m) if d > n
-                else np.zeros(m))
+        chi2 = (
+            _rng.stream(seed, _rng.INIT_PERP_NORM).chisquare(d - n, size=m)
+            if d > n
+            else np.zeros(m)
+        )
         w_perp_sq = chi2 / d
         a0 = signs[rows] * np.sqrt(w_perp_sq[rows] + (u0**2 / data.norms**2).sum(axis=-1))
     else:
@@ -353,13 +411,18 @@ def _alignment_amplitude(a0: float, u0: np.ndarray, y: np.ndarray, x_sq: np.ndar
     c_seg = c_final + np.cumsum(d_c[::-1])[::-1]
     lo, hi = levels[:-1], levels[1:]
     a_sq = a0**2 + np.concatenate(
-        [[0.0], np.cumsum(g2_seg * (hi - lo) * (hi + lo) + 2.0 * c_seg * (hi - lo))])
+        [[0.0], np.cumsum(g2_seg * (hi - lo) * (hi + lo) + 2.0 * c_seg * (hi - lo))]
+    )
     if (a_sq[1:] <= 0.0).any():
         # a reaches 0 before the last wrong-sign coordinate dies: the neuron flips
         # its output sign (possible with init='independent'); §4 assumes it does not.
-        warnings.warn("a neuron's output weight changes sign during the initial alignment "
-                      "phase; the jump process (THEORY.md §4) keeps its initial sign, and its "
-                      "tie amplitude is only indicative", RuntimeWarning, stacklevel=3)
+        warnings.warn(
+            "a neuron's output weight changes sign during the initial alignment "
+            "phase; the jump process (THEORY.md §4) keeps its initial sign, and its "
+            "tie amplitude is only indicative",
+            RuntimeWarning,
+            stacklevel=3,
+        )
         a_sq = np.maximum(a_sq, np.finfo(float).tiny)
     a = np.sqrt(a_sq)
     t_end = 0.0
@@ -372,9 +435,15 @@ def _alignment_amplitude(a0: float, u0: np.ndarray, y: np.ndarray, x_sq: np.ndar
     return s * math.exp(math.log(z / (2.0 * gamma)) - gamma * t_end)
 
 
-def _resolve_component(signs: np.ndarray, amp: np.ndarray, gam: np.ndarray, member: np.ndarray,
-                       y: np.ndarray, x_sq: np.ndarray, n: int
-                       ) -> tuple[np.ndarray, np.ndarray, float]:
+def _resolve_component(
+    signs: np.ndarray,
+    amp: np.ndarray,
+    gam: np.ndarray,
+    member: np.ndarray,
+    y: np.ndarray,
+    x_sq: np.ndarray,
+    n: int,
+) -> tuple[np.ndarray, np.ndarray, float]:
     """Gradient flow of one tied group on its own samples, from its growth directions.
 
     Neuron ``j`` starts on the top eigenvector of its linearisation,
@@ -431,16 +500,27 @@ def _resolve_component(signs: np.ndarray, amp: np.ndarray, gam: np.ndarray, memb
     z = np.concatenate([a0, u0.ravel()])
     t0, span = 0.0, 4.0 * math.log(1.0 / _TIE_EPS)
     for _ in range(8):
-        sol = solve_ivp(field_, (t0, t0 + span), z, method="DOP853", rtol=_TIE_RTOL_ODE,
-                        atol=1e-300, events=converged)
+        sol = solve_ivp(
+            field_,
+            (t0, t0 + span),
+            z,
+            method="DOP853",
+            rtol=_TIE_RTOL_ODE,
+            atol=1e-300,
+            events=converged,
+        )
         z, t0 = sol.y[:, -1], sol.t[-1]
         if sol.status == 1 or rel_residual(z) <= _TIE_RESIDUAL_TOL:
             break
         span *= 2.0
     residual = rel_residual(z)
     if residual > 1e-6:
-        warnings.warn(f"the gradient flow of a tied group did not converge (relative residual "
-                      f"{residual:.2e}); its resolution is approximate", RuntimeWarning, stacklevel=3)
+        warnings.warn(
+            f"the gradient flow of a tied group did not converge (relative residual "
+            f"{residual:.2e}); its resolution is approximate",
+            RuntimeWarning,
+            stacklevel=3,
+        )
     a, u = z[:g].copy(), np.maximum(z[g:].reshape(g, kc), 0.0)
     share = a[:, None] * u / y_c[None, :]  # fraction of y_c each neuron provides
     u[share < _DEAD_FRACTION] = 0.0  # coordinates driven to 0 by the rest of the group
@@ -457,9 +537,16 @@ def _cat(parts: list[np.ndarray], dtype: Any) -> np.ndarray:
     return np.concatenate(parts) if parts else np.zeros(0, dtype=dtype)
 
 
-def jump_process(data: Dataset, m: int | None = None, *, seed: int = 0, net: Network | None = None,
-                 init: str = "balanced", tie_rtol: float = TIE_RTOL,
-                 resolve_ties: bool = True) -> LimitResult:
+def jump_process(
+    data: Dataset,
+    m: int | None = None,
+    *,
+    seed: int = 0,
+    net: Network | None = None,
+    init: str = "balanced",
+    tie_rtol: float = TIE_RTOL,
+    resolve_ties: bool = True,
+) -> LimitResult:
     """Run the λ → 0 saddle-to-saddle jump process (THEORY.md §4) on orthogonal data.
 
     The initial signs are either drawn from ``seed``, exactly those of
@@ -524,8 +611,9 @@ def jump_process(data: Dataset, m: int | None = None, *, seed: int = 0, net: Net
         if m is not None and V.positive_int("m", m) != net.m:
             raise InputError(f"m = {m} disagrees with the width of net ({net.m}); give one of them")
         if net.u.shape != (net.m, n):
-            raise InputError(f"net.u must have shape (m, n) = ({net.m}, {n}) for this data, "
-                             f"got {net.u.shape}")
+            raise InputError(
+                f"net.u must have shape (m, n) = ({net.m}, {n}) for this data, got {net.u.shape}"
+            )
         m = net.m
         signs = np.sign(np.asarray(net.a, dtype=np.float64))
         bits = np.asarray(net.u) > 0
@@ -691,8 +779,9 @@ def jump_process(data: Dataset, m: int | None = None, *, seed: int = 0, net: Net
                 amp = amplitudes(js) * np.exp(log_amp[js])
                 amp = amp / amp.max()
                 tie_amp[gi] = amp
-                a_c, u_c, res = _resolve_component(signs[js], amp, gam[js], member[np.ix_(gi, cols)],
-                                                   y[idx], x_sq[idx], n)
+                a_c, u_c, res = _resolve_component(
+                    signs[js], amp, gam[js], member[np.ix_(gi, cols)], y[idx], x_sq[idx], n
+                )
                 residual = res if math.isnan(residual) else max(residual, res)
                 a_final[js] = a_c
                 tie_a[gi] = a_c
@@ -704,10 +793,21 @@ def jump_process(data: Dataset, m: int | None = None, *, seed: int = 0, net: Net
                 tie_cols.append(idx[nz_c])
                 tie_vals.append(u_c[nz_r, nz_c])
                 norm_sq += float((a_c**2).sum() + (u_c**2 / x_sq[idx][None, :]).sum())
-            ties.append(Tie(event=k_event, tau=tau, neurons=tuple(int(j) for j in group),
-                            spread=spread, samples=int(union.size), shared=int(shared_mask.sum()),
-                            amplitudes=tie_amp, amplitude_exact=not bool(changed[group].any()),
-                            a=tie_a, fitted=tie_fit, residual=float(residual)))
+            ties.append(
+                Tie(
+                    event=k_event,
+                    tau=tau,
+                    neurons=tuple(int(j) for j in group),
+                    spread=spread,
+                    samples=int(union.size),
+                    shared=int(shared_mask.sum()),
+                    amplitudes=tie_amp,
+                    amplitude_exact=not bool(changed[group].any()),
+                    a=tie_a,
+                    fitted=tie_fit,
+                    residual=float(residual),
+                )
+            )
         fitted_at[union] = k_event
         remove(union)
         ev_tau.append(tau)
@@ -744,10 +844,20 @@ def jump_process(data: Dataset, m: int | None = None, *, seed: int = 0, net: Net
         tie_rtol=tie_rtol,
         ties_resolved=bool(resolve_ties),
         wall_s=wall,
-        provenance=_provenance(method="jump_process", source=source, seed=seed_used, m=m, n=n,
-                               init=init, data=data.describe(), tie_rtol=tie_rtol,
-                               orthogonality_tol=ORTHOGONALITY_TOL, tie_eps=_TIE_EPS,
-                               tie_ode_rtol=_TIE_RTOL_ODE, resolve_ties=bool(resolve_ties)),
+        provenance=_provenance(
+            method="jump_process",
+            source=source,
+            seed=seed_used,
+            m=m,
+            n=n,
+            init=init,
+            data=data.describe(),
+            tie_rtol=tie_rtol,
+            orthogonality_tol=ORTHOGONALITY_TOL,
+            tie_eps=_TIE_EPS,
+            tie_ode_rtol=_TIE_RTOL_ODE,
+            resolve_ties=bool(resolve_ties),
+        ),
         _y=y,
         _x_sq=x_sq,
         _tie_u=(_cat(tie_rows, np.int64), _cat(tie_cols, np.int64), _cat(tie_vals, np.float64)),

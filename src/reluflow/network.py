@@ -101,9 +101,12 @@ class Network:
         if not isinstance(data, ArrayData):
             raise InputError(
                 "weights() needs explicit data (ArrayData); orthogonal data is simulated in "
-                "reduced coordinates only; use array_data(data.to_array(), data.y) to make it explicit")
+                "reduced coordinates only; use array_data(data.to_array(), data.y) to make it explicit"
+            )
         if self.w_perp is None:
-            raise InputError("this network has no stored W^⊥; initialise it with init_network on ArrayData")
+            raise InputError(
+                "this network has no stored W^⊥; initialise it with init_network on ArrayData"
+            )
         return self.w_perp + self.u @ data._pinv_gram @ data.X
 
     def predict(self, data: Dataset, X: Any = None) -> np.ndarray:
@@ -117,8 +120,9 @@ class Network:
         return np.maximum(X @ W.T, 0.0) @ self.a
 
 
-def init_network(data: Dataset, m: int, scale: float, *, seed: int = 0,
-                 init: str = "balanced") -> Network:
+def init_network(
+    data: Dataset, m: int, scale: float, *, seed: int = 0, init: str = "balanced"
+) -> Network:
     """Small initialisation at scale λ (THEORY.md §1).
 
     ``w_j = λ g_j`` with ``g_j ~ N(0, I_d / d)``, ``s_j = ±1`` uniformly, and
@@ -146,7 +150,11 @@ def init_network(data: Dataset, m: int, scale: float, *, seed: int = 0,
     if isinstance(data, OrthogonalData):
         z = _rng.standard_normals(seed, m, n) / np.sqrt(d)
         u = lam * z * data.norms[None, :]
-        chi2 = _rng.stream(seed, _rng.INIT_PERP_NORM).chisquare(d - n, size=m) if d > n else np.zeros(m)
+        chi2 = (
+            _rng.stream(seed, _rng.INIT_PERP_NORM).chisquare(d - n, size=m)
+            if d > n
+            else np.zeros(m)
+        )
         w_perp_sq = lam**2 * chi2 / d
     else:
         g = _rng.standard_normals(seed, m, d) / np.sqrt(d)
@@ -156,8 +164,9 @@ def init_network(data: Dataset, m: int, scale: float, *, seed: int = 0,
         # W^⊥ = W (I − P_X) with P_X the projector on the row space of X.
         w_perp = W - (u @ data._pinv_gram) @ X  # type: ignore[attr-defined]
         w_perp_sq = np.einsum("ij,ij->i", w_perp, w_perp)
-    net = Network(a=np.zeros(m), u=u, w_perp_sq=w_perp_sq, scale=lam, init=init, seed=seed,
-                  w_perp=w_perp)
+    net = Network(
+        a=np.zeros(m), u=u, w_perp_sq=w_perp_sq, scale=lam, init=init, seed=seed, w_perp=w_perp
+    )
     if init == "balanced":
         a = s * np.sqrt(net.w_norm_sq(data))
     else:
@@ -172,11 +181,20 @@ def save_init(path: str | Path, data: OrthogonalData, net: Network) -> Path:
     ``a0`` (m), ``w_perp_sq`` (m) and the scalar ``scale``.
     """
     if not isinstance(data, OrthogonalData):
-        raise InputError("save_init writes orthogonal runs only (the state is u0, a0 and the sample norms)")
+        raise InputError(
+            "save_init writes orthogonal runs only (the state is u0, a0 and the sample norms)"
+        )
     path = Path(path)
     with open(path, "wb") as fh:  # np.savez would append .npz to a name without it
-        np.savez(fh, y=data.y, x_norm=data.norms, u0=net.u, a0=net.a, w_perp_sq=net.w_perp_sq,
-                 scale=np.float64(net.scale))
+        np.savez(
+            fh,
+            y=data.y,
+            x_norm=data.norms,
+            u0=net.u,
+            a0=net.a,
+            w_perp_sq=net.w_perp_sq,
+            scale=np.float64(net.scale),
+        )
     return path
 
 
@@ -194,16 +212,25 @@ def load_init(path: str | Path) -> tuple[OrthogonalData, Network]:
         raise InputError(f"init file {str(path)!r} is not a readable .npz file ({exc})") from None
     missing = [k for k in ("y", "x_norm", "u0", "a0", "scale") if k not in z.files]
     if missing:
-        raise InputError(f"init file {str(path)!r} lacks the array(s) {missing}; "
-                         "it needs y, x_norm, u0, a0 and scale")
+        raise InputError(
+            f"init file {str(path)!r} lacks the array(s) {missing}; "
+            "it needs y, x_norm, u0, a0 and scale"
+        )
     y = V.finite_array("y (init file)", z["y"], ndim=1)
     u0 = V.finite_array("u0 (init file)", z["u0"], ndim=2)
     a0 = V.finite_array("a0 (init file)", z["a0"], ndim=1)
     if u0.shape != (a0.shape[0], y.shape[0]):
-        raise InputError(f"init file: u0 must have shape (m, n) = ({a0.shape[0]}, {y.shape[0]}), "
-                         f"got {u0.shape}")
+        raise InputError(
+            f"init file: u0 must have shape (m, n) = ({a0.shape[0]}, {y.shape[0]}), got {u0.shape}"
+        )
     wps = z["w_perp_sq"] if "w_perp_sq" in z.files else np.zeros(a0.shape[0])
     data = OrthogonalData(z["x_norm"], y, label_scheme="given", norm_scheme="given")
-    net = Network(a=a0, u=u0, w_perp_sq=np.asarray(wps, float), scale=V.scale(float(z["scale"])),
-                  init="given", seed=None)
+    net = Network(
+        a=a0,
+        u=u0,
+        w_perp_sq=np.asarray(wps, float),
+        scale=V.scale(float(z["scale"])),
+        init="given",
+        seed=None,
+    )
     return data, net

@@ -40,8 +40,12 @@ def _log_probability(n_pos: int, n_neg: int, m: int) -> float:
     with np.errstate(divide="ignore"):
         log_pos = np.log1p(-np.exp2(-k))  # -inf at k = 0
         log_neg = np.log1p(-np.exp2(-(m - k)))  # -inf at k = m
-    term_pos = np.where(k == 0, 0.0 if n_pos == 0 else -np.inf, n_pos * np.where(k == 0, 0.0, log_pos))
-    term_neg = np.where(k == m, 0.0 if n_neg == 0 else -np.inf, n_neg * np.where(k == m, 0.0, log_neg))
+    term_pos = np.where(
+        k == 0, 0.0 if n_pos == 0 else -np.inf, n_pos * np.where(k == 0, 0.0, log_pos)
+    )
+    term_neg = np.where(
+        k == m, 0.0 if n_neg == 0 else -np.inf, n_neg * np.where(k == m, 0.0, log_neg)
+    )
     terms = log_binom + term_pos + term_neg
     if np.all(np.isneginf(terms)):
         return -math.inf
@@ -98,8 +102,15 @@ def width_for_probability(n_pos: int, n_neg: int, p: float) -> int:
     """
     n_pos = _count("n_pos", n_pos)
     n_neg = _count("n_neg", n_neg)
-    p = V.finite_float("p", p, low=0.0, high=1.0, low_open=True, high_open=True,
-                       allowed="a probability in (0, 1), e.g. 0.95")
+    p = V.finite_float(
+        "p",
+        p,
+        low=0.0,
+        high=1.0,
+        low_open=True,
+        high_open=True,
+        allowed="a probability in (0, 1), e.g. 0.95",
+    )
     log_p = math.log(p)
     seen: dict[int, float] = {}
 
@@ -111,8 +122,10 @@ def width_for_probability(n_pos: int, n_neg: int, p: float) -> int:
     hi = 1
     while logprob(hi) < log_p:
         if hi >= _MAX_WIDTH:
-            raise InputError(f"no width up to {_MAX_WIDTH} reaches probability p = {p!r} "
-                             f"with n_pos = {n_pos}, n_neg = {n_neg}; use a smaller p")
+            raise InputError(
+                f"no width up to {_MAX_WIDTH} reaches probability p = {p!r} "
+                f"with n_pos = {n_pos}, n_neg = {n_neg}; use a smaller p"
+            )
         hi *= 2
     lo = hi // 2  # logprob(lo) < log_p (or lo = 0, below every width)
     while hi - lo > 1:
@@ -150,8 +163,9 @@ def min_norm_sq(y: Any, x_norm: Any) -> float:
     else:
         nrm = V.finite_array("x_norm", x_norm, ndim=1)
         if nrm.shape != y.shape:
-            raise InputError(f"x_norm must have one entry per label (n = {y.shape[0]}), "
-                             f"got {nrm.shape[0]}")
+            raise InputError(
+                f"x_norm must have one entry per label (n = {y.shape[0]}), got {nrm.shape[0]}"
+            )
         if (nrm <= 0).any():
             raise InputError(f"x_norm must be > 0 everywhere, got min {nrm.min():g}")
     q = (y / nrm) ** 2

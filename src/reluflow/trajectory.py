@@ -100,15 +100,26 @@ class Trajectory:
     def frame(self) -> pd.DataFrame:
         """Long table: one row per (sample time, neuron) with ``t, tau, loss, neuron, a_abs, w_norm, n_active``."""
         T, m = self.a_abs.shape
-        return pd.DataFrame({
-            "t": np.repeat(self.t, m), "tau": np.repeat(self.tau, m),
-            "loss": np.repeat(self.loss, m), "neuron": np.tile(np.arange(m), T),
-            "a_abs": self.a_abs.ravel(), "w_norm": self.w_norm.ravel(),
-            "n_active": self.n_active.ravel(),
-        })
+        return pd.DataFrame(
+            {
+                "t": np.repeat(self.t, m),
+                "tau": np.repeat(self.tau, m),
+                "loss": np.repeat(self.loss, m),
+                "neuron": np.tile(np.arange(m), T),
+                "a_abs": self.a_abs.ravel(),
+                "w_norm": self.w_norm.ravel(),
+                "n_active": self.n_active.ravel(),
+            }
+        )
 
     def kinks(self) -> pd.DataFrame:
         """The located ReLU kinks: time, neuron, sample and whether the coordinate became active."""
-        return pd.DataFrame({"t": self.kink_t, "tau": self.kink_t / self.log_inv_scale,
-                             "neuron": self.kink_neuron, "sample": self.kink_sample,
-                             "activated": self.kink_up})
+        return pd.DataFrame(
+            {
+                "t": self.kink_t,
+                "tau": self.kink_t / self.log_inv_scale,
+                "neuron": self.kink_neuron,
+                "sample": self.kink_sample,
+                "activated": self.kink_up,
+            }
+        )

@@ -1,0 +1,200 @@
+"""``reluflow flow`` and ``reluflow descent``: one finite-λ run, summarised."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from typing import Any
+
+from ..analysis import activation_events, plateaus
+from ..descent import gradient_descent
+from ..flow import gradient_flow
+from ..network import init_network, save_init
+from ..trajectory import Trajectory
+from ._common import add_data_options, add_parser, make_data, print_json, progress_enabled
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    add_data_options(p)
+    g = p.add_argument_group("network")
+    g.add_argument("--m", type=int, required=True, help="width (number of hidden neurons)")
+    g.add_argument("--scale", type=float, default=1e-8, help="initialisation scale lambda")
+    g.add_argument("--seed", type=int, default=0, help="seed of the data and the initialisation")
+    g.add_argument(
+        "--init",
+        default="balanced",
+        choices=("balanced", "independent"),
+        help="balanced: a_j = s_j |w_j|; independent: a_j = lambda s_j |N(0,1)|",
+    )
+    g = p.add_argument_group("stopping")
+    g.add_argument("--t-max", type=float, default=None, help="stop at this time t")
+    g.add_argument(
+        "--tau-max",
+        type=float,
+        default=None,
+        help="stop at this rescaled time tau = t/log(1/lambda)",
+    )
+    g.add_argument(
+        "--loss-tol",
+        type=float,
+        default=None,
+        help="stop when the loss is below this (default 1e-10 mean(y^2)/2)",
+    )
+    g = p.add_argument_group("output")
+    g.add_argument(
+        "--json", action="store_true", help="print one JSON object instead of the summary"
+    )
+    g.add_argument(
+        "--plot",
+        metavar="FILE",
+        default=None,
+        help="draw the loss against tau and every |a_j| (log scale) to FILE (.pdf or .png)",
+    )
+    g.add_argument(
+        "--save-init",
+        metavar="FILE",
+        default=None,
+        help="write the reduced initial state (y, x_norm, u0, a0, scale) as .npz (orthogonal data)",
+    )
+    g.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def register(sub: Any) -> None:
+    p = add_parser(
+        sub,
+        "flow",
+        "exact gradient flow from small initialisation",
+        "Integrate gradient flow exactly (adaptive Dormand-Prince with per-neuron error "
+        "control, ReLU kinks located as events) in reduced coordinates, and print the "
+        "activation events, plateaus, final loss and |theta|^2.\n\n"
+        "example: reluflow flow --n 200 --m 16 --scale 1e-8 --seed 0 --plot flow.pdf",
+    )
+    _add_common(p)
+    g = p.add_argument_group("solver")
+    g.add_argument("--rtol", type=float, default=1e-8, help="relative tolerance (per neuron)")
+    g.add_argument("--atol", type=float, default=0.0, help="absolute tolerance floor")
+    g.add_argument("--max-steps", type=int, default=1_000_000, help="step budget")
+    p.set_defaults(func=run_flow)
+
+    p = add_parser(
+        sub,
+        "descent",
+        "gradient descent / minibatch SGD from small initialisation",
+        "Run gradient descent with step --lr (or minibatch SGD with --batch-size) in "
+        "reduced coordinates, and print the same summary as `reluflow flow`. Warns "
+        "when lr > 2 / sharpness.\n\n"
+        "example: reluflow descent --n 200 --m 16 --lr 1.0 --scale 1e-8",
+    )
+    _add_common(p)
+    g = p.add_argument_group("descent")
+    g.add_argument("--lr", type=float, required=True, help="step size eta")
+    g.add_argument("--steps", type=int, default=None, help="number of iterations")
+    g.add_argument(
+        "--batch-size", type=int, default=None, help="minibatch size (default: full batch)"
+    )
+    g.add_argument("--batch-seed", type=int, default=0, help="seed of the minibatch order")
+    g.add_argument("--max-steps", type=int, default=10_000_000, help="iteration budget")
+    p.set_defaults(func=run_descent)
+
+
+def _setup(args: argparse.Namespace):
+    data = make_data(args)
+    net = init_network(data, args.m, args.scale, seed=args.seed, init=args.init)
+    if args.save_init:
+        save_init(args.save_init, data, net)
+    return data, net
+
+
+def run_flow(args: argparse.Namespace) -> int:
+    data, net = _setup(args)
+    tr = gradient_flow(
+        data,
+        net,
+        t_max=args.t_max,
+        tau_max=args.tau_max,
+        loss_tol=args.loss_tol,
+        rtol=args.rtol,
+        atol=args.atol,
+        max_steps=args.max_steps,
+        progress=progress_enabled(args) and not args.json,
+    )
+    return _report(args, data, tr)
+
+
+def run_descent(args: argparse.Namespace) -> int:
+    data, net = _setup(args)
+    tr = gradient_descent(
+        data,
+        net,
+        args.lr,
+        steps=args.steps,
+        t_max=args.t_max,
+        tau_max=args.tau_max,
+        loss_tol=args.loss_tol,
+        batch_size=args.batch_size,
+        batch_seed=args.batch_seed,
+        max_steps=args.max_steps,
+        progress=progress_enabled(args) and not args.json,
+    )
+    return _report(args, data, tr)
+
+
+def summary(data, tr: Trajectory) -> dict[str, Any]:
+    ev = activation_events(tr)
+    return {
+        "dynamics": tr.dynamics,
+        "success": tr.success,
+        "status": tr.status,
+        "message": tr.message,
+        "final_loss": tr.final_loss,
+        "norm_sq": tr.final.norm_sq(data),
+        "events": [{"tau": r.tau, "t": r.t, "neuron": int(r.neuron)} for r in ev.itertuples()],
+        "plateaus": plateaus(tr).to_dict(orient="records"),
+        "conservation_drift": tr.conservation_drift,
+        "wall_s": tr.wall_s,
+        "t_final": float(tr.t[-1]),
+        "tau_final": float(tr.tau[-1]),
+        "stats": tr.stats.as_dict(),
+        "provenance": tr.provenance,
+    }
+
+
+def _report(args: argparse.Namespace, data, tr: Trajectory) -> int:
+    if args.plot:
+        from ..plots import plot_trajectory
+
+        plot_trajectory(
+            tr, args.plot, title=f"{tr.dynamics}: n = {data.n}, m = {tr.m}, seed = {args.seed}"
+        )
+    s = summary(data, tr)
+    if args.json:
+        print_json(s)
+    else:
+        out = sys.stdout
+        out.write(
+            f"{tr.dynamics} on {data!r}, m = {tr.m}, lambda = {tr.scale:g}, seed = {args.seed}\n"
+        )
+        out.write(f"  stopped: {tr.status} ({tr.message})\n")
+        out.write(f"  activation events ({len(s['events'])}):\n")
+        for e in s["events"]:
+            out.write(f"    tau = {e['tau']:10.4f}   t = {e['t']:12.4f}   neuron {e['neuron']}\n")
+        if s["plateaus"]:
+            out.write("  plateaus (tau_start .. tau_end: loss):\n")
+            for p in s["plateaus"]:
+                out.write(f"    {p['tau_start']:10.4f} .. {p['tau_end']:10.4f}: {p['loss']:.6g}\n")
+        out.write(f"  final loss        {tr.final_loss:.6e}\n")
+        out.write(f"  |theta|^2         {s['norm_sq']:.6f}\n")
+        out.write(f"  conservation drift {tr.conservation_drift:.2e} (relative, a_j^2 - |w_j|^2)\n")
+        st = tr.stats
+        out.write(
+            f"  solver            {st.steps} steps, {st.rejected} rejected, {st.evaluations} "
+            f"evaluations, {st.kinks} kinks\n"
+        )
+        out.write(f"  wall time         {tr.wall_s:.3f} s\n")
+        if args.plot:
+            out.write(f"  figure            {args.plot}\n")
+    if not tr.success:
+        print(f"reluflow {args.command}: the run is incomplete: {tr.message}", file=sys.stderr)
+        return 1
+    return 0 if math.isfinite(tr.final_loss) else 1
