@@ -175,18 +175,20 @@ def _poly(u0, h, q0, q1, q2, q3, th):
 
 
 @njit(cache=True)
-def _locate(cj, ck, nc, Ku, slot, uc, h, P, sc0, rtol, atol, Q, lo, hi, hitpos, flip):
+def _locate(cj, ck, nc, uc, h, sc0, rtol, atol, Q, lo, hi, hitpos, flip):
     """First crossing of 0 on the dense output among the ``nc`` candidates (active coordinates).
 
     The reference ``_locate_kinks``: bracket the first crossing of each candidate
     on a grid of 16 points (a "hit" when there is one), bisect every hit jointly
     until the widest bracket is below 1e-15, θ* = the smallest crossing, and flip
     the hits crossing at θ* or whose value at θ* is negligible against their
-    neuron's size. Two shortcuts give the same result with less work:
+    neuron's size. ``Q[c]`` holds candidate ``c``'s dense-output coefficients
+    (``u(θ) = u0 + h Σ_q Q_q θ^(q+1)``). Two shortcuts give the same result with
+    less work:
 
-    * a candidate whose dense output is provably positive on [0, 1]
-      (``u0 + h Σ_q min(Q_q, 0) > 0`` with a margin far above rounding) has no
-      grid point <= 0, so it is no hit;
+    * (done by the caller) a candidate whose dense output is provably positive on
+      [0, 1] (``u0 + h Σ_q min(Q_q, 0) > 0`` with a margin far above rounding) has
+      no grid point <= 0, so it is no hit and is not passed here;
     * brackets are exact dyadic intervals that halve exactly, so the joint loop
       runs a number of iterations fixed by the widest initial bracket, and a hit
       whose bracket starts at or after the smallest bracket end ``G`` ends with
@@ -197,28 +199,9 @@ def _locate(cj, ck, nc, Ku, slot, uc, h, P, sc0, rtol, atol, Q, lo, hi, hitpos, 
     """
     nh = 0
     for c in range(nc):
-        j = cj[c]
-        k = ck[c]
         flip[c] = False
-        q0 = 0.0
-        q1 = 0.0
-        q2 = 0.0
-        q3 = 0.0
-        for s in range(7):
-            v = Ku[slot[s], j, k]
-            q0 += v * P[s, 0]
-            q1 += v * P[s, 1]
-            q2 += v * P[s, 2]
-            q3 += v * P[s, 3]
-        Q[c, 0] = q0
-        Q[c, 1] = q1
-        Q[c, 2] = q2
-        Q[c, 3] = q3
-        u0 = uc[j, k]
-        low = u0 + h * (min(q0, 0.0) + min(q1, 0.0) + min(q2, 0.0) + min(q3, 0.0))
-        mag = abs(u0) + h * (abs(q0) + abs(q1) + abs(q2) + abs(q3))
-        if low > 1e-12 * mag:
-            continue
+        q0, q1, q2, q3 = Q[c, 0], Q[c, 1], Q[c, 2], Q[c, 3]
+        u0 = uc[cj[c], ck[c]]
         h_c = np.inf
         lo_c = 0.0
         prev = 0.0
@@ -306,7 +289,6 @@ def _stage_pass(s, h, A, B, a, U, SU, sa, idx, cnt, rw, g, r, Ka, Ku, slot):
     K2 = Ku[slot[2]]
     K3 = Ku[slot[3]]
     K4 = Ku[slot[4]]
-    K5 = Ku[slot[5]]
     Ks = Ku[slot[s]]
     if s < 5:
         c0 = A[s + 1, 0] * h
@@ -570,6 +552,34 @@ def run(
         K5 = Ku[slot[5]]
         K6 = Ku[slot[6]]
         e0, e1, e2, e3, e4, e5, e6 = E[0], E[1], E[2], E[3], E[4], E[5], E[6]
+        p00 = P[0, 0]
+        p01 = P[0, 1]
+        p02 = P[0, 2]
+        p03 = P[0, 3]
+        p10 = P[1, 0]
+        p11 = P[1, 1]
+        p12 = P[1, 2]
+        p13 = P[1, 3]
+        p20 = P[2, 0]
+        p21 = P[2, 1]
+        p22 = P[2, 2]
+        p23 = P[2, 3]
+        p30 = P[3, 0]
+        p31 = P[3, 1]
+        p32 = P[3, 2]
+        p33 = P[3, 3]
+        p40 = P[4, 0]
+        p41 = P[4, 1]
+        p42 = P[4, 2]
+        p43 = P[4, 3]
+        p50 = P[5, 0]
+        p51 = P[5, 1]
+        p52 = P[5, 2]
+        p53 = P[5, 3]
+        p60 = P[6, 0]
+        p61 = P[6, 1]
+        p62 = P[6, 2]
+        p63 = P[6, 3]
         ratio = 0.0
         nc = 0
         for j in range(m):
@@ -587,20 +597,31 @@ def run(
                 sp = max(sp, abs(d))
                 s1 = _nmax(s1, abs(vu))
                 k0 = K0[j, k]
-                ek = h * (
-                    e0 * k0
-                    + e1 * K1[j, k]
-                    + e2 * K2[j, k]
-                    + e3 * K3[j, k]
-                    + e4 * K4[j, k]
-                    + e5 * K5[j, k]
-                    + e6 * d
-                )
+                k1 = K1[j, k]
+                k2 = K2[j, k]
+                k3 = K3[j, k]
+                k4 = K4[j, k]
+                k5 = K5[j, k]
+                ek = h * (e0 * k0 + e1 * k1 + e2 * k2 + e3 * k3 + e4 * k4 + e5 * k5 + e6 * d)
                 e = _nmax(e, abs(ek))
-                if vu <= 0 or min(U[j, k], vu) < 0.5 * h * abs(k0):
-                    cj[nc] = j
-                    ck[nc] = k
-                    nc += 1
+                u0 = U[j, k]
+                if vu <= 0 or min(u0, vu) < 0.5 * h * abs(k0):
+                    # a kink candidate: dense-output coefficients Q = Kᵀ P, kept unless
+                    # provably positive on the whole step (then it cannot be a hit)
+                    q0 = k0 * p00 + k1 * p10 + k2 * p20 + k3 * p30 + k4 * p40 + k5 * p50 + d * p60
+                    q1 = k0 * p01 + k1 * p11 + k2 * p21 + k3 * p31 + k4 * p41 + k5 * p51 + d * p61
+                    q2 = k0 * p02 + k1 * p12 + k2 * p22 + k3 * p32 + k4 * p42 + k5 * p52 + d * p62
+                    q3 = k0 * p03 + k1 * p13 + k2 * p23 + k3 * p33 + k4 * p43 + k5 * p53 + d * p63
+                    low = u0 + h * (min(q0, 0.0) + min(q1, 0.0) + min(q2, 0.0) + min(q3, 0.0))
+                    mag = abs(u0) + h * (abs(q0) + abs(q1) + abs(q2) + abs(q3))
+                    if not (low > 1e-12 * mag):
+                        cj[nc] = j
+                        ck[nc] = k
+                        Qc[nc, 0] = q0
+                        Qc[nc, 1] = q1
+                        Qc[nc, 2] = q2
+                        Qc[nc, 3] = q3
+                        nc += 1
             da = -acc
             Ka[slot[6], j] = da
             spd6[j] = max(abs(da), sp)
@@ -631,9 +652,7 @@ def run(
         theta_star = 1.0
         nflip = 0
         if nc > 0:
-            theta_star, nflip = _locate(
-                cj, ck, nc, Ku, slot, U, h, P, sc0, rtol, atol, Qc, lo, hi, hitpos, flip
-            )
+            theta_star, nflip = _locate(cj, ck, nc, U, h, sc0, rtol, atol, Qc, lo, hi, hitpos, flip)
         t_next = t + theta_star * h
         t_hi = min(t_next, t_end)
         npts = 0

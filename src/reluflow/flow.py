@@ -43,6 +43,8 @@ from .trajectory import SolverStats, Trajectory
 __all__ = ["gradient_flow"]
 
 ENGINES = ("auto", "numpy", "numba")
+# accepted steps per kernel call when a progress bar is shown (the result does not depend on it)
+_PROGRESS_CHUNK = 500
 
 _A, _B, _C, _E, _P = RK45.A, RK45.B, RK45.C, RK45.E, RK45.P
 
@@ -473,7 +475,7 @@ def _gradient_flow_numba(
     kbufs = (np.empty(kcap), np.empty(kcap, dtype=np.int64), np.empty(kcap, dtype=np.int64))
     A, B, E, P = (np.ascontiguousarray(x, dtype=float) for x in (_A, _B, _E, _P))
     grid_ratio = 10.0 ** (1.0 / points_per_decade)
-    step_limit = 500 if progress else 2**62
+    step_limit = _PROGRESS_CHUNK if progress else 2**62
     log_inv = math.log(1.0 / net.scale) if net.scale < 1 else float("nan")
     bar = tqdm(total=None, disable=not progress, unit=" steps", desc="flow", leave=False)
     try:

@@ -1,0 +1,126 @@
+"""Gradient flow: closed form, conservation law, frozen inactive coordinates, tolerance, kinks."""
+
+import math
+
+import numpy as np
+import pytest
+
+import reluflow as rf
+
+
+def logistic_fit(t, q0, y, D, n=1):
+    """One balanced neuron on one sample: q = a u = a² ‖x‖ solves q' = (2/n) ‖x‖ q (y − q)."""
+    k = 2.0 * math.sqrt(D) * y / n
+    return y / (1.0 + (y / q0 - 1.0) * np.exp(-k * t))
+
+
+@pytest.mark.parametrize("engine", ["auto", "numpy"])
+def test_one_neuron_one_sample_matches_the_closed_form(engine):
+    y, norm, lam = 1.5, 2.0, 1e-6
+    data = rf.orthogonal_data(1, labels=np.array([y]), norms=norm)
+    u0 = lam * norm  # ‖w‖ = u/‖x‖ = λ, balanced a = λ
+    net = rf.Network(a=np.array([lam]), u=np.array([[u0]]), w_perp_sq=np.zeros(1), scale=lam)
+    tr = rf.gradient_flow(data, net, rtol=1e-10, t_max=3.0, loss_tol=0.0, engine=engine)
+    q = tr.final.a[0] * tr.final.u[0, 0]
+    q0 = lam * u0
+    assert tr.success and tr.status == "t_max"
+    assert abs(tr.t[-1] - 3.0) < 1e-12
+    assert q == pytest.approx(logistic_fit(3.0, q0, y, norm**2), rel=1e-7)
+    # the recorded loss along the whole trajectory also follows the closed form
+    ref = 0.5 * (logistic_fit(tr.t, q0, y, norm**2) - y) ** 2
+    np.testing.assert_allclose(tr.loss, ref, rtol=1e-6, atol=1e-16)
+
+
+def test_inactive_coordinates_never_move_and_balance_is_conserved():
+    data = rf.orthogonal_data(60, labels="gaussian", norms="uniform", seed=11)
+    net = rf.init_network(data, 8, 1e-10, seed=11)
+    tr = rf.gradient_flow(data, net, rtol=1e-10)
+    assert tr.success
+    dead = net.u <= 0
+    np.testing.assert_array_equal(tr.final.u[dead], net.u[dead])
+    # activations can only be lost on orthogonal data
+    assert not tr.kink_up.any()
+    assert np.all(np.diff(tr.n_active, axis=0) <= 0)
+    # a_j² − ‖w_j‖² is conserved (here 0 up to rounding): relative drift < 1e-8
+    assert tr.conservation_drift < 1e-8
+    bal = tr.final.balance(data)
+    size = tr.final.neuron_norm_sq(data)
+    assert np.all(np.abs(bal) <= 1e-8 * size.max())
+
+
+def test_coordinates_with_wrong_sign_die_at_located_kinks():
+    data = rf.orthogonal_data(40, seed=5)
+    net = rf.init_network(data, 6, 1e-8, seed=5)
+    tr = rf.gradient_flow(data, net)
+    s = np.sign(net.a)[:, None]
+    wrong = (net.u > 0) & (s * data.y[None, :] < 0)
+    # every active wrong-sign coordinate ends exactly at 0, via a located kink
+    assert np.all(tr.final.u[wrong] == 0.0)
+    kinked = set(zip(tr.kink_neuron.tolist(), tr.kink_sample.tolist(), strict=True))
+    assert kinked == set(zip(*np.nonzero(wrong), strict=True))
+    assert tr.stats.kinks == wrong.sum()
+    # ... and early: within o(log 1/λ), i.e. long before the first activation
+    first = rf.activation_events(tr)["t"].min()
+    assert tr.kink_t.max() < 0.5 * first
+
+
+def test_tightening_rtol_moves_activation_times_by_less_than_stated():
+    data = rf.orthogonal_data(30, seed=2)
+    net = rf.init_network(data, 6, 1e-8, seed=2)
+    taus = {}
+    for rtol in (1e-6, 1e-8, 1e-11):
+        ev = rf.activation_events(rf.gradient_flow(data, net, rtol=rtol, points_per_decade=2000))
+        taus[rtol] = ev.set_index("neuron")["tau"]
+    ref = taus[1e-11]
+    # stated tolerance: activation times move by < 1e-3 relative at rtol=1e-6, < 1e-5 at 1e-8
+    assert list(taus[1e-6].index) == list(ref.index)
+    assert np.max(np.abs(taus[1e-6] - ref) / ref) < 1e-3
+    assert np.max(np.abs(taus[1e-8] - ref) / ref) < 1e-5
+
+
+def test_general_data_flow_converges_and_keeps_w_perp():
+    data = rf.gaussian_data(8, 40, labels="random", seed=3)
+    net = rf.init_network(data, 12, 1e-4, seed=3)
+    tr = rf.gradient_flow(data, net, rtol=1e-9, max_steps=200_000)
+    assert tr.success, tr.message
+    assert tr.final_loss < 1e-6
+    np.testing.assert_array_equal(tr.final.w_perp_sq, net.w_perp_sq)
+    assert tr.conservation_drift < 1e-6
+    # the full weights reproduce the reduced coordinates, and predict the training labels
+    pred = tr.final.predict(data, data.X)
+    np.testing.assert_allclose(pred, tr.final.outputs(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(pred, data.y, atol=2e-3)
+
+
+def test_stops_at_tau_and_marks_budget_exhaustion_as_incomplete():
+    data = rf.orthogonal_data(20, seed=1)
+    net = rf.init_network(data, 5, 1e-8, seed=1)
+    tr = rf.gradient_flow(data, net, tau_max=2.0)
+    assert tr.status == "t_max" and tr.tau[-1] == pytest.approx(2.0)
+    cut = rf.gradient_flow(data, net, max_steps=5)
+    assert not cut.success and cut.status == "max_steps" and "incomplete" in cut.message
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [(dict(rtol=0.0), "rtol"), (dict(rtol=2.0), "rtol"), (dict(atol=-1.0), "atol"),
+     (dict(t_max=-1.0), "t_max"), (dict(tau_max=float("nan")), "tau_max")],
+)
+def test_bad_solver_options(kwargs, match):
+    data = rf.orthogonal_data(4)
+    net = rf.init_network(data, 2, 1e-3)
+    with pytest.raises(rf.InputError, match=match):
+        rf.gradient_flow(data, net, **kwargs)
+
+
+def test_network_and_data_size_mismatch():
+    net = rf.init_network(rf.orthogonal_data(4), 2, 1e-3)
+    with pytest.raises(rf.InputError, match="disagree"):
+        rf.gradient_flow(rf.orthogonal_data(5), net)
+
+
+def test_same_seed_same_result():
+    a = rf.gradient_flow(rf.orthogonal_data(25, seed=9), rf.init_network(rf.orthogonal_data(25, seed=9), 5, 1e-6, seed=9))
+    b = rf.gradient_flow(rf.orthogonal_data(25, seed=9), rf.init_network(rf.orthogonal_data(25, seed=9), 5, 1e-6, seed=9))
+    np.testing.assert_array_equal(a.final.a, b.final.a)
+    np.testing.assert_array_equal(a.loss, b.loss)
