@@ -79,17 +79,28 @@ def test_tightening_rtol_moves_activation_times_by_less_than_stated():
 
 
 def test_general_data_flow_converges_and_keeps_w_perp():
-    data = rf.gaussian_data(8, 40, labels="random", seed=3)
-    net = rf.init_network(data, 12, 1e-4, seed=3)
+    g = rf.gaussian_data(8, 40, seed=3)
+    data = rf.array_data(g.X, 1.0 + 0.5 * np.arange(8) / 8)  # positive labels: no sliding modes
+    net = rf.init_network(data, 6, 1e-4, seed=3)
     tr = rf.gradient_flow(data, net, rtol=1e-9, max_steps=200_000)
     assert tr.success, tr.message
-    assert tr.final_loss < 1e-6
+    assert tr.final_loss < 1e-8
     np.testing.assert_array_equal(tr.final.w_perp_sq, net.w_perp_sq)
-    assert tr.conservation_drift < 1e-6
+    assert tr.conservation_drift < 1e-8
     # the full weights reproduce the reduced coordinates, and predict the training labels
     pred = tr.final.predict(data, data.X)
     np.testing.assert_allclose(pred, tr.final.outputs(), rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(pred, data.y, atol=2e-3)
+    np.testing.assert_allclose(pred, data.y, atol=2e-4)
+
+
+def test_general_data_sliding_mode_is_reported_not_hidden():
+    # Known limitation: with mixed labels, correlated samples create sliding modes (a coordinate
+    # that rises while inactive and falls once active). The solver must say it did not finish.
+    data = rf.gaussian_data(10, 30, seed=1)
+    net = rf.init_network(data, 5, 1e-4, seed=1)
+    tr = rf.gradient_flow(data, net, max_steps=300)
+    assert tr.stats.sliding > 0
+    assert not tr.success and tr.status == "max_steps" and "incomplete" in tr.message
 
 
 def test_stops_at_tau_and_marks_budget_exhaustion_as_incomplete():

@@ -52,7 +52,9 @@ def _assert_same(A, B, rel=REL):
     assert _close(A.a_abs, B.a_abs, A.a_abs.max(axis=1, keepdims=True), rel)
     assert _close(A.w_norm, B.w_norm, A.w_norm.max(axis=1, keepdims=True), rel)
     np.testing.assert_array_equal(A.n_active, B.n_active)
-    assert abs(A.conservation_drift - B.conservation_drift) <= 1e-3 * max(A.conservation_drift, 1e-12)
+    assert abs(A.conservation_drift - B.conservation_drift) <= 1e-3 * max(
+        A.conservation_drift, 1e-12
+    )
 
 
 CASES = [

@@ -20,24 +20,15 @@ from .data import Dataset
 
 
 class Field:
-    """``−∇L`` in reduced coordinates for one dataset.
-
-    Args:
-        data: the dataset.
-        weights: per-sample loss weights (default ``1/n``); a minibatch uses
-            ``1/|B|`` on its samples and 0 elsewhere.
-    """
+    """``−∇L`` in reduced coordinates for one dataset."""
 
     def __init__(self, data: Dataset):
         self.y = data.y
         self.n = data.n
         self.orthogonal = bool(data.is_orthogonal)
-        if self.orthogonal:
-            self.D = data.sq_norms()
-            self.K = None
-        else:
-            self.D = data.sq_norms()
-            self.K = data.gram()
+        self.D = data.sq_norms()
+        self.K = None if self.orthogonal else data.gram()
+        self.alpha: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     def velocity(
         self,
@@ -47,8 +38,21 @@ class Field:
         weights: np.ndarray | float | None = None,
         out_a: np.ndarray | None = None,
         out_u: np.ndarray | None = None,
+        sliding: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Return ``(da/dt, du/dt, r)`` at ``(a, u)`` with activity ``mask`` (float 0/1 array)."""
+        """Return ``(da/dt, du/dt, r)`` at ``(a, u)`` with activity ``mask`` (float 0/1 array).
+
+        Args:
+            weights: per-sample loss weights (default ``1/n``); a minibatch uses
+                ``1/|B|`` on its samples and 0 elsewhere.
+            out_a, out_u: optional output buffers.
+            sliding: (general data only) coordinates held at ``u_ji = 0`` by a
+                sliding mode: inactive they would rise, active they would fall.
+                Their Filippov velocity uses the fraction of activity
+                ``α = g₀ / (a_j r_i K_ii / n)``, clipped to [0, 1], that keeps them
+                at 0 (``g₀``: their velocity when inactive); :attr:`alpha` holds
+                ``(rows, cols, α)`` after the call.
+        """
         sig = u * mask
         r = a @ sig - self.y
         rw = r * (1.0 / self.n if weights is None else weights)
@@ -60,4 +64,31 @@ class Field:
         else:
             du = np.matmul(mask * rw, self.K, out=out_u)
             du *= -a[:, None]
+            if sliding is not None and sliding.any():
+                self.alpha = self._hold(a, rw, du, sliding)
         return da, du, r
+
+    def _hold(self, a: np.ndarray, rw: np.ndarray, du: np.ndarray, sliding: np.ndarray
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Filippov velocity of the sliding coordinates, neuron by neuron.
+
+        For neuron j with sliding set S, the activity fractions α_S solve
+        ``g₀_S = a_j (K_SS diag(rw_S)) α_S`` (all of S held at 0 together), clipped
+        to [0, 1]; their feedback is then removed from the whole row of ``du``.
+        """
+        rows, cols, alphas = [], [], []
+        for j in np.flatnonzero(sliding.any(axis=1)):
+            S = np.flatnonzero(sliding[j])
+            A = a[j] * self.K[np.ix_(S, S)] * rw[S][None, :]
+            try:
+                al = np.linalg.solve(A, du[j, S])
+            except np.linalg.LinAlgError:
+                al = np.linalg.lstsq(A, du[j, S], rcond=None)[0]
+            al = np.clip(np.nan_to_num(al), 0.0, 1.0)
+            du[j] -= a[j] * ((al * rw[S]) @ self.K[S])
+            inside = (al > 0.0) & (al < 1.0)
+            du[j, S[inside]] = 0.0  # held exactly at 0 (removes rounding drift)
+            rows.append(np.full(S.size, j))
+            cols.append(S)
+            alphas.append(al)
+        return np.concatenate(rows), np.concatenate(cols), np.concatenate(alphas)

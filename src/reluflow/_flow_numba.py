@@ -15,6 +15,17 @@ field evaluation is O(#active coordinates). Inactive coordinates enter only
 through per-neuron constants: the largest ``|u_ji|`` (for the error norm) and
 ``Σ u_ji² / ‖x_i‖²`` (for ``‖w_j‖``).
 
+Work per step: the field evaluation of stage ``s`` is fused with the
+construction of stage ``s + 1`` (one pass over the active coordinates writes
+``K_s`` and the next stage state, a second, cache-hot pass per neuron scatters
+the next residual); the last stage is fused with the error norm, the neuron
+scales, the stall speeds and the kink candidates (whose dense-output
+coefficients are formed from the stage values already in registers). After
+an accepted step without kink the new state and ``K_0 = K_6`` are swapped in,
+not copied; after a kink one pass builds the state at the event, drops the
+crossed coordinates and scatters the residual, and one more gives ``K_0``.
+Floating-point results differ from the numpy loop only by summation order.
+
 The kernel is resumable: all the state lives in arrays owned by the caller and
 :func:`run` returns after ``step_limit`` accepted steps with code ``RUNNING``,
 so that a progress bar can be updated between calls; a run in one call and a
@@ -466,14 +477,15 @@ def run(
     qsq = np.empty(m)
     wsq = np.empty(m)
     b = np.empty(7)
-    cj = np.empty(m * n, dtype=np.int64)
-    ck = np.empty(m * n, dtype=np.int64)
-    flip = np.zeros(m * n, dtype=np.bool_)
+    ncap = max(1, cnt.sum())  # kink candidates are active coordinates, never more
+    cj = np.empty(ncap, dtype=np.int64)
+    ck = np.empty(ncap, dtype=np.int64)
+    flip = np.zeros(ncap, dtype=np.bool_)
     mark = np.zeros((m, n), dtype=np.bool_)
-    Qc = np.empty((m * n, 4))
-    lo = np.empty(m * n)
-    hi = np.empty(m * n)
-    hitpos = np.empty(m * n, dtype=np.int64)
+    Qc = np.empty((ncap, 4))
+    lo = np.empty(ncap)
+    hi = np.empty(ncap)
+    hitpos = np.empty(ncap, dtype=np.int64)
 
     for j in range(m):
         sp = abs(Ka[0, j])

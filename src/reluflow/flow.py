@@ -209,13 +209,17 @@ def gradient_flow(
     yv = np.concatenate([a, u.ravel()])
     K = np.empty((7, N))
 
+    # general data only: coordinates held at 0 by a sliding mode (see Field.velocity)
+    sliding = np.zeros((m, n), dtype=bool)
+
     def f(state: np.ndarray, out: np.ndarray) -> np.ndarray:
         da, du, r = field.velocity(
-            state[:m], state[m:].reshape(m, n), mask, out_a=out[:m], out_u=out[m:].reshape(m, n)
+            state[:m], state[m:].reshape(m, n), mask, out_a=out[:m], out_u=out[m:].reshape(m, n),
+            sliding=sliding,
         )
         return r
 
-    stats = dict(steps=0, rejected=0, evaluations=0, kinks=0, kink_steps=0)
+    stats = dict(steps=0, rejected=0, evaluations=0, kinks=0, kink_steps=0, sliding=0)
     kinks_t: list[float] = []
     kinks_j: list[np.ndarray] = []
     kinks_i: list[np.ndarray] = []
@@ -312,6 +316,7 @@ def gradient_flow(
                 was_active = mask.ravel()[flip] > 0
                 uu[flip] = 0.0
                 mask.ravel()[flip] = np.where(was_active, 0.0, 1.0)
+                sliding.ravel()[flip] = False
                 t = t_next
                 kinks_t.append(t)
                 kinks_j.append(flip // n)
@@ -319,6 +324,17 @@ def gradient_flow(
                 kinks_up.append(~was_active)
                 r = f(yv, K[0])
                 stats["evaluations"] += 1
+                if not orth:
+                    # a coordinate that rises while inactive but would fall once active is
+                    # in a sliding mode: hold it at 0 (Filippov) instead of chattering
+                    up = flip[~was_active]
+                    slide = up[K[0, m + up] < 0]
+                    if slide.size:
+                        mask.ravel()[slide] = 0.0
+                        sliding.ravel()[slide] = True
+                        stats["sliding"] += int(slide.size)
+                        r = f(yv, K[0])
+                        stats["evaluations"] += 1
                 if record_kinks and (not pts or pts[-1] < t):
                     rec.add(t, yv[:m], yv[m:].reshape(m, n), mask)
                 h = max(h_prop, h * (1.0 - theta_star)) if theta_star < 1 else h_prop
@@ -326,6 +342,15 @@ def gradient_flow(
                 yv, r, t = y_new, r_new, t + h
                 K[0] = K[6]
                 h = h_prop
+                if sliding.any():
+                    # leave the sliding mode where the holding fraction α hits 0 or 1
+                    j, i, alpha = field.alpha
+                    leave = (alpha <= 0.0) | (alpha >= 1.0)
+                    if leave.any():
+                        sliding[j[leave], i[leave]] = False
+                        mask[j[leave], i[leave]] = (alpha[leave] >= 1.0).astype(float)
+                        r = f(yv, K[0])
+                        stats["evaluations"] += 1
             bar.update(1)
             loss = float(r @ r) / (2 * n)
             if stats["steps"] % 200 == 0:

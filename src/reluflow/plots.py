@@ -215,9 +215,7 @@ def plot_incremental(
             vl = ax.axvline(float(tq), color="0.55", lw=0.6, ls="--")
             vl.set_gid(f"limit-event-{q}")
         for j in np.flatnonzero(lim_a > 0):
-            ax.plot(
-                [tau_end], [lim_a[j]], marker="<", ms=4, color=ncol(int(j) % 20), clip_on=False
-            )
+            ax.plot([tau_end], [lim_a[j]], marker="<", ms=4, color=ncol(int(j) % 20), clip_on=False)
         ax.set_yscale("log")
         ax.set_ylim(max(lam * 1e-2, 1e-300), max(2.0, float(lim_a.max(initial=1.0)) * 2))
         ax.set_ylabel("|a_j|")
@@ -272,7 +270,14 @@ def plot_threshold(
         d = mc[mc["n"] == n].sort_values("m")
         yerr = np.vstack([d["p"] - d["lo"], d["hi"] - d["p"]])
         eb = ax0.errorbar(
-            d["m"], d["p"], yerr=yerr, fmt="o", ms=3, color=c, lw=0.8, capsize=1.5,
+            d["m"],
+            d["p"],
+            yerr=yerr,
+            fmt="o",
+            ms=3,
+            color=c,
+            lw=0.8,
+            capsize=1.5,
             label=f"n = 2^{int(round(np.log2(n)))}" if n & (n - 1) == 0 else f"n = {n}",
         )
         eb.lines[0].set_gid(f"limit-mc-n{n}")
@@ -289,8 +294,15 @@ def plot_threshold(
             if len(fd):
                 fyerr = np.vstack([fd["p"] - fd["lo"], fd["hi"] - fd["p"]])
                 eb = ax0.errorbar(
-                    fd["m"], fd["p"], yerr=fyerr, fmt="s", ms=5, mfc="none", color=c,
-                    lw=0.6, capsize=1.5,
+                    fd["m"],
+                    fd["p"],
+                    yerr=fyerr,
+                    fmt="s",
+                    ms=5,
+                    mfc="none",
+                    color=c,
+                    lw=0.6,
+                    capsize=1.5,
                 )
                 eb.lines[0].set_gid(f"flow-mc-n{n}")
     ax0.set_xlabel("width m")
@@ -300,8 +312,15 @@ def plot_threshold(
     # (b) the MC probability on the (log2 n, m) grid, one square per cell
     log2n = np.log2(np.array(ns, dtype=float))
     sc = ax1.scatter(
-        np.log2(mc["n"].astype(float)), mc["m"], c=mc["p"], cmap="viridis", vmin=0, vmax=1,
-        marker="s", s=60 if len(mc) < 150 else 22, edgecolors="none",
+        np.log2(mc["n"].astype(float)),
+        mc["m"],
+        c=mc["p"],
+        cmap="viridis",
+        vmin=0,
+        vmax=1,
+        marker="s",
+        s=60 if len(mc) < 150 else 22,
+        edgecolors="none",
     )
     sc.set_gid("limit-mc-grid")
     fig.colorbar(sc, ax=ax1, label="P (limit MC)", fraction=0.05)
@@ -354,14 +373,17 @@ def plot_bias(
     (a) Log-log: mean ``‖θ‖²`` of the limit (●) and the flow at small λ (□)
     with standard errors, the minimal interpolating norm (THEORY.md §5, ×), and
     the fitted power laws ``‖θ‖² ∝ n^slope`` (slope ± standard error in the
-    legend). (b) The ratio ``‖θ‖² / min ‖θ‖²`` with 95% bootstrap intervals, and
-    its apparent limit as ``n`` grows (band).
+    legend). (b) The ratio ``‖θ‖² / min ‖θ‖²`` with 95% bootstrap intervals, its
+    apparent limit as ``n`` grows (band), and for reference ``1 + √2``: the
+    ratio if each activating neuron fitted exactly half of the remaining
+    same-sign samples (``Σ_{k≥1} 2^(−k/2) = 1 + √2``).
 
     Args:
         points: one row per ``(dynamics, n)``: ``dynamics, n, runs, norm_sq,
             norm_sq_se, min_norm_sq, ratio, ratio_lo, ratio_hi``.
         fits: ``{name: {"slope", "slope_se", "intercept"}}`` for ``limit``,
-            ``flow`` and ``min_norm`` (log-log least squares).
+            ``flow`` and ``min_norm`` (log-log least squares), and optionally
+            ``limit_large_n`` / ``flow_large_n`` (with ``n_from``): the fit on large ``n``.
         ratio_limit: ``value``, ``lo``, ``hi`` and ``n_min`` (the ``n`` from which
             it is estimated).
         path: where to write the figure. title: figure title.
@@ -378,9 +400,22 @@ def plot_bias(
         if dyn == "flow" and "scale" in d and d["scale"].notna().any():
             lab = f"flow, λ = {float(d['scale'].iloc[0]):.0e}"
         eb = ax0.errorbar(
-            d["n"], d["norm_sq"], yerr=d["norm_sq_se"], fmt=mk, ms=4,
-            mfc="none" if dyn == "flow" else c, color=c, lw=0.8, capsize=1.5,
-            label=f"{lab}: slope {fits[dyn]['slope']:.3f} ± {fits[dyn]['slope_se']:.3f}",
+            d["n"],
+            d["norm_sq"],
+            yerr=d["norm_sq_se"],
+            fmt=mk,
+            ms=4,
+            mfc="none" if dyn == "flow" else c,
+            color=c,
+            lw=0.8,
+            capsize=1.5,
+            label=f"{lab}: slope {fits[dyn]['slope']:.3f} ± {fits[dyn]['slope_se']:.3f}"
+            + (
+                f"; {fits[dyn + '_large_n']['slope']:.3f} ± {fits[dyn + '_large_n']['slope_se']:.3f}"
+                f" for n ≥ {fits[dyn + '_large_n']['n_from']}"
+                if dyn + "_large_n" in fits
+                else ""
+            ),
         )
         eb.lines[0].set_gid(f"norm-{dyn}")
         xs = np.array([d["n"].min(), d["n"].max()], dtype=float)
@@ -388,17 +423,36 @@ def plot_bias(
             xs, np.exp(fits[dyn]["intercept"]) * xs ** fits[dyn]["slope"], color=c, lw=0.8, ls="--"
         )
         ln.set_gid(f"fit-{dyn}")
+        big = fits.get(f"{dyn}_large_n")
+        if big and np.isfinite(big["slope"]):
+            xs = np.array([big["n_from"], d["n"].max()], dtype=float)
+            (ln,) = ax0.plot(
+                xs, np.exp(big["intercept"]) * xs ** big["slope"], color=c, lw=1.6, alpha=0.5
+            )
+            ln.set_gid(f"fit-{dyn}-large-n")
         yerr = np.vstack([d["ratio"] - d["ratio_lo"], d["ratio_hi"] - d["ratio"]])
         eb = ax1.errorbar(
-            d["n"], d["ratio"], yerr=yerr, fmt=mk, ms=4, mfc="none" if dyn == "flow" else c,
-            color=c, lw=0.8, capsize=1.5, label=lab,
+            d["n"],
+            d["ratio"],
+            yerr=yerr,
+            fmt=mk,
+            ms=4,
+            mfc="none" if dyn == "flow" else c,
+            color=c,
+            lw=0.8,
+            capsize=1.5,
+            label=lab,
         )
         eb.lines[0].set_gid(f"ratio-{dyn}")
     mn = points[points["dynamics"] == "limit"].sort_values("n")
     if not len(mn):
         mn = points.sort_values("n")
     (ln,) = ax0.plot(
-        mn["n"], mn["min_norm_sq"], "x", color="k", ms=5,
+        mn["n"],
+        mn["min_norm_sq"],
+        "x",
+        color="k",
+        ms=5,
         label=f"min-norm interpolator: slope {fits['min_norm']['slope']:.3f} "
         f"± {fits['min_norm']['slope_se']:.3f}",
     )
@@ -424,6 +478,9 @@ def plot_bias(
             f"[{ratio_limit['lo']:.3f}, {ratio_limit['hi']:.3f}]",
         )
         ln.set_gid("ratio-limit")
+    ref = 1.0 + np.sqrt(2.0)
+    ln = ax1.axhline(ref, color="0.5", lw=0.8, ls=":", label="1 + √2 (halving heuristic)")
+    ln.set_gid("ratio-reference")
     ax1.set_xscale("log")
     ax1.set_xlabel("n")
     ax1.set_ylabel("‖θ‖² / min ‖θ‖²")

@@ -159,7 +159,9 @@ def _min_norm(df: pd.DataFrame) -> pd.Series:
     mn = _col(df, "min_norm_sq").astype(float).copy()
     for i in mn.index[mn.isna()]:
         row = df.loc[i]
-        d = orthogonal_data(int(row["n"]), labels=str(row.get("labels", "balanced")), seed=int(row["seed"]))
+        d = orthogonal_data(
+            int(row["n"]), labels=str(row.get("labels", "balanced")), seed=int(row["seed"])
+        )
         mn.loc[i] = min_norm_sq(d.y, d.norms)
     return mn
 
@@ -182,7 +184,9 @@ def analyse_incremental(frame: pd.DataFrame, arrays: Any) -> dict[str, Any]:
     lim_rows = frame[frame["dynamics"] == "limit"]
     flow_rows = frame[frame["dynamics"] != "limit"]
     if lim_rows.empty or flow_rows.empty:
-        raise InputError("the store holds no complete 'incremental' experiment (flow and limit runs)")
+        raise InputError(
+            "the store holds no complete 'incremental' experiment (flow and limit runs)"
+        )
     lim_row = lim_rows.iloc[0]
     la = arrays(lim_row["run_id"])
     init_loss = la.get("initial_loss", lim_row.get("initial_loss", math.nan))
@@ -213,8 +217,14 @@ def analyse_incremental(frame: pd.DataFrame, arrays: Any) -> dict[str, Any]:
             tf = tau_of.get(int(jk), math.nan)
             gaps.append(abs(tf - tk))
             ev_rows.append(
-                {"scale": f["scale"], "event": k, "neuron": int(jk), "tau_limit": float(tk),
-                 "tau_flow": tf, "gap": abs(tf - tk)}
+                {
+                    "scale": f["scale"],
+                    "event": k,
+                    "neuron": int(jk),
+                    "tau_limit": float(tk),
+                    "tau_flow": tf,
+                    "gap": abs(tf - tk),
+                }
             )
         a_gap = float(np.max(np.abs(f["a_abs"][-1] - np.abs(limit["a"]))))
         rows.append(
@@ -227,7 +237,9 @@ def analyse_incremental(frame: pd.DataFrame, arrays: Any) -> dict[str, Any]:
                 "missing": int(np.isnan(gaps).sum()),
                 "a_gap": a_gap,
                 "final_loss": float(f["loss"][-1]),
-                "limit_final_loss": float(limit["plateau_loss"][-1]) if limit["tau"].size else limit["initial_loss"],
+                "limit_final_loss": float(limit["plateau_loss"][-1])
+                if limit["tau"].size
+                else limit["initial_loss"],
                 "seed": int(r["seed"]),
                 "run_id": r["run_id"],
             }
@@ -415,7 +427,9 @@ def analyse_bias(frame: pd.DataFrame) -> dict[str, Any]:
                 "runs": int(len(d)),
                 "interpolating": k,
                 "norm_sq": float(ok["norm_sq"].mean()) if k else math.nan,
-                "norm_sq_se": float(ok["norm_sq"].std(ddof=1) / math.sqrt(k)) if k > 1 else math.nan,
+                "norm_sq_se": float(ok["norm_sq"].std(ddof=1) / math.sqrt(k))
+                if k > 1
+                else math.nan,
                 "min_norm_sq": float(ok["min_norm_sq"].mean()) if k else math.nan,
                 "ratio": float(ok["ratio"].mean()) if k else math.nan,
                 "ratio_se": float(ok["ratio"].std(ddof=1) / math.sqrt(k)) if k > 1 else math.nan,
@@ -516,8 +530,14 @@ def _provenance(df: pd.DataFrame) -> dict[str, Any]:
 def _summary_rows(inc: dict | None, thr: dict | None, bias: dict | None, prov: dict) -> list[dict]:
     rows: list[dict] = []
 
-    def add(figure: str, quantity: str, value: float, error: float = math.nan,
-            error_kind: str = "", detail: str = "") -> None:
+    def add(
+        figure: str,
+        quantity: str,
+        value: float,
+        error: float = math.nan,
+        error_kind: str = "",
+        detail: str = "",
+    ) -> None:
         p = prov.get(figure, {})
         rows.append(
             {
@@ -528,55 +548,115 @@ def _summary_rows(inc: dict | None, thr: dict | None, bias: dict | None, prov: d
                 "error_kind": error_kind,
                 "runs": p.get("runs", 0),
                 "seeds": p.get("seeds", ""),
-                "configuration": json.dumps(p.get("configuration", {}), sort_keys=True, default=str),
+                "configuration": json.dumps(
+                    p.get("configuration", {}), sort_keys=True, default=str
+                ),
                 "detail": detail,
             }
         )
 
     if inc is not None:
         t = inc["table"]
-        add("incremental", "limit events", float(inc["limit"]["tau"].size),
-            detail=f"n = {inc['n']}, m = {inc['m']}, seed = {inc['seed']}, ties = {inc['ties']:g}")
+        add(
+            "incremental",
+            "limit events",
+            float(inc["limit"]["tau"].size),
+            detail=f"n = {inc['n']}, m = {inc['m']}, seed = {inc['seed']}, ties = {inc['ties']:g}",
+        )
         for _, r in t.iterrows():
-            add("incremental", f"max |tau_flow - tau_limit| at lambda = {r['scale']:.0e}",
-                r["max_tau_gap"], detail=f"flow events {r['flow_events']}, missing {r['missing']}, "
-                f"max ||a_j| gap| {r['a_gap']:.3g}")
+            add(
+                "incremental",
+                f"max |tau_flow - tau_limit| at lambda = {r['scale']:.0e}",
+                r["max_tau_gap"],
+                detail=f"flow events {r['flow_events']}, missing {r['missing']}, "
+                f"max ||a_j| gap| {r['a_gap']:.3g}",
+            )
     if thr is not None:
         f = thr["fit"]
-        add("threshold", "c in m50 = c log2(n) + b (limit MC)", f["c"], f["c_se"],
-            f"bootstrap s.e. ({f['bootstrap']} redraws)", f"b = {f['b']:.3f}; c per ln n = {f['c_natural_log']:.3f}")
-        add("threshold", "c from the exact curve (same n)", f["c_exact"], detail=f"b = {f['b_exact']:.3f}")
+        add(
+            "threshold",
+            "c in m50 = c log2(n) + b (limit MC)",
+            f["c"],
+            f["c_se"],
+            f"bootstrap s.e. ({f['bootstrap']} redraws)",
+            f"b = {f['b']:.3f}; c per ln n = {f['c_natural_log']:.3f}",
+        )
+        add(
+            "threshold",
+            "c from the exact curve (same n)",
+            f["c_exact"],
+            detail=f"b = {f['b_exact']:.3f}",
+        )
         for _, r in thr["boundary"].iterrows():
-            add("threshold", f"m50 at n = {int(r['n'])}", r["m50_mc"], detail=f"exact {r['m50_exact']:.3f}"
-                + (f", flow {r['m50_flow']:.3f}" if "m50_flow" in r and pd.notna(r.get("m50_flow")) else ""))
+            add(
+                "threshold",
+                f"m50 at n = {int(r['n'])}",
+                r["m50_mc"],
+                detail=f"exact {r['m50_exact']:.3f}"
+                + (
+                    f", flow {r['m50_flow']:.3f}"
+                    if "m50_flow" in r and pd.notna(r.get("m50_flow"))
+                    else ""
+                ),
+            )
         mc = thr["mc"]
         inside = ((mc["exact"] >= mc["lo"]) & (mc["exact"] <= mc["hi"])).mean()
-        add("threshold", "fraction of cells whose Wilson 95% CI holds the exact P", float(inside),
-            detail=f"{len(mc)} cells")
+        add(
+            "threshold",
+            "fraction of cells whose Wilson 95% CI holds the exact P",
+            float(inside),
+            detail=f"{len(mc)} cells",
+        )
         if len(thr["flow"]):
             fl = thr["flow"]
             inside = ((fl["exact"] >= fl["lo"]) & (fl["exact"] <= fl["hi"])).mean()
-            add("threshold", "fraction of flow cells whose CI holds the exact P", float(inside),
-                detail=f"{len(fl)} cells, lambda = {fl['scale'].iloc[0]:.0e}")
+            add(
+                "threshold",
+                "fraction of flow cells whose CI holds the exact P",
+                float(inside),
+                detail=f"{len(fl)} cells, lambda = {fl['scale'].iloc[0]:.0e}",
+            )
     if bias is not None:
         for name in ("limit", "limit_large_n", "flow", "flow_large_n", "min_norm"):
             fit = bias["fits"].get(name)
             if fit and np.isfinite(fit["slope"]):
                 frm = f", n >= {fit['n_from']}" if "n_from" in fit else ""
-                add("bias", f"log-log slope of |theta|^2 vs n ({name})", fit["slope"], fit["slope_se"],
-                    "OLS s.e.", f"{fit['points']} runs{frm}")
+                add(
+                    "bias",
+                    f"log-log slope of |theta|^2 vs n ({name})",
+                    fit["slope"],
+                    fit["slope_se"],
+                    "OLS s.e.",
+                    f"{fit['points']} runs{frm}",
+                )
         rl = bias["ratio_limit"]
         if rl:
-            add("bias", "ratio |theta|^2 / min at the largest n (limit)", rl["at_largest_n"],
-                (rl["at_largest_n_hi"] - rl["at_largest_n_lo"]) / (2 * Z95), "bootstrap",
-                f"n = {rl['largest_n']}")
-            add("bias", "apparent limit of the ratio", rl["value"], rl["se"],
-                "fit s.e." if "alpha" in rl else "s.e.", rl["method"]
-                + (f"; alpha = {rl['alpha']:.3f}" if "alpha" in rl else ""))
+            add(
+                "bias",
+                "ratio |theta|^2 / min at the largest n (limit)",
+                rl["at_largest_n"],
+                (rl["at_largest_n_hi"] - rl["at_largest_n_lo"]) / (2 * Z95),
+                "bootstrap",
+                f"n = {rl['largest_n']}",
+            )
+            add(
+                "bias",
+                "apparent limit of the ratio",
+                rl["value"],
+                rl["se"],
+                "fit s.e." if "alpha" in rl else "s.e.",
+                rl["method"] + (f"; alpha = {rl['alpha']:.3f}" if "alpha" in rl else ""),
+            )
         fl = bias["flow_largest"]
         if fl:
-            add("bias", "ratio at the largest flow n", fl["ratio"], fl["ratio_se"], "s.e.",
-                f"n = {int(fl['n'])}, lambda = {fl['scale']:.0e}")
+            add(
+                "bias",
+                "ratio at the largest flow n",
+                fl["ratio"],
+                fl["ratio_se"],
+                "s.e.",
+                f"n = {int(fl['n'])}, lambda = {fl['scale']:.0e}",
+            )
     return rows
 
 
@@ -620,7 +700,11 @@ def _table(df: pd.DataFrame, max_rows: int = 400) -> str:
             cls = " class='l'" if isinstance(v, str) else ""
             cells.append(f"<td{cls}>{_fmt(v)}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
-    more = f"<p class='note'>{len(df) - max_rows} more rows in the CSV.</p>" if len(df) > max_rows else ""
+    more = (
+        f"<p class='note'>{len(df) - max_rows} more rows in the CSV.</p>"
+        if len(df) > max_rows
+        else ""
+    )
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>{more}"
 
 
@@ -719,7 +803,9 @@ def build_report(
     if own:
         path = Path(store)
         if not path.exists():
-            raise InputError(f"store must be an existing results store, got {str(path)!r} (no such file)")
+            raise InputError(
+                f"store must be an existing results store, got {str(path)!r} (no such file)"
+            )
         st = ResultsStore(path)
     else:
         st = store
@@ -745,7 +831,8 @@ def build_report(
                 analyses[exp] = analyse_incremental(df, st.arrays)
                 a = analyses[exp]
                 figs[exp] = plot_incremental(
-                    a["flows"], a["limit"],
+                    a["flows"],
+                    a["limit"],
                     title=f"n = {a['n']}, m = {a['m']}, seed = {a['seed']}, orthogonal data",
                 )
             elif exp == "threshold":
@@ -759,7 +846,9 @@ def build_report(
         if own:
             st.close() if hasattr(st, "close") else None
     summary = pd.DataFrame(
-        _summary_rows(analyses.get("incremental"), analyses.get("threshold"), analyses.get("bias"), prov)
+        _summary_rows(
+            analyses.get("incremental"), analyses.get("threshold"), analyses.get("bias"), prov
+        )
     )
     written: list[Path] = []
     if figures_dir is not None:
@@ -777,9 +866,15 @@ def build_report(
         summary.to_csv(td / "summary.csv", index=False)
         (td / "summary.json").write_text(
             json.dumps(
-                {"summary": _records(summary), "provenance": prov, "plan": plan,
-                 "reluflow": __version__},
-                indent=1, default=str, allow_nan=False,
+                {
+                    "summary": _records(summary),
+                    "provenance": prov,
+                    "plan": plan,
+                    "reluflow": __version__,
+                },
+                indent=1,
+                default=str,
+                allow_nan=False,
             )
         )
         for name, t in tables.items():
@@ -803,7 +898,12 @@ def build_report(
 def _records(df: pd.DataFrame) -> list[dict]:
     out = []
     for r in df.to_dict(orient="records"):
-        out.append({k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in r.items()})
+        out.append(
+            {
+                k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+                for k, v in r.items()
+            }
+        )
     return out
 
 

@@ -23,6 +23,8 @@ class SolverStats:
         evaluations: vector-field evaluations.
         kinks: ReLU kinks located as events (a coordinate ``u_ji`` reaching 0).
         kink_steps: steps cut short at a kink.
+        sliding: coordinates held at 0 by a sliding mode (general data: inactive
+            they would rise, active they would fall; Filippov solution).
     """
 
     steps: int = 0
@@ -30,6 +32,7 @@ class SolverStats:
     evaluations: int = 0
     kinks: int = 0
     kink_steps: int = 0
+    sliding: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return dict(self.__dict__)

@@ -33,9 +33,7 @@ def register(sub: Any) -> None:
 def run_report(args: argparse.Namespace) -> int:
     from ..report import build_report
 
-    rep = build_report(
-        args.store, args.output, figures_dir=args.figures, tables_dir=args.tables
-    )
+    rep = build_report(args.store, args.output, figures_dir=args.figures, tables_dir=args.tables)
     cols = ["figure", "quantity", "value", "error", "runs"]
     sys.stdout.write(
         rep.summary[cols].to_string(index=False, float_format=lambda v: f"{v:.4g}", na_rep="-")

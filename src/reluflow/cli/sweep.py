@@ -1,0 +1,158 @@
+"""``reluflow sweep``: run a grid of configurations into a results store (resumable)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from ..errors import InputError
+from ..store import ResultsStore
+from ..sweep import execution_options, expand_spec, load_spec, run_sweep
+from ._common import add_parser, print_json
+
+EXAMPLE = """\
+spec (TOML; YAML works the same):
+  experiment = "width"
+  dynamics = "limit"          # flow | descent | limit (a list makes it an axis)
+  n = 256
+  m = [4, 8, 16, 32]          # every list is an axis of the grid
+  seeds = "0:100"             # 'A:B', a count, or a list
+  [solver]                    # rtol, atol, t_max, tau_max, loss_tol, lr, steps, ...
+  [execution]                 # workers, scheduler, cluster, jobs, connect_timeout
+  [slurm]                     # dask_jobqueue.SLURMCluster options (queue, cores, memory, ...)
+
+examples:
+  reluflow sweep width.toml --store width.sqlite --workers 2
+  reluflow sweep width.toml --store width.sqlite --scheduler tcp://10.0.0.5:8786
+  reluflow sweep width.toml --cluster slurm --jobs 4 --cluster-option queue=normal
+  reluflow results width.sqlite --where "m >= 16" --format csv"""
+
+
+def register(sub: Any) -> None:
+    p = add_parser(
+        sub,
+        "sweep",
+        "run a grid of configurations into a results store (resumable)",
+        "Expand SPEC (a TOML or YAML grid of dynamics, data, n, m, lambda, labels, solver "
+        "options and seeds) into runs, skip those already in the store, run the rest in "
+        "parallel and write each finished run to the store (a SQLite file) in one "
+        "transaction. Killed at any moment and started again, a sweep runs only what is "
+        "missing. Runs go to local processes by default, to an existing Dask cluster with "
+        "--scheduler, or to a SLURM cluster (dask-jobqueue) with --cluster slurm; only this "
+        "process writes the store.\n\n" + EXAMPLE,
+    )
+    p.add_argument("spec", metavar="SPEC", help="the sweep spec (.toml, .yaml or .yml)")
+    p.add_argument(
+        "--store",
+        metavar="FILE",
+        default=None,
+        help="results store (default: SPEC with the suffix .sqlite)",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        metavar="K",
+        help="local worker processes (default: the spec's, else one per core)",
+    )
+    d = p.add_argument_group("Dask")
+    d.add_argument(
+        "--scheduler",
+        metavar="ADDR",
+        default=None,
+        help="send the runs to the Dask cluster at ADDR (tcp://HOST:PORT)",
+    )
+    d.add_argument(
+        "--cluster",
+        choices=("local", "slurm"),
+        default=None,
+        help="slurm: start a SLURM cluster through dask-jobqueue (needs sbatch)",
+    )
+    d.add_argument("--jobs", type=int, default=None, help="SLURM jobs to start (--cluster slurm)")
+    d.add_argument(
+        "--cluster-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a SLURMCluster option (repeat), e.g. queue=normal, cores=8, memory=16GB",
+    )
+    d.add_argument(
+        "--connect-timeout",
+        type=float,
+        default=None,
+        metavar="S",
+        help="seconds to wait for the scheduler (default 5)",
+    )
+    p.add_argument(
+        "--dry-run", action="store_true", help="list the runs and how many are done; run nothing"
+    )
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run_sweep_cmd)
+
+
+def _option_value(text: str) -> Any:
+    """A command-line option value: a TOML literal (8, true, "x", [1, 2]) or else a string."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def parse_cluster_options(items: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise InputError(f"--cluster-option must be KEY=VALUE, got {item!r}")
+        out[key.strip()] = _option_value(value.strip())
+    return out
+
+
+def run_sweep_cmd(args: argparse.Namespace) -> int:
+    spec = load_spec(args.spec)
+    store = Path(args.store) if args.store else Path(args.spec).with_suffix(".sqlite")
+    if args.dry_run:
+        configs = expand_spec(spec)
+        done = ResultsStore(store, create=False).done_ids() if store.exists() else set()
+        from .._provenance import config_hash
+
+        todo = [c for c in configs if config_hash(c) not in done]
+        if args.json:
+            print_json({"total": len(configs), "done": len(configs) - len(todo), "todo": todo})
+        else:
+            sys.stdout.write(
+                f"{args.spec}: {len(configs)} runs, {len(configs) - len(todo)} already in "
+                f"{store}, {len(todo)} to run; execution {execution_options(spec)}\n"
+            )
+        return 0
+    options = parse_cluster_options(args.cluster_option)
+    if args.jobs is not None:
+        options["jobs"] = args.jobs
+    summary = run_sweep(
+        spec,
+        store,
+        workers=args.workers,
+        scheduler=args.scheduler,
+        cluster=args.cluster,
+        progress=not (args.quiet or args.json),
+        cluster_options=options or None,
+        connect_timeout=args.connect_timeout,
+    )
+    if args.json:
+        print_json(summary.as_dict())
+    else:
+        out = sys.stdout
+        out.write(
+            f"sweep {args.spec}: {summary.total} runs: {summary.skipped} already in the store, "
+            f"{summary.ran} ran ({summary.written} written), {summary.failed} failed; "
+            f"{summary.executor} x {summary.workers}, {summary.wall_s:.1f} s -> {summary.store}\n"
+        )
+        for rid, msg in summary.failures[:20]:
+            out.write(f"  failed {rid}: {msg}\n")
+        if summary.failed > 20:
+            out.write(f"  ... {summary.failed - 20} more (use --json)\n")
+    return 0 if summary.ok else 1

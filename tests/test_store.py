@@ -1,0 +1,115 @@
+"""The results store: idempotent one-transaction writes, exact round trips, concurrent writers."""
+
+from __future__ import annotations
+
+import math
+import multiprocessing as mp
+import sqlite3
+
+import numpy as np
+import pytest
+
+from reluflow.errors import InputError
+from reluflow.store import ResultsStore, RunRecord
+from reluflow.sweep import run_config
+
+
+def _record(i: int, experiment: str = "unit", **results) -> RunRecord:
+    rng = np.random.default_rng(i)
+    return RunRecord(
+        run_id=f"run{i:04d}",
+        experiment=experiment,
+        config={"experiment": experiment, "dynamics": "limit", "n": 8 + i, "m": 4, "seed": i},
+        results={"final_loss": float(rng.random()), "interpolates": i % 2 == 0, **results},
+        arrays={"tau": rng.random(5), "event_neuron": np.arange(5), "x0": np.array(1.5)},
+        version="0.0-test",
+        seed=i,
+        wall_s=0.1 * i,
+        created="2026-01-01T00:00:00+00:00",
+        provenance={"config_hash": f"run{i:04d}", "note": "unit"},
+    )
+
+
+def test_put_is_idempotent_and_round_trips_exactly(tmp_path):
+    path = tmp_path / "s.sqlite"
+    rec = run_config({"dynamics": "limit", "n": 40, "m": 6, "seed": 2, "labels": "gaussian"})
+    with ResultsStore(path) as store:
+        assert store.put(rec) is True
+        assert store.put(rec) is False  # same run_id: nothing written
+        assert store.done_ids() == {rec.run_id}
+        assert len(store) == 1 and rec.run_id in store
+    with ResultsStore(path) as store:  # reopened: a real file
+        back = store.record(rec.run_id)
+        arrays = store.arrays(rec.run_id)
+    assert back.config == rec.config and back.provenance == rec.provenance
+    assert back.results == rec.results  # floats through JSON are exact
+    assert set(arrays) == set(rec.arrays)
+    for k, v in rec.arrays.items():
+        assert arrays[k].dtype == v.dtype and arrays[k].shape == v.shape
+        assert np.array_equal(arrays[k], v)
+    assert arrays["a"].dtype == np.float64 and arrays["initial_loss"].shape == ()
+    assert path.read_bytes()[:16] == b"SQLite format 3\x00"
+    con = sqlite3.connect(path)
+    assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    con.close()
+
+
+def test_frame_columns_nan_and_filters(tmp_path):
+    with ResultsStore(tmp_path / "s.sqlite") as store:
+        for i in range(6):
+            store.put(_record(i, experiment="a" if i < 4 else "b", ratio=math.nan if i == 3 else 1.0))
+        df = store.frame()
+        assert list(df.columns[:2]) == ["run_id", "experiment"]
+        assert list(df.columns[-5:]) == ["version", "seed", "config_hash", "wall_s", "created"]
+        assert {"dynamics", "n", "m", "final_loss", "interpolates", "ratio"} <= set(df.columns)
+        assert list(df.run_id) == [f"run{i:04d}" for i in range(6)]  # insertion order
+        assert math.isnan(df.ratio[3]) and df.interpolates.dtype == bool
+        assert len(store.frame(experiment="b")) == 2
+        assert list(store.frame(where="n >= 10 and experiment == 'a'").n) == [10, 11]
+        sql = store.frame(where="experiment = 'a' AND NOT interpolates OR n <> n")
+        assert list(sql.n) == [9, 11]
+        with pytest.raises(InputError, match="no_such_column"):
+            store.frame(where="no_such_column > 1")
+        with pytest.raises(KeyError):
+            store.arrays("missing")
+
+
+def test_refuses_what_is_not_a_store(tmp_path):
+    with pytest.raises(InputError, match="file path"):
+        ResultsStore(":memory:")
+    with pytest.raises(InputError, match="no results store"):
+        ResultsStore(tmp_path / "absent.sqlite", create=False)
+    (tmp_path / "text.sqlite").write_text("not a database at all, really")
+    with pytest.raises(InputError, match="not a SQLite"):
+        ResultsStore(tmp_path / "text.sqlite")
+    con = sqlite3.connect(tmp_path / "other.db")
+    con.execute("CREATE TABLE t (x)")
+    con.commit()
+    con.close()
+    with pytest.raises(InputError, match="not a results store"):
+        ResultsStore(tmp_path / "other.db")
+    assert not (tmp_path / "absent.sqlite").exists()
+
+
+def _writer(path: str, start: int, stop: int) -> int:
+    written = 0
+    with ResultsStore(path) as store:
+        for i in range(start, stop):
+            written += store.put(_record(i))
+    return written
+
+
+def test_concurrent_writers_never_corrupt_or_duplicate(tmp_path):
+    """Three processes write overlapping runs into one new file at the same time."""
+    path = str(tmp_path / "shared.sqlite")
+    ranges = [(0, 120), (60, 180), (100, 200)]
+    with mp.get_context("spawn").Pool(3) as pool:
+        written = pool.starmap(_writer, [(path, a, b) for a, b in ranges])
+    assert sum(written) == 200  # every run written by exactly one writer
+    with ResultsStore(path) as store:
+        assert store.integrity_ok()
+        df = store.frame()
+        assert len(df) == 200 and df.run_id.is_unique
+        for i in (0, 99, 150, 199):
+            ref = _record(i)
+            assert np.array_equal(store.arrays(ref.run_id)["tau"], ref.arrays["tau"])
