@@ -57,7 +57,9 @@ def test_put_is_idempotent_and_round_trips_exactly(tmp_path):
 def test_frame_columns_nan_and_filters(tmp_path):
     with ResultsStore(tmp_path / "s.sqlite") as store:
         for i in range(6):
-            store.put(_record(i, experiment="a" if i < 4 else "b", ratio=math.nan if i == 3 else 1.0))
+            store.put(
+                _record(i, experiment="a" if i < 4 else "b", ratio=math.nan if i == 3 else 1.0)
+            )
         df = store.frame()
         assert list(df.columns[:2]) == ["run_id", "experiment"]
         assert list(df.columns[-5:]) == ["version", "seed", "config_hash", "wall_s", "created"]

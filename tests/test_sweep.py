@@ -78,7 +78,9 @@ def test_grid_expansion_is_a_deterministic_product(tmp_path):
     assert len({run_id(r) for r in runs}) == len(runs)
     # the same run however it is written: aliases, defaults, int vs float
     a = normalize_config({"dynamics": "flow", "n": 8, "m": 4, "lambda": 0.0001, "t_max": 10})
-    b = normalize_config({"dynamics": "flow", "n": 8.0, "m": 4, "scale": 1e-4, "d": 8, "t_max": 10.0})
+    b = normalize_config(
+        {"dynamics": "flow", "n": 8.0, "m": 4, "scale": 1e-4, "d": 8, "t_max": 10.0}
+    )
     assert run_id(a) == run_id(b)
     yaml_spec = write(
         tmp_path / "g.yaml",
@@ -109,7 +111,12 @@ BAD_SPECS = [
     ('dynamics = "flow"\nn = 8\nm = 4\nscale = 1e-6\nlr = 0.1\n', "lr", 5, "descent"),
     ('dynamics = "limit"\nn = 8\nm = 4\n[solver]\nrtool = 1e-8\n', "solver.rtool", 5, "unknown"),
     ('dynamics = "sgd"\nn = 8\nm = 4\n', "dynamics", 1, "flow"),
-    ('dynamics = "limit"\nn = 8\nm = 4\n[execution]\nworkers = 0\n', "execution.workers", 5, ">= 1"),
+    (
+        'dynamics = "limit"\nn = 8\nm = 4\n[execution]\nworkers = 0\n',
+        "execution.workers",
+        5,
+        ">= 1",
+    ),
 ]
 
 
@@ -165,10 +172,16 @@ def test_run_config_is_deterministic_and_consistent(config):
         k: v for k, v in b.results.items() if k != "run_wall_s"
     }
     for k in a.arrays:
-        assert a.arrays[k].tobytes() == b.arrays[k].tobytes() and a.arrays[k].dtype == b.arrays[k].dtype
+        assert (
+            a.arrays[k].tobytes() == b.arrays[k].tobytes()
+            and a.arrays[k].dtype == b.arrays[k].dtype
+        )
     r, x = a.results, a.arrays
     assert r["ratio"] == pytest.approx(r["norm_sq"] / r["min_norm_sq"])
-    assert r["interpolates"] == (r["final_loss"] <= 1e-6 * r["initial_loss"]) or config["dynamics"] == "limit"
+    assert (
+        r["interpolates"] == (r["final_loss"] <= 1e-6 * r["initial_loss"])
+        or config["dynamics"] == "limit"
+    )
     if config["dynamics"] == "limit":
         assert len(x["tau"]) == r["n_events"] and np.all(np.diff(x["tau"]) >= 0)
         # the plateaus fall by the fitted samples' share of the loss (±1 labels, unit norms)
@@ -223,6 +236,14 @@ def _count(path) -> int:
         return 0
 
 
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 def test_sigkill_mid_sweep_then_resume_runs_each_run_once(tmp_path):
     spec = write(tmp_path / "slow.toml", SLOW_SPEC)
     store = tmp_path / "killed.sqlite"
@@ -231,11 +252,17 @@ def test_sigkill_mid_sweep_then_resume_runs_each_run_once(tmp_path):
             sys.executable,
             "-c",
             "import sys; from reluflow.cli import main; sys.exit(main(sys.argv[1:]))",
-            "sweep", str(spec), "--store", str(store), "--workers", "2", "--quiet",
+            "sweep",
+            str(spec),
+            "--store",
+            str(store),
+            "--workers",
+            "2",
+            "--quiet",
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
-        start_new_session=True,  # its worker processes die with it
+        start_new_session=True,  # a process group of its own: the driver and its workers
     )
     try:
         deadline = time.monotonic() + 60
@@ -243,8 +270,15 @@ def test_sigkill_mid_sweep_then_resume_runs_each_run_once(tmp_path):
             assert proc.poll() is None, proc.stderr.read().decode()
             assert time.monotonic() < deadline, "the sweep wrote nothing in 60 s"
             time.sleep(0.02)
+        os.kill(proc.pid, signal.SIGKILL)  # the driver, in the middle of the sweep
+        proc.wait()
+        deadline = time.monotonic() + 15
+        while _group_alive(proc.pid):  # its orphaned workers notice and exit
+            assert time.monotonic() < deadline, "worker processes outlived the driver"
+            time.sleep(0.1)
     finally:
-        os.killpg(proc.pid, signal.SIGKILL)
+        if _group_alive(proc.pid):
+            os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
     assert proc.returncode == -signal.SIGKILL
     with ResultsStore(store) as s:
@@ -276,7 +310,18 @@ def test_two_sweeps_on_one_store(tmp_path):
     code = "import sys; from reluflow.cli import main; sys.exit(main(sys.argv[1:]))"
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", code, "sweep", str(s), "--store", str(store), "--workers", "1", "--json"],
+            [
+                sys.executable,
+                "-c",
+                code,
+                "sweep",
+                str(s),
+                "--store",
+                str(store),
+                "--workers",
+                "1",
+                "--json",
+            ],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -296,7 +297,12 @@ def reproduce(
     (out / "reproduce.json").write_text(json.dumps(design, indent=1))
     with ResultsStore(store_path) as store:
         summary = run_sweep(todo, store, workers=workers, progress=progress)
-    computed = int(getattr(summary, "computed", getattr(summary, "done", 0)) or 0)
+    computed = int(summary.ran)
+    if summary.failed:
+        first = "; ".join(f"{rid}: {msg}" for rid, msg in summary.failures[:3])
+        warnings.warn(
+            f"{summary.failed} of {summary.total} runs failed and are missing from the figures "
+            f"(a rerun retries them): {first}", RuntimeWarning, stacklevel=2)
     rep = build_report(
         store_path,
         out / "report.html",

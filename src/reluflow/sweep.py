@@ -804,6 +804,21 @@ def _run_task(config: dict[str, Any]) -> RunRecord:
     return run_config(config)
 
 
+def _exit_with_parent(parent: int) -> None:
+    """Worker-process initializer: exit when the driver dies (even by SIGKILL).
+
+    Orphaned pool workers would otherwise wait forever on their task queue.
+    """
+    import threading
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="reluflow-parent-watch").start()
+
+
 def _describe(exc: BaseException) -> str:
     msg = f"{type(exc).__name__}: {exc}"
     return msg if len(msg) < 2000 else msg[:2000] + "..."
@@ -865,7 +880,12 @@ def _run_processes(
     ctx = mp.get_context("spawn")  # no fork of the driver's open database or threads
     while pending:
         broken = False
-        with ProcessPoolExecutor(max_workers=min(workers, len(pending)), mp_context=ctx) as pool:
+        with ProcessPoolExecutor(
+            max_workers=min(workers, len(pending)),
+            mp_context=ctx,
+            initializer=_exit_with_parent,
+            initargs=(os.getpid(),),
+        ) as pool:
             futures = {pool.submit(_run_task, cfg): rid for rid, cfg in pending.items()}
             try:
                 for fut in as_completed(futures):

@@ -74,7 +74,9 @@ def run_results(args: argparse.Namespace) -> int:
         try:
             import pyarrow  # noqa: F401
         except ImportError:
-            raise InputError("--format parquet needs pyarrow: pip install 'reluflow[parquet]'") from None
+            raise InputError(
+                "--format parquet needs pyarrow: pip install 'reluflow[parquet]'"
+            ) from None
         df.to_parquet(args.output, index=False)
         return 0
     if fmt == "csv":
@@ -83,7 +85,9 @@ def run_results(args: argparse.Namespace) -> int:
         records = json.loads(json.dumps(df.to_dict(orient="records"), default=_default))
         text = json.dumps(_clean(records), allow_nan=False) + "\n"
     else:
-        text = (df.to_string(index=False) if len(df) else f"no runs ({len(df.columns)} columns)") + "\n"
+        text = (
+            df.to_string(index=False) if len(df) else f"no runs ({len(df.columns)} columns)"
+        ) + "\n"
     if args.output:
         Path(args.output).write_text(text, encoding="utf-8")
     else:
