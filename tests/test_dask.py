@@ -19,6 +19,7 @@ import time
 import pandas as pd
 import pytest
 
+from reluflow.cli.sweep import parse_cluster_options
 from reluflow.errors import InputError
 from reluflow.store import ResultsStore
 from reluflow.sweep import run_sweep
@@ -158,12 +159,21 @@ def test_slurm_without_sbatch_is_refused(spec, tmp_path):
     with pytest.raises(InputError, match="sbatch"):
         run_sweep(spec, tmp_path / "s.sqlite", cluster="slurm", progress=False)
     assert not (tmp_path / "s.sqlite").exists()
+    assert parse_cluster_options(["cores=8", "memory=16GB", 'job_extra_directives=["-C cpu"]']) == {
+        "cores": 8,
+        "memory": "16GB",
+        "job_extra_directives": ["-C cpu"],
+    }
+    with pytest.raises(InputError, match="KEY=VALUE"):
+        parse_cluster_options(["cores"])
 
 
 def test_dask_sweep_is_bit_identical_to_local(cluster, spec, local_store, tmp_path):
-    # the scheduler comes from the spec's [execution] table
+    # the scheduler comes from the spec's [execution] table; two runs per Dask task
     on_dask = tmp_path / "on_dask.toml"
-    on_dask.write_text(spec.read_text() + f'\n[execution]\nscheduler = "{cluster.address}"\n')
+    on_dask.write_text(
+        spec.read_text() + f'\n[execution]\nscheduler = "{cluster.address}"\nbatch = 2\n'
+    )
     store = tmp_path / "dask.sqlite"
     summary = run_sweep(on_dask, store, progress=False)
     assert (summary.executor, summary.workers) == ("dask", 2)

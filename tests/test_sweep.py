@@ -205,7 +205,8 @@ def test_failed_runs_are_reported_and_not_stored(tmp_path, monkeypatch):
 
     monkeypatch.setattr(S, "run_config", flaky)
     spec = {"dynamics": "limit", "n": 16, "m": 4, "seeds": 3}
-    summary = run_sweep(spec, tmp_path / "s.sqlite", workers=1, progress=False)
+    # a batch of three runs: the failure of one does not lose the others
+    summary = run_sweep(spec, tmp_path / "s.sqlite", workers=1, batch=3, progress=False)
     assert (summary.total, summary.ran, summary.failed) == (3, 2, 1)
     assert "solver exploded" in summary.failures[0][1]
     monkeypatch.setattr(S, "run_config", real)

@@ -266,7 +266,7 @@ def normalize_config(config: Mapping[str, Any]) -> dict[str, Any]:
             )
     if "t_max" in cfg and "tau_max" in cfg:
         raise ConfigError("tau_max", "give t_max or tau_max, not both")
-    return cfg
+    return {k: cfg[k] for k in CONFIG_ORDER if k in cfg}
 
 
 def run_id(config: Mapping[str, Any]) -> str:
@@ -460,7 +460,7 @@ class Spec(dict):
 
 
 SPEC_TABLES = ("solver", "execution", "slurm")
-EXECUTION_KEYS = ("workers", "scheduler", "cluster", "jobs", "connect_timeout")
+EXECUTION_KEYS = ("workers", "scheduler", "cluster", "jobs", "batch", "connect_timeout")
 CLUSTERS = ("local", "slurm")
 _SEED_KEYS = ("seed", "seeds")
 _SPEC_KEYS = ("description", *_SEED_KEYS, *SPEC_TABLES)
@@ -678,7 +678,7 @@ def execution_options(spec: Mapping[str, Any] | str | Path) -> dict[str, Any]:
         if k not in EXECUTION_KEYS:
             raise _fail(s, path, f"unknown execution option; allowed: {', '.join(EXECUTION_KEYS)}")
         try:
-            if k in ("workers", "jobs"):
+            if k in ("workers", "jobs", "batch"):
                 ex[k] = V.positive_int(k, v)
             elif k == "connect_timeout":
                 ex[k] = V.finite_float(k, v, low=0.0, low_open=True, allowed="seconds > 0")
@@ -799,9 +799,18 @@ class SweepSummary:
         return d
 
 
-def _run_task(config: dict[str, Any]) -> RunRecord:
-    """What a worker (process or Dask) executes: one run, returned to the driver."""
-    return run_config(config)
+Batch = list[tuple[str, dict[str, Any]]]  # (run_id, normalised configuration) pairs
+
+
+def _run_batch(configs: list[dict[str, Any]]) -> list[tuple[str, RunRecord | None, str]]:
+    """What a worker (process or Dask) executes: runs, each returned with its record or error."""
+    out: list[tuple[str, RunRecord | None, str]] = []
+    for cfg in configs:
+        try:
+            out.append((config_hash(cfg), run_config(cfg), ""))
+        except Exception as exc:
+            out.append((config_hash(cfg), None, _describe(exc)))
+    return out
 
 
 def _exit_with_parent(parent: int) -> None:
@@ -852,30 +861,30 @@ class _Tally:
         self.ran += 1
         self.bar.update()
 
+    def take(self, results: list[tuple[str, RunRecord | None, str]]) -> None:
+        for rid, record, error in results:
+            if record is None:
+                self.fail(rid, error)
+            else:
+                self.done(rid, record)
+
     def fail(self, rid: str, message: str) -> None:
         self.failures.append((rid, message))
         self.bar.update()
         self.bar.set_postfix(failed=len(self.failures))
 
 
-def _run_serial(todo: dict[str, dict[str, Any]], tally: _Tally) -> None:
-    for rid, cfg in todo.items():
-        try:
-            record = _run_task(cfg)
-        except Exception as exc:
-            tally.fail(rid, _describe(exc))
-        else:
-            tally.done(rid, record)
+def _run_serial(batches: list[Batch], tally: _Tally) -> None:
+    for batch in batches:
+        tally.take(_run_batch([cfg for _, cfg in batch]))
 
 
-def _run_processes(
-    todo: dict[str, dict[str, Any]], tally: _Tally, workers: int, retries: int
-) -> None:
+def _run_processes(batches: list[Batch], tally: _Tally, workers: int, retries: int) -> None:
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor, as_completed
     from concurrent.futures.process import BrokenProcessPool
 
-    pending = dict(todo)
+    pending = dict(enumerate(batches))
     attempts = dict.fromkeys(pending, 0)
     ctx = mp.get_context("spawn")  # no fork of the driver's open database or threads
     while pending:
@@ -886,29 +895,33 @@ def _run_processes(
             initializer=_exit_with_parent,
             initargs=(os.getpid(),),
         ) as pool:
-            futures = {pool.submit(_run_task, cfg): rid for rid, cfg in pending.items()}
+            futures = {
+                pool.submit(_run_batch, [cfg for _, cfg in batch]): i
+                for i, batch in pending.items()
+            }
             try:
                 for fut in as_completed(futures):
-                    rid = futures[fut]
+                    i = futures[fut]
                     try:
-                        record = fut.result()
+                        results = fut.result()
                     except BrokenProcessPool:
                         broken = True
                         continue
-                    except Exception as exc:
-                        tally.fail(rid, _describe(exc))
-                    else:
-                        tally.done(rid, record)
-                    del pending[rid]
+                    except Exception as exc:  # e.g. a result that cannot be sent back
+                        results = [(rid, None, _describe(exc)) for rid, _ in pending[i]]
+                    tally.take(results)
+                    del pending[i]
             except BaseException:
                 pool.shutdown(wait=False, cancel_futures=True)
                 raise
         if broken:  # a worker process died (killed, out of memory): run the rest again
-            for rid in list(pending):
-                attempts[rid] += 1
-                if attempts[rid] > retries:
-                    tally.fail(rid, f"a worker process died {attempts[rid]} times while running it")
-                    del pending[rid]
+            for i in list(pending):
+                attempts[i] += 1
+                if attempts[i] > retries:
+                    for rid, _ in pending.pop(i):
+                        tally.fail(
+                            rid, f"a worker process died {attempts[i]} times while running it"
+                        )
 
 
 def _dask_client(
@@ -955,13 +968,18 @@ def _dask_client(
     return Client(slurm, set_as_default=False), slurm
 
 
-def _run_dask(todo: dict[str, dict[str, Any]], tally: _Tally, client: Any) -> None:
+def _run_dask(batches: list[Batch], tally: _Tally, client: Any) -> None:
     from distributed import as_completed
 
     tag = uuid.uuid4().hex[:8]
     futures = {
-        client.submit(_run_task, cfg, key=f"reluflow-run-{rid}-{tag}", pure=False): rid
-        for rid, cfg in todo.items()
+        client.submit(
+            _run_batch,
+            [cfg for _, cfg in batch],
+            key=f"reluflow-runs-{batch[0][0]}-{len(batch)}-{tag}",
+            pure=False,
+        ): batch
+        for batch in batches
     }
     try:
         # with_results: the results are fetched in the background as runs finish,
@@ -969,14 +987,11 @@ def _run_dask(todo: dict[str, dict[str, Any]], tally: _Tally, client: Any) -> No
         for fut, result in as_completed(
             futures, loop=client.loop, with_results=True, raise_errors=False
         ):
-            rid = futures[fut]
             if isinstance(result, BaseException) or fut.status != "finished":
-                # the run raised, or its workers kept dying (KilledWorker)
-                tally.fail(
-                    rid, _describe(result) if isinstance(result, BaseException) else fut.status
-                )
-            else:
-                tally.done(rid, result)
+                # the task raised, or its workers kept dying (KilledWorker)
+                why = _describe(result) if isinstance(result, BaseException) else fut.status
+                result = [(rid, None, why) for rid, _ in futures[fut]]
+            tally.take(result)
             fut.release()
     except BaseException:
         client.cancel(list(futures))
@@ -994,6 +1009,7 @@ def run_sweep(
     cluster_options: Mapping[str, Any] | None = None,
     connect_timeout: float | None = None,
     retries: int = 2,
+    batch: int | None = None,
 ) -> SweepSummary:
     """Run every configuration of a sweep that is not yet in ``store``.
 
@@ -1015,6 +1031,9 @@ def run_sweep(
         connect_timeout: seconds to wait for the scheduler (default 5).
         retries: local only: times a run is retried after its worker process died
             (on Dask the scheduler retries runs of dead workers itself).
+        batch: runs per task (default 1, or the spec's ``[execution] batch``):
+            more amortises the few milliseconds of scheduling per task over
+            runs that take less.
 
     Returns:
         A :class:`SweepSummary`.
@@ -1051,6 +1070,7 @@ def run_sweep(
         workers = ex.get("workers")
     workers = V.positive_int("workers", workers) if workers is not None else _cpu_count()
     retries = V.positive_int("retries", retries, minimum=0)
+    batch = V.positive_int("batch", batch if batch is not None else ex.get("batch", 1))
     timeout = connect_timeout if connect_timeout is not None else ex.get("connect_timeout")
     timeout = CONNECT_TIMEOUT_S if timeout is None else float(timeout)
 
@@ -1072,19 +1092,21 @@ def run_sweep(
                 rid = config_hash(cfg)
                 if rid not in done:
                     todo[rid] = cfg
+            items = list(todo.items())
+            batches = [items[i : i + batch] for i in range(0, len(items), batch)]
             tally = _Tally(db, len(todo), progress)
             stack.callback(tally.bar.close)
             if client is not None:
                 executor = "dask"
                 n_workers = len(client.scheduler_info().get("workers", {}))
-                if todo:
-                    _run_dask(todo, tally, client)
-            elif workers == 1 or len(todo) <= 1:
+                if batches:
+                    _run_dask(batches, tally, client)
+            elif workers == 1 or len(batches) <= 1:
                 executor, n_workers = "serial", 1
-                _run_serial(todo, tally)
+                _run_serial(batches, tally)
             else:
-                executor, n_workers = "processes", min(workers, len(todo))
-                _run_processes(todo, tally, workers, retries)
+                executor, n_workers = "processes", min(workers, len(batches))
+                _run_processes(batches, tally, workers, retries)
             return SweepSummary(
                 total=len(configs),
                 skipped=len(configs) - len(todo),

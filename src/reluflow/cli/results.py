@@ -44,8 +44,8 @@ def register(sub: Any) -> None:
         "--format",
         choices=FORMATS,
         default=None,
-        help="table (default on a terminal), csv, json (an array of records) or parquet "
-        "(needs -o and pyarrow); default: from the -o suffix, else table",
+        help="table, csv, json (an array of records) or parquet (needs -o and pyarrow); "
+        "default: from the -o suffix, else table",
     )
     p.add_argument("-o", "--output", metavar="FILE", default=None, help="write here, not stdout")
     p.set_defaults(func=run_results)

@@ -21,7 +21,7 @@ spec (TOML; YAML works the same):
   m = [4, 8, 16, 32]          # every list is an axis of the grid
   seeds = "0:100"             # 'A:B', a count, or a list
   [solver]                    # rtol, atol, t_max, tau_max, loss_tol, lr, steps, ...
-  [execution]                 # workers, scheduler, cluster, jobs, connect_timeout
+  [execution]                 # workers, scheduler, cluster, jobs, batch, connect_timeout
   [slurm]                     # dask_jobqueue.SLURMCluster options (queue, cores, memory, ...)
 
 examples:
@@ -57,6 +57,13 @@ def register(sub: Any) -> None:
         default=None,
         metavar="K",
         help="local worker processes (default: the spec's, else one per core)",
+    )
+    p.add_argument(
+        "--batch",
+        type=int,
+        default=None,
+        metavar="B",
+        help="runs per task (default 1): more amortises scheduling over runs of a few ms",
     )
     d = p.add_argument_group("Dask")
     d.add_argument(
@@ -141,6 +148,7 @@ def run_sweep_cmd(args: argparse.Namespace) -> int:
         progress=not (args.quiet or args.json),
         cluster_options=options or None,
         connect_timeout=args.connect_timeout,
+        batch=args.batch,
     )
     if args.json:
         print_json(summary.as_dict())
