@@ -16,6 +16,7 @@ that gives ``‖w‖²`` from the reduced coordinates ``u = W Xᵀ``.
 
 from __future__ import annotations
 
+import abc
 from functools import cached_property
 from typing import Any
 
@@ -56,7 +57,7 @@ def _labels(labels: Any, n: int, seed: int) -> np.ndarray:
     return y.copy()
 
 
-class Dataset:
+class Dataset(abc.ABC):
     """Interface shared by all datasets: ``n``, labels ``y`` and the Gram geometry."""
 
     y: np.ndarray
@@ -67,35 +68,36 @@ class Dataset:
         return int(self.y.shape[0])
 
     @property
-    def d(self) -> int:  # pragma: no cover - overridden
-        raise NotImplementedError
+    @abc.abstractmethod
+    def d(self) -> int:
+        """Input dimension."""
 
     is_orthogonal: bool = False
 
+    @abc.abstractmethod
     def sq_norms(self) -> np.ndarray:
         """``‖x_i‖²`` for every sample, shape (n,)."""
-        raise NotImplementedError  # pragma: no cover
 
+    @abc.abstractmethod
     def gram(self) -> np.ndarray:
         """The Gram matrix ``K = X Xᵀ`` (n x n)."""
-        raise NotImplementedError  # pragma: no cover
 
+    @abc.abstractmethod
     def to_array(self) -> np.ndarray:
         """The inputs ``X`` as an (n, d) array."""
-        raise NotImplementedError  # pragma: no cover
 
+    @abc.abstractmethod
     def quad_form(self, u: np.ndarray) -> np.ndarray:
         """Row-wise ``u_j K⁺ u_jᵀ``: the squared norm of the in-span part of each ``w_j``."""
-        raise NotImplementedError  # pragma: no cover
 
     @property
+    @abc.abstractmethod
     def coherence(self) -> float:
         """Largest ``|cos(x_i, x_k)|`` over distinct samples (0 for orthogonal data)."""
-        raise NotImplementedError  # pragma: no cover
 
+    @abc.abstractmethod
     def describe(self) -> dict[str, Any]:
         """A JSON-able description for provenance."""
-        raise NotImplementedError  # pragma: no cover
 
 
 class OrthogonalData(Dataset):
