@@ -15,8 +15,16 @@ crossing 0) can be located exactly on the step's dense output.
 from __future__ import annotations
 
 import numpy as np
+from scipy.linalg import solve_triangular
+from scipy.optimize import lsq_linear
 
 from .data import Dataset
+
+# A sliding coordinate leaves its mode when its activity fraction α leaves
+# [−SLIDE_MARGIN, 1 + SLIDE_MARGIN]; a zero set is resolved accepting α within half
+# that margin. The gap between the two makes the switching logic hysteretic, so
+# that rounding cannot bounce a coordinate between modes at one point in time.
+SLIDE_MARGIN = 1e-9
 
 
 class Field:
@@ -47,10 +55,10 @@ class Field:
                 ``1/|B|`` on its samples and 0 elsewhere.
             out_a, out_u: optional output buffers.
             sliding: (general data only) coordinates held at ``u_ji = 0`` by a
-                sliding mode: inactive they would rise, active they would fall.
-                Their Filippov velocity uses the fraction of activity
-                ``α = g₀ / (a_j r_i K_ii / n)``, clipped to [0, 1], that keeps them
-                at 0 (``g₀``: their velocity when inactive); :attr:`alpha` holds
+                sliding mode (inactive they would rise, active they would fall). Their
+                Filippov velocity is 0: each carries the fraction of activity ``α``
+                that keeps it at 0 (solved jointly per neuron, not clipped, so that
+                the caller can locate where ``α`` leaves [0, 1]); :attr:`alpha` holds
                 ``(rows, cols, α)`` after the call.
         """
         sig = u * mask
@@ -68,27 +76,131 @@ class Field:
                 self.alpha = self._hold(a, rw, du, sliding)
         return da, du, r
 
-    def _hold(self, a: np.ndarray, rw: np.ndarray, du: np.ndarray, sliding: np.ndarray
-              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _hold(
+        self, a: np.ndarray, rw: np.ndarray, du: np.ndarray, sliding: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Filippov velocity of the sliding coordinates, neuron by neuron.
 
         For neuron j with sliding set S, the activity fractions α_S solve
-        ``g₀_S = a_j (K_SS diag(rw_S)) α_S`` (all of S held at 0 together), clipped
-        to [0, 1]; their feedback is then removed from the whole row of ``du``.
+        ``du_jS(α) = g₀_S − a_j K_SS diag(rw_S) α_S = 0`` (all of S held at 0
+        together, ``g₀``: their velocity when inactive); their feedback is then
+        added to the whole row of ``du``.
         """
         rows, cols, alphas = [], [], []
         for j in np.flatnonzero(sliding.any(axis=1)):
             S = np.flatnonzero(sliding[j])
-            A = a[j] * self.K[np.ix_(S, S)] * rw[S][None, :]
-            try:
-                al = np.linalg.solve(A, du[j, S])
-            except np.linalg.LinAlgError:
-                al = np.linalg.lstsq(A, du[j, S], rcond=None)[0]
-            al = np.clip(np.nan_to_num(al), 0.0, 1.0)
+            al = _solve(a[j] * self.K[np.ix_(S, S)] * rw[S][None, :], du[j, S])
             du[j] -= a[j] * ((al * rw[S]) @ self.K[S])
-            inside = (al > 0.0) & (al < 1.0)
-            du[j, S[inside]] = 0.0  # held exactly at 0 (removes rounding drift)
+            du[j, S] = 0.0  # held exactly at 0 (removes rounding drift)
             rows.append(np.full(S.size, j))
             cols.append(S)
             alphas.append(al)
         return np.concatenate(rows), np.concatenate(cols), np.concatenate(alphas)
+
+    def resolve_zero_set(
+        self, j: int, a_j: float, r: np.ndarray, mask_j: np.ndarray, Z: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Mode of neuron ``j``'s coordinates sitting at ``u_jZ = 0`` (general data).
+
+        Each coordinate of ``Z`` is inactive (``α = 0``, velocity ``<= 0``),
+        active (``α = 1``, velocity ``>= 0``) or sliding (``α`` in (0, 1),
+        velocity 0), the velocities ``w = g₀_Z − K_ZZ β`` being coupled through
+        ``K`` (``β_i = a_j r_i α_i / n``, ``g₀``: the velocities with all of ``Z``
+        inactive). For the attracting coordinates (``c_i = a_j r_i / n > 0``) this
+        complementarity problem is the KKT system of the convex program
+
+            minimise ½ βᵀ K_ZZ β − g₀ᵀ β   subject to 0 <= β_i <= c_i,
+
+        solved exactly as a bounded least-squares problem (BVLS) on the Cholesky
+        factor of ``K_ZZ``. Repelling coordinates (``c_i <= 0``) cannot slide:
+        they stay inactive (the ``σ'(0) = 0`` convention) unless their velocity
+        is then positive, in which case they activate. The caller evaluates just
+        past a switching point, where the assignment is unique.
+
+        Args:
+            j: neuron. a_j: its output weight. r: residuals (they do not depend on
+                ``Z``, since ``σ(0) = 0``). mask_j: activity of row ``j`` (``Z``'s
+                entries are ignored). Z: sample indices at 0.
+
+        Returns:
+            ``(active, sliding)`` boolean arrays over ``Z``.
+
+        Raises:
+            FloatingPointError: the assignment found is not consistent (``K_ZZ``
+                numerically singular).
+        """
+        c = a_j * r[Z] / self.n
+        m_j = mask_j.astype(float).copy()
+        m_j[Z] = 0.0
+        g0 = -a_j * ((m_j * r / self.n) @ self.K[:, Z])
+        KZ = self.K[np.ix_(Z, Z)]
+        attract = c > 0
+        beta = np.zeros(Z.size)
+        beta[~attract] = 0.0
+        for _ in range(Z.size + 1):
+            rep = ~attract
+            g = g0 - KZ[:, rep] @ beta[rep]
+            if attract.any():
+                beta[attract] = _box_qp(KZ[np.ix_(attract, attract)], g[attract], c[attract])
+            w = g0 - KZ @ beta
+            wake = rep & (beta == 0.0) & (w > 0.0)
+            if not wake.any():
+                break
+            beta[wake] = c[wake]  # a repelling coordinate pushed upwards activates
+        active = np.zeros(Z.size, dtype=bool)
+        sliding = np.zeros(Z.size, dtype=bool)
+        at_top = beta == c
+        active[~attract] = at_top[~attract] & (c[~attract] != 0.0)
+        hi = attract & (beta >= c * (1 - SLIDE_MARGIN / 2))
+        lo = attract & (beta <= c * (SLIDE_MARGIN / 2))
+        active[hi] = True
+        sliding[attract & ~hi & ~lo] = True
+        # verify the complementarity conditions on the rounded assignment
+        al = np.where(active, 1.0, 0.0)
+        al[sliding] = beta[sliding] / c[sliding]
+        w = g0 - KZ @ (al * c)
+        tol = 1e-9 * float(np.abs(g0).max(initial=0.0) + np.abs(KZ @ c).max(initial=0.0))
+        inact = ~active & ~sliding
+        if (w[inact] > tol).any() or (w[active] < -tol).any() or (np.abs(w[sliding]) > tol).any():
+            raise FloatingPointError(
+                f"no consistent sliding assignment for neuron {j} on {Z.size} coordinates "
+                f"(velocities {w}, tolerance {tol:.3e})"
+            )
+        return active, sliding
+
+
+def _box_qp(K: np.ndarray, g: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """``argmin ½ βᵀKβ − gᵀβ`` over ``0 <= β <= c`` (K symmetric positive definite)."""
+    if K.shape[0] == 1:
+        return np.clip(g / K[0], 0.0, c)
+    try:
+        L = np.linalg.cholesky(K)
+    except np.linalg.LinAlgError as exc:
+        raise FloatingPointError("Gram matrix of the zero set is not positive definite") from exc
+    # ½‖Lᵀβ − L⁻¹g‖² = ½ βᵀKβ − gᵀβ + const, in units of max(c) so that BVLS's
+    # tolerances are relative to the problem
+    unit = float(c.max())
+    res = lsq_linear(
+        L.T,
+        solve_triangular(L, g / unit, lower=True),
+        bounds=(0.0, c / unit),
+        method="bvls",
+        tol=1e-15,
+    )
+    beta = np.clip(res.x * unit, 0.0, c)
+    # polish: with the bounds BVLS found, solve the free coordinates exactly
+    free = (beta > 0.0) & (beta < c)
+    if free.any():
+        fixed = ~free
+        exact = _solve(K[np.ix_(free, free)], g[free] - K[np.ix_(free, fixed)] @ beta[fixed])
+        if ((exact >= 0.0) & (exact <= c[free])).all():
+            beta[free] = exact
+    return beta
+
+
+def _solve(A: np.ndarray, b: np.ndarray) -> np.ndarray:
+    try:
+        x = np.linalg.solve(A, b)
+    except np.linalg.LinAlgError:
+        x = np.linalg.lstsq(A, b, rcond=None)[0]
+    return np.nan_to_num(x)

@@ -25,11 +25,18 @@ from tqdm.auto import tqdm
 
 from . import _rng
 from . import _validate as V
+from ._dynamics import (
+    STALLED_MESSAGE,
+    KinkLog,
+    Recorder,
+    StopRules,
+    make_trajectory,
+    max_steps_message,
+)
 from ._field import Field
 from ._provenance import provenance
 from .data import Dataset
 from .errors import InputError, StabilityWarning
-from .flow import _Recorder, _speed_sq, _stalled, _stop_times
 from .network import Network
 from .trajectory import SolverStats, Trajectory
 
@@ -139,9 +146,8 @@ def gradient_descent(
     max_steps = V.positive_int("max_steps", max_steps)
     if steps is not None:
         max_steps = V.positive_int("steps", steps)
-    t_end = _stop_times(net, t_max, tau_max)
+    rules = StopRules.build(data, net, t_max, tau_max, loss_tol, stall_rate)
     n, m = data.n, net.m
-    y = data.y
     if batch_size is not None:
         batch_size = V.positive_int("batch_size", batch_size)
         if batch_size > n:
@@ -149,36 +155,19 @@ def gradient_descent(
         if batch_size == n:
             batch_size = None
     batch_seed = V.seed("batch_seed", batch_seed)
-    L0 = float(y @ y) / (2 * n)
-    loss_tol = (
-        (1e-10 * L0 if L0 > 0 else 0.0)
-        if loss_tol is None
-        else V.finite_float("loss_tol", loss_tol, low=0.0, allowed="a finite number >= 0")
-    )
-    weight = np.abs(y) * np.sqrt(data.sq_norms())
-    rate_unit = float(weight[weight > 0].min()) / n if (weight > 0).any() else 1.0 / n
-    stall_rate = (
-        1e-3 * rate_unit
-        if stall_rate is None
-        else V.finite_float("stall_rate", stall_rate, low=0.0, allowed="a finite number >= 0")
-    )
     wall0 = time.perf_counter()
 
     field = Field(data)
     a = net.a.astype(float).copy()
     u = net.u.astype(float).copy()
     mask = (u > 0).astype(float)
-    gamma_all = math.sqrt(float((weight**2).sum())) / n or 1.0
-    rec = _Recorder(data, net, points_per_decade, t0=max(lr, 1e-3 / gamma_all))
+    rec = Recorder(data, net, points_per_decade, t0=max(lr, 1e-3 / rules.gamma_all))
     rec.add(0.0, a, u, mask)
     rng = _rng.stream(batch_seed, _rng.SGD_BATCHES) if batch_size else None
     order = np.zeros(0, dtype=np.int64)
     pos = 0
     wts = np.zeros(n)
-    kinks_t: list[float] = []
-    kinks_j: list[np.ndarray] = []
-    kinks_i: list[np.ndarray] = []
-    kinks_up: list[np.ndarray] = []
+    kinks = KinkLog(n)
     sharp_log: list[tuple[int, float]] = []
     warned = False
     next_check = 1
@@ -226,45 +215,30 @@ def gradient_descent(
                     f"descent diverged (non-finite values) at step {k}, t = {t:.6g}",
                 )
                 break
-            if loss <= loss_tol:
-                status, message = "loss_tol", f"loss {loss:.3e} <= loss_tol = {loss_tol:.3e}"
+            if loss <= rules.loss_tol:
+                status = "loss_tol"
+                message = f"loss {loss:.3e} <= loss_tol = {rules.loss_tol:.3e}"
                 break
-            if t >= t_end:
+            if t >= rules.t_end:
                 status, message = "t_max", f"reached the requested time t = {t:.6g}"
                 break
             if k >= max_steps:
                 if steps is not None:
                     status, message = "steps", f"ran the requested {steps} steps"
                 else:
-                    status, message = (
-                        "max_steps",
-                        (
-                            f"stopped after max_steps = {max_steps} steps at t = {t:.6g} before any "
-                            "stopping criterion: the result is incomplete; raise max_steps"
-                        ),
-                    )
+                    status, message = "max_steps", max_steps_message(max_steps, t, net)
                 break
             if batch_size is None:
                 v = np.concatenate([da, du.ravel()])
                 yv = np.concatenate([a, u.ravel()])
-                if (
-                    _stalled(v, yv, m, n, stall_rate)
-                    and _speed_sq(v, data, m, n) <= loss_tol * rate_unit
-                ):
-                    status, message = (
-                        "stalled",
-                        "nothing moves any more (relative speeds < stall_rate)",
-                    )
+                if rules.stalled(v, yv, data, m):
+                    status, message = "stalled", STALLED_MESSAGE
                     break
             a = a + lr * da
             u = u + lr * du
             new_mask = (u > 0).astype(float)
             changed = np.flatnonzero(new_mask != mask)
-            if changed.size:
-                kinks_t.append((k + 1) * lr)
-                kinks_j.append(changed // n)
-                kinks_i.append(changed % n)
-                kinks_up.append(new_mask.ravel()[changed] > 0)
+            kinks.add((k + 1) * lr, changed, new_mask.ravel()[changed] > 0)
             mask = new_mask
             k += 1
             bar.update(1)
@@ -275,10 +249,7 @@ def gradient_descent(
     t = k * lr
     if rec.t[-1] < t:
         rec.add(t, a, u, mask)
-    success = status in ("t_max", "loss_tol", "stalled", "steps")
     dyn = "sgd" if batch_size else "descent"
-    log_inv = math.log(1.0 / net.scale) if net.scale < 1 else float("nan")
-    tt = np.asarray(rec.t)
     prov = provenance(
         dynamics=dyn,
         scale=net.scale,
@@ -293,31 +264,22 @@ def gradient_descent(
         steps=steps,
         t_max=t_max,
         tau_max=tau_max,
-        loss_tol=loss_tol,
-        stall_rate=stall_rate,
+        loss_tol=rules.loss_tol,
+        stall_rate=rules.stall_rate,
         max_steps=max_steps,
     )
     prov["sharpness"] = sharp_log
-    nk = [len(j) for j in kinks_j]
-    return Trajectory(
-        dynamics=dyn,
-        t=tt,
-        tau=tt / log_inv,
-        loss=np.asarray(rec.loss),
-        a_abs=np.asarray(rec.a),
-        w_norm=np.asarray(rec.w),
-        n_active=np.asarray(rec.act),
+    return make_trajectory(
+        dyn,
+        data=data,
+        net=net,
         final=net.with_params(a, u),
-        initial=net,
-        success=success,
+        samples=rec.samples(),
         status=status,
-        message=message or status,
-        conservation_drift=rec.drift,
-        stats=SolverStats(steps=k, evaluations=k, kinks=int(sum(nk))),
-        kink_t=np.repeat(np.asarray(kinks_t), nk) if kinks_t else np.zeros(0),
-        kink_neuron=np.concatenate(kinks_j) if kinks_j else np.zeros(0, dtype=np.int64),
-        kink_sample=np.concatenate(kinks_i) if kinks_i else np.zeros(0, dtype=np.int64),
-        kink_up=np.concatenate(kinks_up) if kinks_up else np.zeros(0, dtype=bool),
-        wall_s=time.perf_counter() - wall0,
+        message=message,
+        drift=rec.drift,
+        stats=SolverStats(steps=k, evaluations=k, kinks=len(kinks)),
+        kinks=kinks.arrays(),
+        wall0=wall0,
         provenance=prov,
     )

@@ -21,10 +21,13 @@ class SolverStats:
         steps: accepted steps (for descent: iterations).
         rejected: rejected steps (error too large).
         evaluations: vector-field evaluations.
-        kinks: ReLU kinks located as events (a coordinate ``u_ji`` reaching 0).
-        kink_steps: steps cut short at a kink.
-        sliding: coordinates held at 0 by a sliding mode (general data: inactive
-            they would rise, active they would fall; Filippov solution).
+        kinks: ReLU kinks located as events: a coordinate ``u_ji`` reaching 0, or
+            (general data) entering or leaving a sliding mode.
+        kink_steps: steps cut short at such an event.
+        sliding: entries into a sliding mode (general data: a coordinate that would
+            rise while inactive and fall once active is held at 0, carrying the
+            fraction of activity α in [0, 1] that keeps it there, Filippov's
+            solution; it leaves when α reaches 0 or 1, located as an event).
     """
 
     steps: int = 0
@@ -81,6 +84,7 @@ class Trajectory:
     kink_neuron: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     kink_sample: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     kink_up: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    kink_sliding: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
     wall_s: float = 0.0
     provenance: dict[str, Any] = field(default_factory=dict)
 
@@ -116,7 +120,11 @@ class Trajectory:
         )
 
     def kinks(self) -> pd.DataFrame:
-        """The located ReLU kinks: time, neuron, sample and whether the coordinate became active."""
+        """The located ReLU kinks: time, neuron, sample, whether the coordinate became active,
+        and whether it entered a sliding mode (general data: held at 0, see :class:`SolverStats`)."""
+        slide = self.kink_sliding
+        if slide.shape != self.kink_t.shape:
+            slide = np.zeros(self.kink_t.shape, dtype=bool)
         return pd.DataFrame(
             {
                 "t": self.kink_t,
@@ -124,5 +132,6 @@ class Trajectory:
                 "neuron": self.kink_neuron,
                 "sample": self.kink_sample,
                 "activated": self.kink_up,
+                "sliding": slide,
             }
         )

@@ -189,7 +189,9 @@ def _report(args: argparse.Namespace, data, tr: Trajectory) -> int:
         st = tr.stats
         out.write(
             f"  solver            {st.steps} steps, {st.rejected} rejected, {st.evaluations} "
-            f"evaluations, {st.kinks} kinks\n"
+            f"evaluations, {st.kinks} kinks"
+            + (f", {st.sliding} sliding-mode entries" if st.sliding else "")
+            + "\n"
         )
         out.write(f"  wall time         {tr.wall_s:.3f} s\n")
         if args.plot:

@@ -1,0 +1,253 @@
+"""What every finite-λ dynamics (flow, descent, SGD) shares: stopping rules, recording, result.
+
+* :class:`StopRules` turns the user's options (``t_max``, ``tau_max``,
+  ``loss_tol``, ``stall_rate``) into checked thresholds, with the defaults
+  documented in :func:`reluflow.gradient_flow`.
+* :class:`Recorder` samples a run on a geometric grid in ``t`` (plus whatever
+  the dynamics adds, e.g. kink events) and tracks the conservation drift.
+* :class:`KinkLog` collects switching events; :func:`make_trajectory` builds
+  the :class:`~reluflow.trajectory.Trajectory` every dynamics returns.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from . import _validate as V
+from .data import Dataset
+from .errors import InputError
+from .network import Network
+from .trajectory import SolverStats, Trajectory
+
+# statuses that mean "the requested stopping criterion was reached"
+SUCCESS = ("t_max", "loss_tol", "stalled", "steps")
+
+STALLED_MESSAGE = (
+    "nothing moves any more (every neuron's relative speed < stall_rate and "
+    "the loss can fall by less than loss_tol)"
+)
+
+
+def log_inv_scale(net: Network) -> float:
+    """``log(1/λ)``, the unit of ``τ`` (NaN for ``λ >= 1``)."""
+    return math.log(1.0 / net.scale) if net.scale < 1 else float("nan")
+
+
+def max_steps_message(max_steps: int, t: float, net: Network) -> str:
+    return (
+        f"stopped after max_steps = {max_steps} steps at t = {t:.6g} "
+        f"(tau = {t / log_inv_scale(net):.4g}) "
+        "before any stopping criterion: the result is incomplete; raise max_steps"
+    )
+
+
+@dataclass(frozen=True)
+class StopRules:
+    """Checked stopping thresholds of one run.
+
+    Attributes:
+        t_end: stop time in ``t`` (``inf`` if none).
+        loss_tol: loss threshold (default ``1e-10 · mean(y²)/2``).
+        stall_rate: relative speed below which a neuron counts as still
+            (default a thousandth of ``rate_unit``).
+        rate_unit: slowest possible growth rate of a neuron in the jump process,
+            ``min_i |y_i| ‖x_i‖ / n``.
+        gamma_all: growth rate of one neuron covering every sample,
+            ``sqrt(Σ_i y_i² ‖x_i‖²) / n``: the characteristic time unit.
+    """
+
+    t_end: float
+    loss_tol: float
+    stall_rate: float
+    rate_unit: float
+    gamma_all: float
+
+    @classmethod
+    def build(
+        cls,
+        data: Dataset,
+        net: Network,
+        t_max: float | None,
+        tau_max: float | None,
+        loss_tol: float | None,
+        stall_rate: float | None,
+    ) -> StopRules:
+        ends = []
+        if t_max is not None:
+            ends.append(V.finite_float("t_max", t_max, low=0.0, low_open=True))
+        if tau_max is not None:
+            if net.scale >= 1:
+                raise InputError(
+                    f"tau_max needs scale < 1 (tau = t / log(1/scale)), got scale = {net.scale}"
+                )
+            ends.append(
+                V.finite_float("tau_max", tau_max, low=0.0, low_open=True) * log_inv_scale(net)
+            )
+        y, n = data.y, data.n
+        L0 = float(y @ y) / (2 * n)
+        if loss_tol is None:
+            loss_tol = 1e-10 * L0 if L0 > 0 else 0.0
+        else:
+            loss_tol = V.finite_float("loss_tol", loss_tol, low=0.0, allowed="a finite number >= 0")
+        weight = np.abs(y) * np.sqrt(data.sq_norms())
+        rate_unit = float(weight[weight > 0].min()) / n if (weight > 0).any() else 1.0 / n
+        if stall_rate is None:
+            stall_rate = 1e-3 * rate_unit
+        else:
+            stall_rate = V.finite_float(
+                "stall_rate", stall_rate, low=0.0, allowed="a finite number >= 0"
+            )
+        return cls(
+            t_end=min(ends) if ends else math.inf,
+            loss_tol=loss_tol,
+            stall_rate=stall_rate,
+            rate_unit=rate_unit,
+            gamma_all=math.sqrt(float((weight**2).sum())) / n or 1.0,
+        )
+
+    def stalled(self, v: np.ndarray, yv: np.ndarray, data: Dataset, m: int) -> bool:
+        """Nothing moves: every neuron's relative speed ``<= stall_rate`` and
+        ``‖∇L‖² / rate_unit <= loss_tol`` (the loss cannot fall by more than ``loss_tol``).
+
+        ``v`` and ``yv`` are the velocity and the state as flat ``(a, u)`` vectors.
+        """
+        n = data.n
+        size = neuron_scale(yv, m, n)
+        speed = neuron_scale(v, m, n)
+        live = size > 0
+        if not (speed[live] <= self.stall_rate * size[live]).all():
+            return False
+        speed_sq = float(v[:m] @ v[:m] + data.quad_form(v[m:].reshape(m, n)).sum())
+        return speed_sq <= self.loss_tol * self.rate_unit
+
+
+def neuron_scale(yv: np.ndarray, m: int, n: int) -> np.ndarray:
+    """``max(|a_j|, max_i |u_ji|)`` per neuron of a flat ``(a, u)`` vector."""
+    return np.maximum(np.abs(yv[:m]), np.abs(yv[m:].reshape(m, n)).max(axis=1))
+
+
+class Recorder:
+    """Collects trajectory samples: a geometric grid in ``t``, events, and the end."""
+
+    def __init__(self, data: Dataset, net: Network, points_per_decade: int, t0: float):
+        self.data, self.net = data, net
+        self.ratio = 10.0 ** (1.0 / points_per_decade)
+        self.next_t = t0
+        self.t: list[float] = []
+        self.loss: list[float] = []
+        self.a: list[np.ndarray] = []
+        self.w: list[np.ndarray] = []
+        self.act: list[np.ndarray] = []
+        self.balance0 = net.balance(data)
+        self.drift = 0.0
+
+    def add(self, t: float, a: np.ndarray, u: np.ndarray, mask: np.ndarray) -> None:
+        sig = u * mask
+        r = a @ sig - self.data.y
+        wsq = self.net.w_perp_sq + self.data.quad_form(u)
+        size = a**2 + wsq
+        scale = size.max()
+        if scale > 0:
+            self.drift = max(self.drift, float(np.abs(a**2 - wsq - self.balance0).max() / scale))
+        self.t.append(t)
+        self.loss.append(float(r @ r) / (2 * r.shape[0]))
+        self.a.append(np.abs(a))
+        self.w.append(np.sqrt(np.maximum(wsq, 0.0)))
+        self.act.append(mask.sum(axis=1).astype(np.int64))
+
+    def grid_points(self, t_lo: float, t_hi: float) -> list[float]:
+        """The grid points in ``(t_lo, t_hi]`` not yet handed out."""
+        pts = []
+        while self.next_t <= t_hi:
+            if self.next_t > t_lo:
+                pts.append(self.next_t)
+            self.next_t *= self.ratio
+        return pts
+
+    def samples(self) -> dict[str, np.ndarray]:
+        return dict(
+            t=np.asarray(self.t),
+            loss=np.asarray(self.loss),
+            a_abs=np.asarray(self.a),
+            w_norm=np.asarray(self.w),
+            n_active=np.asarray(self.act),
+        )
+
+
+class KinkLog:
+    """Switching events of a run: time, neuron, sample, became active, entered sliding."""
+
+    def __init__(self, n: int):
+        self.n = n
+        self.t: list[np.ndarray] = []
+        self.flat: list[np.ndarray] = []
+        self.up: list[np.ndarray] = []
+        self.sliding: list[np.ndarray] = []
+
+    def add(
+        self, t: float, flat: np.ndarray, up: np.ndarray, sliding: np.ndarray | None = None
+    ) -> None:
+        """Record the coordinates ``flat`` (flat indices ``j·n + i``) switching at ``t``."""
+        if flat.size:
+            self.t.append(np.full(flat.size, t))
+            self.flat.append(np.asarray(flat, dtype=np.int64))
+            self.up.append(np.asarray(up, dtype=bool))
+            self.sliding.append(
+                np.zeros(flat.size, dtype=bool)
+                if sliding is None
+                else np.asarray(sliding, dtype=bool)
+            )
+
+    def __len__(self) -> int:
+        return sum(f.size for f in self.flat)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        def cat(xs: list[np.ndarray], dtype: Any) -> np.ndarray:
+            return np.concatenate(xs) if xs else np.zeros(0, dtype=dtype)
+
+        flat = cat(self.flat, np.int64)
+        return dict(
+            kink_t=cat(self.t, float),
+            kink_neuron=flat // self.n,
+            kink_sample=flat % self.n,
+            kink_up=cat(self.up, bool),
+            kink_sliding=cat(self.sliding, bool),
+        )
+
+
+def make_trajectory(
+    dynamics: str,
+    *,
+    data: Dataset,
+    net: Network,
+    final: Network,
+    samples: dict[str, np.ndarray],
+    status: str,
+    message: str,
+    drift: float,
+    stats: SolverStats,
+    kinks: dict[str, np.ndarray],
+    wall0: float,
+    provenance: dict[str, Any],
+) -> Trajectory:
+    """The :class:`Trajectory` of a finished run (``samples`` as :meth:`Recorder.samples`)."""
+    return Trajectory(
+        dynamics=dynamics,
+        tau=samples["t"] / log_inv_scale(net),
+        final=final,
+        initial=net,
+        success=status in SUCCESS,
+        status=status,
+        message=message or status,
+        conservation_drift=drift,
+        stats=stats,
+        wall_s=time.perf_counter() - wall0,
+        provenance=provenance,
+        **samples,
+        **kinks,
+    )

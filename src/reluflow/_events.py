@@ -1,0 +1,186 @@
+"""Switching events of the flow: ReLU kinks and sliding modes, located on a step's dense output.
+
+A Dormand–Prince step (``K``: its seven stages, ``_P``: the dense-output
+coefficients) is smooth while the activity mask is frozen; these helpers find
+where it stops being valid (a coordinate changes sign, or a sliding
+coordinate's activity fraction leaves [0, 1]) and decide the new modes there.
+Used by :mod:`reluflow.flow`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+from scipy.integrate import RK45
+
+from ._field import SLIDE_MARGIN, Field
+
+_P = RK45.P
+
+
+def locate_kinks(
+    K: np.ndarray,
+    yv: np.ndarray,
+    h: float,
+    m: int,
+    cand: np.ndarray,
+    u_old: np.ndarray,
+    act: np.ndarray,
+    rtol: float,
+    atol: float,
+) -> tuple[float, np.ndarray]:
+    """First sign change, on the step's dense output, of the candidate coordinates.
+
+    Returns ``(θ*, flat indices to flip)`` with θ* in [0, 1] the fraction of the step.
+    """
+    idx = m + cand
+    Qc = K[:, idx].T @ _P  # (c, 4) dense-output coefficients
+    u0 = yv[idx]
+    was_active = act.ravel()[cand]
+    sgn = np.where(was_active, 1.0, -1.0)  # +: crossing downwards, -: upwards
+
+    def val(th: np.ndarray) -> np.ndarray:  # signed distance to the crossing, > 0 before it
+        p = np.stack([th, th**2, th**3, th**4], axis=-1)
+        return sgn * (u0 + h * np.einsum("ck,ck->c", Qc, p))
+
+    # bracket the first crossing on a coarse grid, then bisect
+    grid = np.linspace(0.0, 1.0, 17)[1:]
+    lo = np.zeros(cand.size)
+    hi = np.full(cand.size, np.inf)
+    prev = np.zeros(cand.size)
+    for g in grid:
+        v = val(np.full(cand.size, g))
+        new = np.isinf(hi) & (v <= 0)
+        hi[new] = g
+        lo[new] = prev[new]
+        prev = np.where(np.isinf(hi), g, prev)
+    # an inactive coordinate sitting at 0 that would rise, or an active one at 0: crossing at 0
+    at_zero = u0 == 0
+    lo[at_zero] = 0.0
+    hi[at_zero & np.isinf(hi)] = np.inf
+    hit = np.isfinite(hi)
+    if not hit.any():
+        return 1.0, np.zeros(0, dtype=np.int64)
+    lo, hi = lo[hit], hi[hit]
+    sub = np.flatnonzero(hit)
+    sgn_h, u0_h, Qc_h = sgn[sub], u0[sub], Qc[sub]
+    for _ in range(52):
+        mid = 0.5 * (lo + hi)
+        p = np.stack([mid, mid**2, mid**3, mid**4], axis=-1)
+        v = sgn_h * (u0_h + h * np.einsum("ck,ck->c", Qc_h, p))
+        pos = v > 0
+        lo = np.where(pos, mid, lo)
+        hi = np.where(pos, hi, mid)
+        if (hi - lo).max() < 1e-15:
+            break
+    theta = hi
+    th_star = float(theta.min())
+    # flip every coordinate crossing at th_star, and those whose remaining distance to 0 there
+    # is negligible against their neuron's size
+    p = np.array([th_star, th_star**2, th_star**3, th_star**4])
+    v_star = sgn * (u0 + h * (Qc @ p))
+    j = cand // u_old.shape[1]
+    neuron_size = np.maximum(np.abs(yv[:m]), np.abs(u_old).max(axis=1))[j]
+    close = v_star <= 1e-3 * (atol + rtol * neuron_size)
+    crossing_now = np.zeros(cand.size, dtype=bool)
+    crossing_now[sub[theta <= th_star]] = True
+    flip = cand[crossing_now | (close & np.isin(np.arange(cand.size), sub))]
+    return th_star, flip
+
+
+def outside_unit(alpha: np.ndarray) -> bool:
+    """Whether a sliding fraction has left [0, 1] (by more than the hysteresis margin)."""
+    return bool(((alpha < -SLIDE_MARGIN) | (alpha > 1.0 + SLIDE_MARGIN)).any())
+
+
+def locate_sliding_exit(
+    f: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    K: np.ndarray,
+    yv: np.ndarray,
+    h: float,
+    theta_max: float,
+    field: Field,
+    scratch: np.ndarray,
+) -> float | None:
+    """First θ in (0, θ_max] where a sliding coordinate's activity fraction α leaves [0, 1].
+
+    α is a smooth function of the state along the step; it is evaluated on the
+    step's dense output (one field evaluation per point), bracketed on a grid
+    and bisected. Returns the upper end of the final bracket (just past the
+    exit, where the new mode is unambiguous), or None if α stays in [0, 1]
+    up to θ_max.
+    """
+    Q = K.T @ _P
+
+    def out(th: float) -> bool:
+        f(yv + h * (Q @ (th ** np.arange(1, 5))), scratch)
+        return outside_unit(field.alpha[2])
+
+    lo, hi = 0.0, None
+    for g in np.linspace(0.0, theta_max, 9)[1:]:
+        if out(float(g)):
+            hi = float(g)
+            break
+        lo = float(g)
+    if hi is None:
+        return None
+    while hi - lo > 1e-15 * max(hi, 1e-300) and hi - lo > 1e-16:
+        mid = 0.5 * (lo + hi)
+        if mid <= lo or mid >= hi:
+            break
+        if out(mid):
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
+def switch(
+    field: Field,
+    f: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    yv: np.ndarray,
+    buf: np.ndarray,
+    m: int,
+    n: int,
+    mask: np.ndarray,
+    sliding: np.ndarray,
+    flip: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Re-decide the mode of every coordinate at 0 in the neurons touched by an event.
+
+    Touched: the neurons of the crossing coordinates ``flip`` and those whose
+    sliding fraction α has left [0, 1]. For each, the set ``Z`` of its
+    coordinates at 0 (crossing or sliding) is set to exactly 0 and resolved
+    jointly (:meth:`Field.resolve_zero_set`). ``mask`` and ``sliding`` are
+    updated in place. Returns the flat indices whose mode changed, whether
+    each became active, and whether each entered a sliding mode.
+
+    Raises:
+        FloatingPointError: a zero set without a consistent assignment.
+    """
+    u = yv[m:].reshape(m, n)
+    u.ravel()[flip] = 0.0
+    r = f(yv, buf)
+    crossing = np.zeros((m, n), dtype=bool)
+    crossing.ravel()[flip] = True
+    touched = crossing.any(axis=1)
+    if sliding.any():
+        j_s, _, alpha = field.alpha
+        touched[j_s[(alpha < -SLIDE_MARGIN) | (alpha > 1.0 + SLIDE_MARGIN)]] = True
+    changed, ups, slides = [], [], []
+    a = yv[:m]
+    for j in np.flatnonzero(touched):
+        Z = np.flatnonzero(crossing[j] | sliding[j])
+        u[j, Z] = 0.0
+        act_Z, slide_Z = field.resolve_zero_set(j, float(a[j]), r, mask[j], Z)
+        old_act, old_slide = mask[j, Z] > 0, sliding[j, Z]
+        mask[j, Z] = act_Z
+        sliding[j, Z] = slide_Z
+        diff = (old_act != act_Z) | (old_slide != slide_Z)
+        changed.append(j * n + Z[diff])
+        ups.append(act_Z[diff])
+        slides.append(slide_Z[diff] & ~old_slide[diff])
+    if not changed:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=bool), np.zeros(0, dtype=bool)
+    return np.concatenate(changed), np.concatenate(ups), np.concatenate(slides)
