@@ -16,8 +16,8 @@ import sys
 import textwrap
 import time
 
-import pandas as pd
 import pytest
+from _stores import assert_same_results
 
 from reluflow.cli.sweep import parse_cluster_options
 from reluflow.errors import InputError
@@ -26,7 +26,6 @@ from reluflow.sweep import run_sweep
 
 distributed = pytest.importorskip("distributed")
 
-TIMES = ["wall_s", "created", "run_wall_s"]
 # ~0.1 s per run, no ties (Gaussian labels)
 SPEC = """
 experiment = "dask"
@@ -106,18 +105,6 @@ def local_store(spec):
     summary = run_sweep(spec, store, workers=1, progress=False)
     assert summary.ran == 24
     return store
-
-
-def assert_same_results(path_a, path_b) -> None:
-    with ResultsStore(path_a) as a, ResultsStore(path_b) as b:
-        fa = a.frame().drop(columns=TIMES).sort_values("run_id").reset_index(drop=True)
-        fb = b.frame().drop(columns=TIMES).sort_values("run_id").reset_index(drop=True)
-        pd.testing.assert_frame_equal(fa, fb, check_exact=True)
-        for rid in fa.run_id:
-            xa, xb = a.arrays(rid), b.arrays(rid)
-            assert xa.keys() == xb.keys()
-            for k in xa:
-                assert xa[k].dtype == xb[k].dtype and xa[k].tobytes() == xb[k].tobytes(), (rid, k)
 
 
 def _free_port() -> int:

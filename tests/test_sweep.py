@@ -13,6 +13,7 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
+from _stores import assert_same_results
 
 from reluflow import sweep as S
 from reluflow.cli import main
@@ -21,7 +22,6 @@ from reluflow.store import ResultsStore
 from reluflow.sweep import expand_spec, load_spec, normalize_config, run_config, run_id, run_sweep
 
 # Columns that legitimately differ between two computations of the same run.
-TIMES = ["wall_s", "created", "run_wall_s"]
 
 
 def cli(*argv: str, timeout: float = 120, **kw) -> subprocess.CompletedProcess:
@@ -35,19 +35,6 @@ def cli(*argv: str, timeout: float = 120, **kw) -> subprocess.CompletedProcess:
 def write(path, text: str):
     path.write_text(textwrap.dedent(text).lstrip("\n"))
     return path
-
-
-def assert_same_results(path_a, path_b) -> None:
-    """Two stores hold the same runs with bit-identical scalars and arrays."""
-    with ResultsStore(path_a) as a, ResultsStore(path_b) as b:
-        fa = a.frame().drop(columns=TIMES).sort_values("run_id").reset_index(drop=True)
-        fb = b.frame().drop(columns=TIMES).sort_values("run_id").reset_index(drop=True)
-        pd.testing.assert_frame_equal(fa, fb, check_exact=True)
-        for rid in fa.run_id:
-            xa, xb = a.arrays(rid), b.arrays(rid)
-            assert xa.keys() == xb.keys()
-            for k in xa:
-                assert xa[k].dtype == xb[k].dtype and xa[k].tobytes() == xb[k].tobytes(), (rid, k)
 
 
 # --------------------------------------------------------------------------- specs

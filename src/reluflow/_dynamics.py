@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from . import _validate as V
+from ._provenance import provenance
 from .data import Dataset
 from .errors import InputError
 from .network import Network
@@ -218,6 +219,20 @@ class KinkLog:
             kink_up=cat(self.up, bool),
             kink_sliding=cat(self.sliding, bool),
         )
+
+
+def run_provenance(dynamics: str, data: Dataset, net: Network, **options: Any) -> dict[str, Any]:
+    """Provenance of one run: package version, dynamics, data, network and every option."""
+    return provenance(
+        dynamics=dynamics,
+        scale=net.scale,
+        m=net.m,
+        n=data.n,
+        init=net.init,
+        seed=net.seed,
+        data=data.describe(),
+        **options,
+    )
 
 
 def make_trajectory(

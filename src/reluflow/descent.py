@@ -32,9 +32,9 @@ from ._dynamics import (
     StopRules,
     make_trajectory,
     max_steps_message,
+    run_provenance,
 )
 from ._field import Field
-from ._provenance import provenance
 from .data import Dataset
 from .errors import InputError, StabilityWarning
 from .network import Network
@@ -250,14 +250,10 @@ def gradient_descent(
     if rec.t[-1] < t:
         rec.add(t, a, u, mask)
     dyn = "sgd" if batch_size else "descent"
-    prov = provenance(
-        dynamics=dyn,
-        scale=net.scale,
-        m=m,
-        n=n,
-        init=net.init,
-        seed=net.seed,
-        data=data.describe(),
+    prov = run_provenance(
+        dyn,
+        data,
+        net,
         lr=lr,
         batch_size=batch_size,
         batch_seed=batch_seed,

@@ -54,9 +54,9 @@ from ._dynamics import (
     make_trajectory,
     max_steps_message,
     neuron_scale,
+    run_provenance,
 )
 from ._field import Field
-from ._provenance import provenance
 from .data import Dataset
 from .errors import InputError
 from .network import Network
@@ -369,21 +369,7 @@ def _gradient_flow_numpy(
         stats=SolverStats(**stats),
         kinks=kinks.arrays(),
         wall0=wall0,
-        provenance=_provenance(data, net, options, "numpy"),
-    )
-
-
-def _provenance(data: Dataset, net: Network, options: dict, engine: str) -> dict:
-    return provenance(
-        dynamics="flow",
-        scale=net.scale,
-        m=net.m,
-        n=data.n,
-        init=net.init,
-        seed=net.seed,
-        data=data.describe(),
-        engine=engine,
-        **options,
+        provenance=run_provenance("flow", data, net, **options, engine="numpy"),
     )
 
 
@@ -552,7 +538,7 @@ def _gradient_flow_numba(
             kink_sliding=np.zeros(nk, dtype=bool),
         ),
         wall0=wall0,
-        provenance=_provenance(data, net, options, "numba"),
+        provenance=run_provenance("flow", data, net, **options, engine="numba"),
     )
 
 

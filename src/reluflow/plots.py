@@ -42,8 +42,19 @@ plt.rcParams.update(
 )
 
 
+def _finish(
+    fig: matplotlib.figure.Figure, path: str | Path | None, title: str | None
+) -> matplotlib.figure.Figure:
+    """Title, tight layout, save (see :func:`save_figure`), return the figure."""
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    save_figure(fig, path)
+    return fig
+
+
 def save_figure(fig: matplotlib.figure.Figure, path: str | Path | None) -> None:
-    """Write ``fig`` to ``path`` (format from the suffix); also a ``.png`` beside a ``.pdf``."""
+    """Write ``fig`` to ``path`` (format from the suffix: ``.pdf`` for print, ``.png``); no-op for None."""
     if path is None:
         return
     path = Path(path)
@@ -90,11 +101,7 @@ def plot_trajectory(
     for tau_j in ev["tau"] if traj.scale < 1 else ev["t"]:
         for ax in (ax0, ax1):
             ax.axvline(tau_j, color="0.7", lw=0.6, ls=":")
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    save_figure(fig, path)
-    return fig
+    return _finish(fig, path, title)
 
 
 def plot_convergence(
@@ -123,11 +130,7 @@ def plot_convergence(
     ax1.set_ylabel("p_j = log|a_j| / log(1/λ)")
     ax1.set_xlabel("τ = t / log(1/λ)")
     ax1.set_ylim(-1.3, 0.5)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    save_figure(fig, path)
-    return fig
+    return _finish(fig, path, title)
 
 
 # --------------------------------------------------------------------------- reproduce figures
@@ -222,11 +225,7 @@ def plot_incremental(
         ax.text(0.01, 0.92, _lam_label(lam), transform=ax.transAxes, fontsize=7, va="top")
     axes[-1].set_xlabel("τ = t / log(1/λ)")
     axes[-1].set_xlim(0, tau_end)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    save_figure(fig, path)
-    return fig
+    return _finish(fig, path, title)
 
 
 def plot_threshold(
@@ -353,11 +352,7 @@ def plot_threshold(
     ax2.set_xlabel("m / log₂ n")
     ax2.set_ylabel("P(interpolation)")
     ax2.set_title("(c) collapse under m → m / log₂ n", fontsize=8)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    save_figure(fig, path)
-    return fig
+    return _finish(fig, path, title)
 
 
 def plot_bias(
@@ -486,8 +481,4 @@ def plot_bias(
     ax1.set_ylabel("‖θ‖² / min ‖θ‖²")
     ax1.set_title("(b) ratio to the minimal norm (95% bootstrap CI)", fontsize=8)
     ax1.legend(frameon=False, fontsize=6.5, loc="lower right")
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    save_figure(fig, path)
-    return fig
+    return _finish(fig, path, title)
