@@ -107,32 +107,47 @@ def locate_sliding_exit(
 
     α is a smooth function of the state along the step; it is evaluated on the
     step's dense output (one field evaluation per point), bracketed on a grid
-    and bisected. Returns the upper end of the final bracket (just past the
+    and refined by the Illinois method to ``1e-13`` of the step. Returns the upper end of the final bracket (just past the
     exit, where the new mode is unambiguous), or None if α stays in [0, 1]
     up to θ_max.
     """
     Q = K.T @ _P
+    lo_b, hi_b = -SLIDE_MARGIN, 1.0 + SLIDE_MARGIN
 
-    def out(th: float) -> bool:
+    def excess(th: float) -> float:
+        """How far the furthest α is outside its band (> 0: outside)."""
         f(yv + h * (Q @ (th ** np.arange(1, 5))), scratch)
-        return outside_unit(field.alpha[2])
+        al = field.alpha[2]
+        return float(np.max(np.maximum(lo_b - al, al - hi_b)))
 
-    lo, hi = 0.0, None
-    for g in np.linspace(0.0, theta_max, 9)[1:]:
-        if out(float(g)):
-            hi = float(g)
+    # bracket on a coarse grid, then the Illinois variant of regula falsi (α is smooth in θ)
+    lo, g_lo, hi, g_hi = 0.0, excess(0.0), None, 0.0
+    for g in np.linspace(0.0, theta_max, 5)[1:]:
+        e = excess(float(g))
+        if e > 0:
+            hi, g_hi = float(g), e
             break
-        lo = float(g)
+        lo, g_lo = float(g), e
     if hi is None:
         return None
-    while hi - lo > 1e-15 * max(hi, 1e-300) and hi - lo > 1e-16:
-        mid = 0.5 * (lo + hi)
-        if mid <= lo or mid >= hi:
+    side = 0
+    for _ in range(100):
+        if hi - lo <= 1e-13 * max(hi, 1e-300) + 1e-300:
             break
-        if out(mid):
-            hi = mid
+        mid = hi - g_hi * (hi - lo) / (g_hi - g_lo) if g_hi != g_lo else 0.5 * (lo + hi)
+        if not lo < mid < hi:
+            mid = 0.5 * (lo + hi)
+        e = excess(mid)
+        if e > 0:
+            hi, g_hi = mid, e
+            if side == 1:
+                g_lo *= 0.5
+            side = 1
         else:
-            lo = mid
+            lo, g_lo = mid, e
+            if side == -1:
+                g_hi *= 0.5
+            side = -1
     return hi
 
 

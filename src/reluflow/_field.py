@@ -37,6 +37,7 @@ class Field:
         self.D = data.sq_norms()
         self.K = None if self.orthogonal else data.gram()
         self.alpha: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._hold_cache: dict[int, tuple[bytes, np.ndarray, np.ndarray]] = {}
 
     def velocity(
         self,
@@ -83,18 +84,29 @@ class Field:
 
         For neuron j with sliding set S, the activity fractions α_S solve
         ``du_jS(α) = g₀_S − a_j K_SS diag(rw_S) α_S = 0`` (all of S held at 0
-        together, ``g₀``: their velocity when inactive); their feedback is then
-        added to the whole row of ``du``.
+        together, ``g₀``: their velocity when inactive). With
+        ``q = K_SS⁻¹ g₀_S`` this is ``α = q / (a_j rw_S)``, and the feedback on the
+        whole row is ``−q K_S·``, which also sets ``du_jS`` to exactly 0.
+        ``K_SS⁻¹`` is cached per neuron while its sliding set stays the same.
         """
         rows, cols, alphas = [], [], []
         for j in np.flatnonzero(sliding.any(axis=1)):
             S = np.flatnonzero(sliding[j])
-            al = _solve(a[j] * self.K[np.ix_(S, S)] * rw[S][None, :], du[j, S])
-            du[j] -= a[j] * ((al * rw[S]) @ self.K[S])
-            du[j, S] = 0.0  # held exactly at 0 (removes rounding drift)
+            key = S.tobytes()
+            hit = self._hold_cache.get(j)
+            if hit is None or hit[0] != key:
+                KS = self.K[S]
+                hit = (key, np.linalg.inv(KS[:, S]), KS)
+                self._hold_cache[j] = hit
+            _, Kinv, KS = hit
+            q = Kinv @ du[j, S]
+            du[j] -= q @ KS
+            du[j, S] = 0.0  # held exactly at 0 (removes rounding)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                al = q / (a[j] * rw[S])
             rows.append(np.full(S.size, j))
             cols.append(S)
-            alphas.append(al)
+            alphas.append(np.nan_to_num(al, nan=np.inf))
         return np.concatenate(rows), np.concatenate(cols), np.concatenate(alphas)
 
     def resolve_zero_set(
