@@ -30,7 +30,7 @@ SUCCESS = ("t_max", "loss_tol", "stalled", "steps")
 
 STALLED_MESSAGE = (
     "nothing moves any more (every neuron's relative speed < stall_rate and "
-    "the loss can fall by less than loss_tol)"
+    "the loss can fall by less than loss_tol, or fell by less than that while t doubled)"
 )
 
 
@@ -111,20 +111,47 @@ class StopRules:
             gamma_all=math.sqrt(float((weight**2).sum())) / n or 1.0,
         )
 
-    def stalled(self, v: np.ndarray, yv: np.ndarray, data: Dataset, m: int) -> bool:
-        """Nothing moves: every neuron's relative speed ``<= stall_rate`` and
-        ``‖∇L‖² / rate_unit <= loss_tol`` (the loss cannot fall by more than ``loss_tol``).
+    def stall_watch(self) -> StallWatch:
+        """A fresh detector of "nothing moves any more" for one run."""
+        return StallWatch(self)
 
-        ``v`` and ``yv`` are the velocity and the state as flat ``(a, u)`` vectors.
-        """
-        n = data.n
+
+class StallWatch:
+    """Decides when a run has stopped moving.
+
+    A run is still once every live neuron's relative speed
+    ``max|dθ_j/dt| / max|θ_j|`` is at most ``stall_rate``. It then counts as
+    stalled when ``‖∇L‖² / rate_unit <= loss_tol`` (the loss cannot fall by
+    more than ``loss_tol`` any more), or when it has stayed still while ``t``
+    doubled and the loss fell by at most ``loss_tol`` meanwhile. The second rule
+    covers the gradient's noise floor: an explicit solver at loose ``rtol`` (or
+    descent at a large step) hovers at a distance ``∝ rtol`` from the stationary
+    point, where ``‖∇L‖²`` stops decreasing.
+    """
+
+    def __init__(self, rules: StopRules):
+        self.rules = rules
+        self.mark_t = -1.0
+        self.mark_loss = math.inf
+
+    def check(
+        self, v: np.ndarray, yv: np.ndarray, data: Dataset, m: int, t: float, loss: float
+    ) -> bool:
+        """``v``, ``yv``: velocity and state as flat ``(a, u)`` vectors at time ``t``."""
+        rules, n = self.rules, data.n
         size = neuron_scale(yv, m, n)
         speed = neuron_scale(v, m, n)
         live = size > 0
-        if not (speed[live] <= self.stall_rate * size[live]).all():
+        if not (speed[live] <= rules.stall_rate * size[live]).all():
+            self.mark_t = -1.0
             return False
         speed_sq = float(v[:m] @ v[:m] + data.quad_form(v[m:].reshape(m, n)).sum())
-        return speed_sq <= self.loss_tol * self.rate_unit
+        if speed_sq <= rules.loss_tol * rules.rate_unit:
+            return True
+        if self.mark_t < 0:
+            self.mark_t, self.mark_loss = t, loss
+            return False
+        return t > self.mark_t and t >= 2 * self.mark_t and self.mark_loss - loss <= rules.loss_tol
 
 
 def neuron_scale(yv: np.ndarray, m: int, n: int) -> np.ndarray:

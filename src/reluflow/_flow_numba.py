@@ -41,8 +41,8 @@ from numba import njit
 RUNNING, T_MAX, MAX_STEPS, LOSS_TOL, STALLED, NONFINITE, UNDERFLOW = 0, 1, 2, 3, 4, 5, 6
 
 # slots of the float state vector ``fs``
-F_T, F_H, F_NEXT, F_DRIFT, F_LOSS = 0, 1, 2, 3, 4
-N_FS = 5
+F_T, F_H, F_NEXT, F_DRIFT, F_LOSS, F_MARK_T, F_MARK_LOSS = 0, 1, 2, 3, 4, 5, 6
+N_FS = 7
 # slots of the integer state vector ``ist``
 I_STEPS, I_REJ, I_EVALS, I_KINKS, I_KSTEPS, I_NREC, I_NKINK = 0, 1, 2, 3, 4, 5, 6
 N_IST = 7
@@ -801,13 +801,16 @@ def run(
         if loss <= loss_tol:
             code = LOSS_TOL
             break
-        # stall: every live neuron's speed below stall_rate x its size, and |grad L|^2 small
+        # stall (as reluflow._dynamics.StallWatch): every live neuron's speed below
+        # stall_rate x its size, and |grad L|^2 small or the loss still while t doubled
         stalled = True
         for j in range(m):
             if sc0[j] > 0 and not (spd0[j] <= stall_rate * sc0[j]):
                 stalled = False
                 break
-        if stalled:
+        if not stalled:
+            fs[F_MARK_T] = -1.0
+        else:
             sp = 0.0
             for j in range(m):
                 sp += Ka[slot[0], j] * Ka[slot[0], j]
@@ -819,6 +822,12 @@ def run(
                     qq += v * v * invD[idx[j, k]]
             sp += qq
             if sp <= loss_tol * rate_unit:
+                code = STALLED
+                break
+            if fs[F_MARK_T] < 0:
+                fs[F_MARK_T] = t
+                fs[F_MARK_LOSS] = loss
+            elif t > fs[F_MARK_T] and t >= 2 * fs[F_MARK_T] and fs[F_MARK_LOSS] - loss <= loss_tol:
                 code = STALLED
                 break
 

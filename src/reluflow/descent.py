@@ -162,6 +162,7 @@ def gradient_descent(
     u = net.u.astype(float).copy()
     mask = (u > 0).astype(float)
     rec = Recorder(data, net, points_per_decade, t0=max(lr, 1e-3 / rules.gamma_all))
+    stall = rules.stall_watch()
     rec.add(0.0, a, u, mask)
     rng = _rng.stream(batch_seed, _rng.SGD_BATCHES) if batch_size else None
     order = np.zeros(0, dtype=np.int64)
@@ -231,7 +232,7 @@ def gradient_descent(
             if batch_size is None:
                 v = np.concatenate([da, du.ravel()])
                 yv = np.concatenate([a, u.ravel()])
-                if rules.stalled(v, yv, data, m):
+                if stall.check(v, yv, data, m, t, loss):
                     status, message = "stalled", STALLED_MESSAGE
                     break
             a = a + lr * da

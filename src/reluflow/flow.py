@@ -213,6 +213,7 @@ def _gradient_flow_numpy(
     kinks = KinkLog(n)
 
     rec = Recorder(data, net, points_per_decade, t0=1e-3 / rules.gamma_all)
+    stall = rules.stall_watch()
     t = 0.0
     rec.add(t, a, u, mask)
 
@@ -347,7 +348,7 @@ def _gradient_flow_numpy(
                 status = "loss_tol"
                 message = f"loss {loss:.3e} <= loss_tol = {rules.loss_tol:.3e}"
                 break
-            if rules.stalled(K[0], yv, data, m):
+            if stall.check(K[0], yv, data, m, t, loss):
                 status, message = "stalled", STALLED_MESSAGE
                 break
     finally:
@@ -425,6 +426,7 @@ def _gradient_flow_numba(
     fs = np.zeros(NB.N_FS)
     fs[NB.F_T], fs[NB.F_H], fs[NB.F_NEXT] = 0.0, h, 1e-3 / rules.gamma_all
     fs[NB.F_LOSS] = float(r0 @ r0) / (2 * n)
+    fs[NB.F_MARK_T] = -1.0  # no stall mark yet
     ist = np.zeros(NB.N_IST, dtype=np.int64)
     ist[NB.I_EVALS] = 1
     cap = 64 + 8 * points_per_decade
