@@ -220,3 +220,48 @@ def test_loose_tolerance_still_detects_the_end(engine):
     assert tight.status == "stalled" and loose.status == "stalled", loose.message
     assert loose.stats.steps < 2_000
     assert loose.final_loss == pytest.approx(tight.final_loss, rel=1e-8)
+
+
+@pytest.mark.parametrize("init", ["balanced", "independent"])
+def test_closed_form_initial_phase_matches_a_tight_solve(init):
+    # The initial phase (outputs below 1e-2 rtol of the labels) is solved in closed form:
+    # its end state and kink times must match the ODE solver run from t = 0 at rtol 1e-11.
+    from reluflow._linear import initial_phase
+
+    data = rf.orthogonal_data(120, labels="gaussian", norms="uniform", seed=4)
+    net = rf.init_network(data, 9, 1e-8, seed=4, init=init)
+    phase = initial_phase(data, net, eps=1e-10, t_start=1e-3, t_cap=math.inf)
+    assert phase is not None and phase.kink_t.size > 50
+    ode = rf.gradient_flow(
+        data, net, t_max=phase.t1, rtol=1e-11, engine="numpy", closed_form_start=False
+    )
+    size = np.maximum(np.abs(ode.final.a), np.abs(ode.final.u).max(axis=1))
+    assert np.max(np.abs(phase.a - ode.final.a) / size) < 2e-9
+    assert np.max(np.abs(phase.u - ode.final.u).max(axis=1) / size) < 2e-9
+    kinks = ode.kinks()
+    flat = kinks["neuron"].to_numpy() * data.n + kinks["sample"].to_numpy()
+    assert sorted(flat) == sorted(phase.kink_flat)
+    t_ode = dict(zip(flat, kinks["t"], strict=True))
+    t_cf = np.array([t_ode[f] for f in phase.kink_flat])
+    np.testing.assert_allclose(phase.kink_t, t_cf, rtol=1e-8)
+
+
+@pytest.mark.parametrize("engine", ["numpy", "numba"])
+def test_closed_form_start_changes_nothing_but_the_cost(engine):
+    data = rf.orthogonal_data(80, seed=6)
+    net = rf.init_network(data, 12, 1e-10, seed=6)
+    fast = rf.gradient_flow(data, net, engine=engine)
+    slow = rf.gradient_flow(data, net, engine=engine, closed_form_start=False)
+    assert fast.stats.closed_form_t > 0 and slow.stats.closed_form_t == 0
+    assert fast.stats.steps < slow.stats.steps / 2
+    assert fast.stats.kinks == slow.stats.kinks
+    ev_f, ev_s = rf.activation_events(fast), rf.activation_events(slow)
+    assert list(ev_f.neuron) == list(ev_s.neuron)
+    np.testing.assert_allclose(ev_f.tau, ev_s.tau, rtol=1e-6)
+    # this run ends stalled on a final plateau, where |theta|^2 is itself settled to ~1e-6
+    # only (the slow run moves by 5.5e-7 between rtol 1e-8 and 1e-10)
+    assert fast.final.norm_sq(data) == pytest.approx(slow.final.norm_sq(data), rel=2e-6)
+    assert fast.conservation_drift < 1e-8
+    # the trajectory still starts at t = 0 and samples the phase on the same grid
+    assert fast.t[0] == 0 and np.all(np.diff(fast.t) > 0)
+    assert fast.loss[0] == pytest.approx(slow.loss[0])

@@ -188,6 +188,26 @@ class Recorder:
         self.w.append(np.sqrt(np.maximum(wsq, 0.0)))
         self.act.append(mask.sum(axis=1).astype(np.int64))
 
+    def extend(
+        self,
+        t: np.ndarray,
+        loss: np.ndarray,
+        a: np.ndarray,
+        wsq: np.ndarray,
+        n_active: np.ndarray,
+    ) -> None:
+        """Append rows computed elsewhere (``a``, ``‖w‖²`` and counts: shape (T, m))."""
+        size = (a**2 + wsq).max(axis=1)
+        dev = np.abs(a**2 - wsq - self.balance0[None, :]).max(axis=1)
+        ok = size > 0
+        if ok.any():
+            self.drift = max(self.drift, float((dev[ok] / size[ok]).max()))
+        self.t.extend(float(x) for x in t)
+        self.loss.extend(float(x) for x in loss)
+        self.a.extend(np.abs(a))
+        self.w.extend(np.sqrt(np.maximum(wsq, 0.0)))
+        self.act.extend(n_active.astype(np.int64))
+
     def grid_points(self, t_lo: float, t_hi: float) -> list[float]:
         """The grid points in ``(t_lo, t_hi]`` not yet handed out."""
         pts = []
@@ -230,6 +250,14 @@ class KinkLog:
                 if sliding is None
                 else np.asarray(sliding, dtype=bool)
             )
+
+    def add_many(self, t: np.ndarray, flat: np.ndarray, up: np.ndarray) -> None:
+        """Record switches at the times ``t`` (one per coordinate), none entering sliding."""
+        if flat.size:
+            self.t.append(np.asarray(t, dtype=float))
+            self.flat.append(np.asarray(flat, dtype=np.int64))
+            self.up.append(np.asarray(up, dtype=bool))
+            self.sliding.append(np.zeros(flat.size, dtype=bool))
 
     def __len__(self) -> int:
         return sum(f.size for f in self.flat)

@@ -28,6 +28,8 @@ class SolverStats:
             rise while inactive and fall once active is held at 0, carrying the
             fraction of activity α in [0, 1] that keeps it there, Filippov's
             solution; it leaves when α reaches 0 or 1, located as an event).
+        closed_form_t: end of the initial phase solved in closed form (orthogonal
+            data, see ``closed_form_start`` in :func:`reluflow.gradient_flow`); 0 if none.
     """
 
     steps: int = 0
@@ -36,8 +38,9 @@ class SolverStats:
     kinks: int = 0
     kink_steps: int = 0
     sliding: int = 0
+    closed_form_t: float = 0.0
 
-    def as_dict(self) -> dict[str, int]:
+    def as_dict(self) -> dict[str, int | float]:
         return dict(self.__dict__)
 
 
