@@ -104,6 +104,9 @@ def gradient_flow(
         t_max: stop time in ``t``. tau_max: stop time in ``τ = t / log(1/λ)``.
         loss_tol: stop when the loss is below this (default ``1e-10 · mean(y²)/2``).
         rtol: relative tolerance per neuron, in (0, 1). atol: absolute floor (>= 0).
+            Known limit: at rtol >= 1e-4 the solver's own noise on a final plateau can
+            keep the stall rule from firing; the run then ends at ``max_steps``, marked
+            incomplete (rtol <= 1e-6 is tested to end as ``"stalled"``).
         stall_rate: the flow counts as stopped when every neuron's relative speed is
             below this (default ``1e-3 · min_i |y_i| ‖x_i‖ / n``, a thousandth of the
             slowest possible growth rate of a neuron in the jump process) and
