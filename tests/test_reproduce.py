@@ -49,7 +49,8 @@ def test_plans_cover_the_brief():
             assert len(keys) == len(runs)
     thr = pd.DataFrame(paper["threshold"])
     assert sorted(thr["n"].unique()) == [2**e for e in range(4, 17)]
-    assert thr[thr["dynamics"] == "flow"]["n"].max() <= 2**7  # the flow on the small-n part
+    # the flow on the lower part of the n range (0.05 s a run at n = 1024)
+    assert thr[thr["dynamics"] == "flow"]["n"].max() <= 2**10
     bias = pd.DataFrame(paper["bias"])
     assert bias[bias["dynamics"] == "limit"]["n"].max() >= 10**6
     assert 1000 <= bias[bias["dynamics"] == "flow"]["n"].max() <= 10**4

@@ -85,12 +85,12 @@ class ExperimentPlan:
     threshold_widths: int = 12
     threshold_p_range: tuple[float, float] = (0.02, 0.98)
     threshold_reps: int = 200
-    threshold_flow_log2n: tuple[int, ...] = (4, 5, 6, 7)
+    threshold_flow_log2n: tuple[int, ...] = tuple(range(4, 11))
     threshold_flow_reps: int = 50
     bias_log2n: tuple[int, ...] = tuple(range(4, 21))
     bias_extra_n: tuple[int, ...] = (10**6, 4 * 10**6)
     bias_reps: int = 64
-    bias_flow_log2n: tuple[int, ...] = tuple(range(4, 13))
+    bias_flow_log2n: tuple[int, ...] = tuple(range(4, 15))
     bias_flow_reps: int = 12
     bias_p: float = 0.999
     flow_scale: float = 1e-8
@@ -112,12 +112,12 @@ _PLANS: dict[str, dict[str, Any]] = {
         "threshold_log2n": (4, 6, 8, 10, 12, 14, 16),
         "threshold_widths": 7,
         "threshold_reps": 40,
-        "threshold_flow_log2n": (4, 6),
+        "threshold_flow_log2n": (4, 6, 8),
         "threshold_flow_reps": 16,
         "bias_log2n": (4, 6, 8, 10, 12, 14, 16, 18, 20),
         "bias_extra_n": (),
         "bias_reps": 12,
-        "bias_flow_log2n": (4, 6, 8, 10),
+        "bias_flow_log2n": (4, 6, 8, 10, 12),
         "bias_flow_reps": 4,
     },
     "smoke": {
