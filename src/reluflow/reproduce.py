@@ -90,7 +90,7 @@ class ExperimentPlan:
     bias_log2n: tuple[int, ...] = tuple(range(4, 21))
     bias_extra_n: tuple[int, ...] = (10**6, 4 * 10**6)
     bias_reps: int = 64
-    bias_flow_log2n: tuple[int, ...] = tuple(range(4, 15))
+    bias_flow_log2n: tuple[int, ...] = tuple(range(4, 14))
     bias_flow_reps: int = 12
     bias_p: float = 0.999
     flow_scale: float = 1e-8
