@@ -356,9 +356,10 @@ def prepare(n: int, m: int | None = None, rtol: float = REF_RTOL) -> dict[str, A
 # --------------------------------------------------------------------------- measurements
 
 
-def _status_kib(field: str) -> float | None:
+def _status_kib(field: str, pid: int | str = "self") -> float | None:
+    """A ``/proc/<pid>/status`` field in KiB (None where there is no /proc)."""
     try:
-        with open("/proc/self/status") as fh:
+        with open(f"/proc/{pid}/status") as fh:
             for line in fh:
                 if line.startswith(field + ":"):
                     return float(line.split()[1])
@@ -524,17 +525,6 @@ KINDS: dict[str, Callable[[dict[str, Any], Callable[[], None]], dict[str, Any]]]
 START, RESULT = "@@START", "@@RESULT "
 
 
-def _child_status_kib(pid: int, field: str) -> float | None:
-    try:
-        with open(f"/proc/{pid}/status") as fh:
-            for line in fh:
-                if line.startswith(field + ":"):
-                    return float(line.split()[1])
-    except OSError:
-        pass
-    return None
-
-
 def run_measure(
     script: str | Path,
     kind: str,
@@ -589,7 +579,7 @@ def run_measure(
         try:
             line = lines.get(timeout=max(0.0, min(0.5, deadline - time.monotonic())))
         except queue.Empty:
-            rss = _child_status_kib(proc.pid, "VmHWM")
+            rss = _status_kib("VmHWM", proc.pid)
             if rss is not None:
                 peak_seen = max(peak_seen, rss / 1024)
             if mem_cap_mib is not None and peak_seen > mem_cap_mib:
@@ -718,30 +708,42 @@ def compare(
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
+    """Part 1's table: one line per size, then the legend."""
     hdr = (
-        f"{'n':>5} {'m':>3} {'k':>2} {'eta':>7} {'GD steps':>9} {'t_end':>8} "
-        f"{'flow s':>8} {'torch s':>10} {'ratio':>7} {'flow MiB':>9} {'torch MiB':>10} "
-        f"{'err flow':>9} {'err GD':>8}"
+        f"{'n':>5} {'m':>3} {'k':>2} {'eta':>6} {'GD steps':>8} {'flow s':>8} {'torch s':>9} "
+        f"{'ratio':>7} {'flow peak MiB':>14} {'torch peak MiB':>15} {'err flow':>8} "
+        f"{'err GD':>7}"
     )
     out = [hdr, "-" * len(hdr)]
     for r in rows:
         f, t = r["flow"], r["torch"]
         mark = "*" if r["extrapolated"] else " "
         gd_err = r["torch_event_err"] if r["torch_event_err"] is not None else r["gd_event_err"]
+        fm = f"{f['peak_rss_mib']:.0f} (+{f['peak_delta_mib']:.0f})"
+        tm = f"{t['peak_rss_mib']:.0f} (+{t['peak_delta_mib']:.0f})"
         out.append(
-            f"{r['n']:>5} {r['m']:>3} {r['k']:>2} {r['lr']:>7.4g} {r['gd_steps']:>9} "
-            f"{r['ref']['t_end']:>8.0f} {f['wall_s']:>8.3f} {t['wall_s']:>9.3f}{mark} "
-            f"{r['ratio']:>6.1f}x {f['peak_rss_mib']:>9.0f} {t['peak_rss_mib']:>10.0f} "
-            f"{r['flow_event_err']:>9.1e} {gd_err:>8.1e}"
+            f"{r['n']:>5} {r['m']:>3} {r['k']:>2} {r['lr']:>6.3g} {r['gd_steps']:>8} "
+            f"{f['wall_s']:>8.3f} {t['wall_s']:>8.2f}{mark} {r['ratio']:>6.1f}x "
+            f"{fm:>14} {tm:>15} {r['flow_event_err']:>8.1e} {gd_err:>7.1e}"
         )
+    out.append(
+        "eta: baseline step (largest 2^j with the first k activation times within 1 % of the "
+        "reference flow); err: largest relative error of those k times; peak: resident set "
+        "of the measuring process (+ growth during the run)"
+    )
     if any(r["extrapolated"] for r in rows):
-        out.append("* extrapolated: a fixed number of torch steps timed, times the predicted count")
+        out.append("* extrapolated: a fixed number of torch steps timed, x the predicted count")
     return "\n".join(out)
 
 
 def run(
-    sizes=SIZES, *, inprocess: bool = False, cap_s: float = TIME_CAP_S, threads=None,
-    preps: dict[int, dict] | None = None, log=print,
+    sizes=SIZES,
+    *,
+    inprocess: bool = False,
+    cap_s: float = TIME_CAP_S,
+    threads=None,
+    preps: dict[int, dict] | None = None,
+    log=print,
 ) -> dict[str, Any]:
     """Part 1 for every size; ``preps`` caches reference and step per ``n`` (filled in)."""
     preps = {} if preps is None else preps
@@ -777,8 +779,10 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     sizes = args.sizes or (SMOKE_SIZES if args.smoke else SIZES)
     res = run(sizes, cap_s=args.cap_s)
-    print(f"\nreluflow flow vs PyTorch GD, λ = {SCALE:g} ({platform.machine()}, "
-          f"{os.cpu_count()} cores)")
+    print(
+        f"\nreluflow flow vs PyTorch GD, λ = {SCALE:g} ({platform.machine()}, "
+        f"{os.cpu_count()} cores)"
+    )
     print(format_table(res["rows"]))
     if args.json:
         with open(args.json, "w") as fh:

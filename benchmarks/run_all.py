@@ -95,8 +95,14 @@ def _measure_single(fn, spec: dict[str, Any], mark_start) -> dict[str, Any]:
     out = fn(data)
     wall = time.perf_counter() - t0
     peak = BT.peak_mib()
-    return {"wall_s": wall, "rss_before_mib": rss0, "peak_rss_mib": peak,
-            "peak_delta_mib": peak - rss0, "loadavg_1m": os.getloadavg()[0], **out}
+    return {
+        "wall_s": wall,
+        "rss_before_mib": rss0,
+        "peak_rss_mib": peak,
+        "peak_delta_mib": peak - rss0,
+        "loadavg_1m": os.getloadavg()[0],
+        **out,
+    }
 
 
 def measure_limit(spec: dict[str, Any], mark_start) -> dict[str, Any]:
@@ -135,19 +141,31 @@ def measure(kind: str, spec: dict[str, Any], cfg: dict[str, Any], **kw) -> dict[
 
 CONFIGS = {
     "full": dict(
-        sizes1=BT.SIZES, sizes2=(10**4, 10**5, 10**6), repeats2=5, limit_s=60.0,
+        sizes1=BT.SIZES,
+        sizes2=(10**4, 10**5, 10**6),
+        repeats2=5,
+        limit_s=60.0,
         starts=dict(flow=1000, torch=1000, limit=10**6, limit_baseline=10**6),
-        max_doublings=12, cold_compile=True,
+        max_doublings=12,
+        cold_compile=True,
     ),
     "quick": dict(
-        sizes1=(100, 1000), sizes2=(10**4, 10**5, 10**6), repeats2=3, limit_s=10.0,
+        sizes1=(100, 1000),
+        sizes2=(10**4, 10**5, 10**6),
+        repeats2=3,
+        limit_s=10.0,
         starts=dict(flow=1000, torch=1000, limit=10**6, limit_baseline=10**6),
-        max_doublings=8, cold_compile=False,
+        max_doublings=8,
+        cold_compile=False,
     ),
     "smoke": dict(
-        sizes1=BT.SMOKE_SIZES, sizes2=(10**3, 10**4), repeats2=1, limit_s=2.0,
+        sizes1=BT.SMOKE_SIZES,
+        sizes2=(10**3, 10**4),
+        repeats2=1,
+        limit_s=2.0,
         starts=dict(flow=32, torch=16, limit=10**4, limit_baseline=10**4),
-        max_doublings=1, cold_compile=False,
+        max_doublings=1,
+        cold_compile=False,
     ),
 }
 
@@ -194,8 +212,13 @@ def part1(cfg: dict[str, Any], preps: dict[int, dict], log) -> dict[str, Any]:
             f"{len(p['step']['trials'])} trials ({time.perf_counter() - t0:.1f} s)"
         )
         rows.append(
-            BT.compare(n, prep=p, inprocess=cfg["inprocess"], cap_s=cfg["torch_cap_s"],
-                       threads=cfg["threads"])
+            BT.compare(
+                n,
+                prep=p,
+                inprocess=cfg["inprocess"],
+                cap_s=cfg["torch_cap_s"],
+                threads=cfg["threads"],
+            )
         )
         r = rows[-1]
         log(
@@ -214,7 +237,8 @@ def part1(cfg: dict[str, Any], preps: dict[int, dict], log) -> dict[str, Any]:
             "ratio_at_1000": ratios.get(1000),
             "ratio_ge_100_at_1000": (ratios[goal_n] >= 100) if goal_n else None,
             "ratio_grows_with_n": all(b > a for a, b in zip(rs, rs[1:], strict=False))
-            if len(rs) > 1 else None,
+            if len(rs) > 1
+            else None,
         },
     }
 
@@ -223,30 +247,7 @@ def format_part1(res: dict[str, Any]) -> str:
     if "skipped" in res:
         return f"skipped: {res['skipped']}"
     rows = res["rows"]
-    hdr = (
-        f"{'n':>5} {'m':>3} {'k':>2} {'eta':>6} {'GD steps':>8} {'flow s':>8} {'torch s':>9} "
-        f"{'ratio':>7} {'flow peak MiB':>14} {'torch peak MiB':>15} {'err flow':>8} "
-        f"{'err GD':>7}"
-    )
-    out = [hdr, "-" * len(hdr)]
-    for r in rows:
-        f, t = r["flow"], r["torch"]
-        mark = "*" if r["extrapolated"] else " "
-        gd_err = r["torch_event_err"] if r["torch_event_err"] is not None else r["gd_event_err"]
-        fm = f"{f['peak_rss_mib']:.0f} (+{f['peak_delta_mib']:.0f})"
-        tm = f"{t['peak_rss_mib']:.0f} (+{t['peak_delta_mib']:.0f})"
-        out.append(
-            f"{r['n']:>5} {r['m']:>3} {r['k']:>2} {r['lr']:>6.3g} {r['gd_steps']:>8} "
-            f"{f['wall_s']:>8.3f} {t['wall_s']:>8.2f}{mark} {r['ratio']:>6.1f}x "
-            f"{fm:>14} {tm:>15} {r['flow_event_err']:>8.1e} {gd_err:>7.1e}"
-        )
-    out.append(
-        "eta: baseline step (largest 2^j with the first k activation times within 1 % of the "
-        "reference flow); err: largest relative error of those k times; peak: resident set "
-        "of the measuring process (+ growth during the run)"
-    )
-    if any(r["extrapolated"] for r in rows):
-        out.append("* extrapolated: a fixed number of torch steps timed, x the predicted count")
+    out = [BT.format_table(rows)]
     for r in rows:
         if r.get("flow_to_k_s") is not None:
             out.append(
@@ -286,14 +287,18 @@ def part2(cfg: dict[str, Any], log) -> dict[str, Any]:
         "le_1s_at_1e6": at[10**6]["jump_process_s"] <= 1.0 if 10**6 in at else None,
     }
     for r in res["rows"]:
-        log(f"  n = {r['n']}: jump process {r['jump_process_s']:.4f} s, "
-            f"baseline {r['baseline_s']:.3f} s")
+        log(
+            f"  n = {r['n']}: jump process {r['jump_process_s']:.4f} s, "
+            f"baseline {r['baseline_s']:.3f} s"
+        )
     return res
 
 
 def format_part2(res: dict[str, Any]) -> str:
-    hdr = (f"{'n':>9} {'m':>3} {'jump process s':>15} {'NumPy baseline s':>17} {'ratio':>7} "
-           f"{'events':>7} {'ties':>5} {'same events':>12}")
+    hdr = (
+        f"{'n':>9} {'m':>3} {'jump process s':>15} {'NumPy baseline s':>17} {'ratio':>7} "
+        f"{'events':>7} {'ties':>5} {'same events':>12}"
+    )
     out = [hdr, "-" * len(hdr)]
     for r in res["rows"]:
         out.append(
@@ -331,8 +336,9 @@ def _spec(method: str, n: int, preps: dict[int, dict]) -> dict[str, Any]:
     return {"n": n, "m": LIMIT_M, "seed": 0}
 
 
-def where_it_stops(method: str, cfg: dict[str, Any], preps: dict[int, dict],
-                   reuse: dict[int, dict], log) -> dict[str, Any]:
+def where_it_stops(
+    method: str, cfg: dict[str, Any], preps: dict[int, dict], reuse: dict[int, dict], log
+) -> dict[str, Any]:
     """Double n from the start size until a run passes the time limit or the memory cap."""
     limit_s, mem_cap, run_cap = cfg["limit_s"], cfg["mem_cap_mib"], cfg["run_cap_mib"]
     n = cfg["starts"][method]
@@ -357,14 +363,25 @@ def where_it_stops(method: str, cfg: dict[str, Any], preps: dict[int, dict],
         if pred_mib is not None and pred_mib > run_cap:
             # too big to run safely here: extrapolate the time from the last two sizes
             a, b = prev[-2:] if len(prev) > 1 else (None, prev[-1])
-            p_exp = (max(1.0, math.log(b["wall_s"] / a["wall_s"]) / math.log(b["n"] / a["n"]))
-                     if a is not None else 1.0)
+            p_exp = (
+                max(1.0, math.log(b["wall_s"] / a["wall_s"]) / math.log(b["n"] / a["n"]))
+                if a is not None
+                else 1.0
+            )
             wall = b["wall_s"] * (n / b["n"]) ** p_exp
-            pt.update(status="estimated", estimated=True, wall_s=wall, peak_rss_mib=pred_mib,
-                      rss_before_mib=b["rss_before_mib"], time_exponent=p_exp)
+            pt.update(
+                status="estimated",
+                estimated=True,
+                wall_s=wall,
+                peak_rss_mib=pred_mib,
+                rss_before_mib=b["rss_before_mib"],
+                time_exponent=p_exp,
+            )
             points.append(pt)
-            log(f"  {method} n = {n}: not run (predicted {pred_mib / GIB:.1f} GiB), "
-                f"estimated {wall:.1f} s")
+            log(
+                f"  {method} n = {n}: not run (predicted {pred_mib / GIB:.1f} GiB), "
+                f"estimated {wall:.1f} s"
+            )
             if wall > limit_s:
                 stop = "time"
                 break
@@ -377,8 +394,12 @@ def where_it_stops(method: str, cfg: dict[str, Any], preps: dict[int, dict],
                 if prev and prev[-1]["wall_s"] * (n / prev[-1]["n"]) ** 2 > 2 * limit_s:
                     # per-step cost grows like n² (X @ Wᵀ) and the step count does not fall
                     wall = prev[-1]["wall_s"] * (n / prev[-1]["n"]) ** 2
-                    pt.update(status="estimated", estimated=True, wall_s=wall,
-                              note="per-step cost ∝ n², same step count as the previous size")
+                    pt.update(
+                        status="estimated",
+                        estimated=True,
+                        wall_s=wall,
+                        note="per-step cost ∝ n², same step count as the previous size",
+                    )
                     points.append(pt)
                     log(f"  torch n = {n}: estimated {wall:.0f} s (not run)")
                     stop = "time"
@@ -386,17 +407,24 @@ def where_it_stops(method: str, cfg: dict[str, Any], preps: dict[int, dict],
                 t0 = time.perf_counter()
                 preps[n] = BT.prepare(n)
                 log(f"  torch n = {n}: reference and step {time.perf_counter() - t0:.1f} s")
-            res = measure(method, _spec(method, n, preps), cfg, limit_s=limit_s,
-                          mem_cap_mib=run_cap)
+            res = measure(
+                method, _spec(method, n, preps), cfg, limit_s=limit_s, mem_cap_mib=run_cap
+            )
         if method == "torch":
             pt.update(lr=preps[n]["step"]["lr"], steps_pred=preps[n]["step"]["steps"])
         if res.get("timed_out") or res.get("memory_capped"):
-            pt.update(status="timed_out" if res.get("timed_out") else "memory_capped",
-                      estimated=False, wall_s=None, wall_s_lower_bound=res["wall_s_lower_bound"],
-                      peak_rss_mib_seen=res["peak_rss_mib_seen"])
+            pt.update(
+                status="timed_out" if res.get("timed_out") else "memory_capped",
+                estimated=False,
+                wall_s=None,
+                wall_s_lower_bound=res["wall_s_lower_bound"],
+                peak_rss_mib_seen=res["peak_rss_mib_seen"],
+            )
             points.append(pt)
-            log(f"  {method} n = {n}: stopped ({pt['status']}) after "
-                f"{res['wall_s_lower_bound']:.0f} s")
+            log(
+                f"  {method} n = {n}: stopped ({pt['status']}) after "
+                f"{res['wall_s_lower_bound']:.0f} s"
+            )
             stop = "time" if res.get("timed_out") else "memory"
             break
         pt.update(
@@ -414,8 +442,13 @@ def where_it_stops(method: str, cfg: dict[str, Any], preps: dict[int, dict],
             stop = "time"
             break
         n *= 2
-    ok = [p for p in points if p["status"] in ("ok", "estimated")
-          and p.get("wall_s") is not None and p["wall_s"] <= limit_s]
+    ok = [
+        p
+        for p in points
+        if p["status"] in ("ok", "estimated")
+        and p.get("wall_s") is not None
+        and p["wall_s"] <= limit_s
+    ]
     best = ok[-1] if ok else None
     return {
         "method": method,
@@ -428,8 +461,9 @@ def where_it_stops(method: str, cfg: dict[str, Any], preps: dict[int, dict],
     }
 
 
-def part3(cfg: dict[str, Any], preps: dict[int, dict], p1: dict[str, Any] | None,
-          log) -> dict[str, Any]:
+def part3(
+    cfg: dict[str, Any], preps: dict[int, dict], p1: dict[str, Any] | None, log
+) -> dict[str, Any]:
     try:
         import torch  # noqa: F401
 
@@ -439,12 +473,21 @@ def part3(cfg: dict[str, Any], preps: dict[int, dict], p1: dict[str, Any] | None
     reuse = {}
     if p1 and "rows" in p1:
         reuse = {r["n"]: r["torch"] for r in p1["rows"] if not r["extrapolated"]}
-    out = {"limit_s": cfg["limit_s"], "mem_cap_gib": cfg["mem_cap_mib"] / GIB,
-           "run_cap_gib": cfg["run_cap_mib"] / GIB, "methods": []}
+    out = {
+        "limit_s": cfg["limit_s"],
+        "mem_cap_gib": cfg["mem_cap_mib"] / GIB,
+        "run_cap_gib": cfg["run_cap_mib"] / GIB,
+        "methods": [],
+    }
     for method in METHODS:
         if method == "torch" and not have_torch:
-            out["methods"].append({"method": method, "label": METHODS[method],
-                                   "skipped": "torch not installed or --skip-torch"})
+            out["methods"].append(
+                {
+                    "method": method,
+                    "label": METHODS[method],
+                    "skipped": "torch not installed or --skip-torch",
+                }
+            )
             continue
         out["methods"].append(where_it_stops(method, cfg, preps, reuse, log))
     return out
@@ -452,8 +495,10 @@ def part3(cfg: dict[str, Any], preps: dict[int, dict], p1: dict[str, Any] | None
 
 def format_part3(res: dict[str, Any]) -> str:
     lim = res["limit_s"]
-    hdr = (f"{'method':<31} {'largest n ≤ ' + format(lim, 'g') + ' s':>17} {'its time s':>11} "
-           f"{'its peak MiB':>13}   next size")
+    hdr = (
+        f"{'method':<31} {'largest n ≤ ' + format(lim, 'g') + ' s':>17} {'its time s':>11} "
+        f"{'its peak MiB':>13}   next size"
+    )
     out = [hdr, "-" * len(hdr)]
     for r in res["methods"]:
         if "skipped" in r:
@@ -464,15 +509,19 @@ def format_part3(res: dict[str, Any]) -> str:
         nxt = pts[-1] if pts and pts[-1] is not best else None
         est = " (est.)" if r["largest_n_estimated"] else ""
         if best:
-            col = (f"{best['n']:>10,}{est:<7} {best['wall_s']:>11.2f} "
-                   f"{best.get('peak_rss_mib', float('nan')):>13.0f}")
+            col = (
+                f"{best['n']:>10,}{est:<7} {best['wall_s']:>11.2f} "
+                f"{best.get('peak_rss_mib', float('nan')):>13.0f}"
+            )
         else:
             col = f"{'none':>17} {'':>11} {'':>13}"
         if nxt is None:
             why = f"(stopped after {len(pts)} sizes)"
         elif nxt["status"] == "memory":
-            why = (f"n = {nxt['n']:,}: would need {nxt['predicted_peak_mib'] / GIB:.1f} GiB "
-                   f"(estimated) > {res['mem_cap_gib']:g} GiB")
+            why = (
+                f"n = {nxt['n']:,}: would need {nxt['predicted_peak_mib'] / GIB:.1f} GiB "
+                f"(estimated) > {res['mem_cap_gib']:g} GiB"
+            )
         elif nxt["status"] == "timed_out":
             why = f"n = {nxt['n']:,}: > {lim:g} s (stopped at {nxt['wall_s_lower_bound']:.0f} s)"
         elif nxt["status"] == "estimated":
@@ -502,10 +551,17 @@ def _meta(cfg: dict[str, Any], argv: list[str]) -> dict[str, Any]:
     except ImportError:
         tv = None
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=HERE, capture_output=True,
-                                text=True, check=True).stdout.strip()
-        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                                    cwd=HERE, capture_output=True, text=True).stdout.strip())
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=HERE, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = bool(
+            subprocess.run(
+                ["git", "status", "--porcelain", "--untracked-files=no"],
+                cwd=HERE,
+                capture_output=True,
+                text=True,
+            ).stdout.strip()
+        )
     except (OSError, subprocess.SubprocessError):
         commit, dirty = None, None
     return {
@@ -578,25 +634,42 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=str(HERE / "results.json"), help="JSON output file")
     ap.add_argument("--parts", type=int, nargs="+", default=[1, 2, 3], choices=[1, 2, 3])
     ap.add_argument("--skip-torch", action="store_true", help="leave out the PyTorch baseline")
-    ap.add_argument("--inprocess", action="store_true",
-                    help="measure in this process (no isolation, no time limit enforcement)")
+    ap.add_argument(
+        "--inprocess",
+        action="store_true",
+        help="measure in this process (no isolation, no time limit enforcement)",
+    )
     ap.add_argument("--limit-s", type=float, help="part 3 time limit (default 60 s)")
     ap.add_argument("--mem-cap-gib", type=float, default=24.0, help="part 3 memory cap")
-    ap.add_argument("--run-cap-gib", type=float,
-                    help="largest predicted peak actually run (default 60%% of MemAvailable)")
-    ap.add_argument("--torch-cap-s", type=float, default=BT.TIME_CAP_S,
-                    help="part 1: extrapolate a torch run predicted to take longer")
+    ap.add_argument(
+        "--run-cap-gib",
+        type=float,
+        help="largest predicted peak actually run (default 60%% of MemAvailable)",
+    )
+    ap.add_argument(
+        "--torch-cap-s",
+        type=float,
+        default=BT.TIME_CAP_S,
+        help="part 1: extrapolate a torch run predicted to take longer",
+    )
     ap.add_argument("--threads", type=int, help="torch threads (default: all cores)")
     args = ap.parse_args(argv)
     name = "smoke" if args.smoke else "quick" if args.quick else "full"
-    cfg = dict(CONFIGS[name], mode=name, inprocess=args.inprocess, skip_torch=args.skip_torch,
-               torch_cap_s=args.torch_cap_s, threads=args.threads,
-               mem_cap_mib=args.mem_cap_gib * GIB)
+    cfg = dict(
+        CONFIGS[name],
+        mode=name,
+        inprocess=args.inprocess,
+        skip_torch=args.skip_torch,
+        torch_cap_s=args.torch_cap_s,
+        threads=args.threads,
+        mem_cap_mib=args.mem_cap_gib * GIB,
+    )
     if args.limit_s is not None:
         cfg["limit_s"] = args.limit_s
     avail = _meminfo("MemAvailable") / 1024 or cfg["mem_cap_mib"]
-    cfg["run_cap_mib"] = min(cfg["mem_cap_mib"],
-                             args.run_cap_gib * GIB if args.run_cap_gib else 0.6 * avail)
+    cfg["run_cap_mib"] = min(
+        cfg["mem_cap_mib"], args.run_cap_gib * GIB if args.run_cap_gib else 0.6 * avail
+    )
 
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
@@ -623,11 +696,13 @@ def main(argv: list[str] | None = None) -> int:
     loads = _loads(results)
     meta["max_loadavg_1m_at_measurements"] = max(loads) if loads else None
 
-    print(f"reluflow {meta['reluflow']} benchmarks ({name}), {meta['cpu_count']} cores, "
-          f"{meta['mem_total_gib']:.0f} GiB, torch {meta['torch']}, numba {meta['numba']}; "
-          f"commit {str(meta['git_commit'])[:8]}{' + local changes' if meta['git_dirty'] else ''}"
-          f"; load average {meta['loadavg_start'][0]:.2f} → {meta['loadavg_end'][0]:.2f} "
-          f"(highest at a measurement {meta['max_loadavg_1m_at_measurements'] or 0:.2f})")
+    print(
+        f"reluflow {meta['reluflow']} benchmarks ({name}), {meta['cpu_count']} cores, "
+        f"{meta['mem_total_gib']:.0f} GiB, torch {meta['torch']}, numba {meta['numba']}; "
+        f"commit {str(meta['git_commit'])[:8]}{' + local changes' if meta['git_dirty'] else ''}"
+        f"; load average {meta['loadavg_start'][0]:.2f} → {meta['loadavg_end'][0]:.2f} "
+        f"(highest at a measurement {meta['max_loadavg_1m_at_measurements'] or 0:.2f})"
+    )
     if meta["source_changed_during_run"]:
         print("WARNING: reluflow's source changed during this run: the numbers mix versions")
     if "part1" in results:

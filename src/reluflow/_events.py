@@ -89,9 +89,14 @@ def locate_kinks(
     return th_star, flip
 
 
+def exited(alpha: np.ndarray) -> np.ndarray:
+    """Which sliding fractions have left [0, 1] (by more than the hysteresis margin)."""
+    return (alpha < -SLIDE_MARGIN) | (alpha > 1.0 + SLIDE_MARGIN)
+
+
 def outside_unit(alpha: np.ndarray) -> bool:
-    """Whether a sliding fraction has left [0, 1] (by more than the hysteresis margin)."""
-    return bool(((alpha < -SLIDE_MARGIN) | (alpha > 1.0 + SLIDE_MARGIN)).any())
+    """Whether any sliding fraction has left [0, 1]."""
+    return bool(exited(alpha).any())
 
 
 def locate_sliding_exit(
@@ -182,7 +187,7 @@ def switch(
     touched = crossing.any(axis=1)
     if sliding.any():
         j_s, _, alpha = field.alpha
-        touched[j_s[(alpha < -SLIDE_MARGIN) | (alpha > 1.0 + SLIDE_MARGIN)]] = True
+        touched[j_s[exited(alpha)]] = True
     changed, ups, slides = [], [], []
     a = yv[:m]
     for j in np.flatnonzero(touched):

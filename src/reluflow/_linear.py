@@ -128,12 +128,13 @@ class _Segments:
         with np.errstate(divide="ignore", invalid="ignore"):
             self.kappa = self.a_lo**2 - np.where(self.g2 > 0, self.v_lo**2 / self.g2, 0.0)
 
-    def _a_and_b(self, j: int, times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``ã_j`` and ``B_j`` at each of ``times``."""
-        k = np.searchsorted(self.t_lo[j], times, side="right") - 1
+    def _a_and_b(
+        self, j: np.ndarray, k: np.ndarray, t: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``ã`` and ``B`` of neurons ``j`` in their segments ``k`` at times ``t`` (same shape)."""
         g, g2 = self.gam[j, k], self.g2[j, k]
-        a_k, v_k, dt = self.a_lo[j, k], self.v_lo[j, k], times - self.t_lo[j, k]
-        a, db = a_k.copy(), a_k * dt
+        a_k, v_k, dt = self.a_lo[j, k], self.v_lo[j, k], t - self.t_lo[j, k]
+        a, db = a_k.copy(), a_k * dt  # γ = 0: ã constant (nothing live), B grows linearly
         grow = g > 0
         if grow.any():
             gg = g[grow]
@@ -159,7 +160,8 @@ class _Segments:
         act_all = np.empty((T, self.m), dtype=np.int64)
         fy = np.zeros(T)
         for j in range(self.m):
-            at, b = self._a_and_b(j, times)
+            k = np.searchsorted(self.t_lo[j], times, side="right") - 1
+            at, b = self._a_and_b(np.full(T, j), k, times)
             live, u0, sl = self.live[j], self.u0[j], self.slope[j]
             neg = np.isfinite(self.level[j])
             keep = live & ~neg  # right-sign coordinates: alive throughout
@@ -205,18 +207,7 @@ class _Segments:
         """``(a, u)`` of every neuron at time ``t`` (exact for the linear dynamics)."""
         rows = np.arange(self.m)
         k = (self.t_lo <= t).sum(axis=1) - 1  # current segment
-        g, g2 = self.gam[rows, k], self.g2[rows, k]
-        a_k, v_k, dt = self.a_lo[rows, k], self.v_lo[rows, k], t - self.t_lo[rows, k]
-        grow = g > 0
-        a = a_k.copy()
-        db = a_k * dt  # γ = 0: ã constant (nothing live), B grows linearly
-        if grow.any():
-            gg, z0, kap = g[grow], self.z_lo[rows, k][grow], self.kappa[rows, k][grow]
-            z = z0 * np.exp(gg * dt[grow])
-            v = (z * z - gg * gg * kap) / (2.0 * z)
-            a[grow] = (z * z + gg * gg * kap) / (2.0 * gg * z)
-            db[grow] = (v - v_k[grow]) / g2[grow]
-        b = self.b_lo[rows, k] + db
+        a, b = self._a_and_b(rows, k, np.full(self.m, t))
         alive = self.live & (self.level > b[:, None])
         u = np.where(alive, self.u0 + self.slope * b[:, None], np.where(self.live, 0.0, self.u0))
         return self.sign * a, u
