@@ -162,7 +162,8 @@ def _run(
     Kz = np.zeros((7, m, n))
     na, nu, nz = np.empty(m), np.empty((m, n)), np.empty((m, n))
     r_buf, G_buf = np.empty(n), np.empty((m, n))
-    slide_arrays = _sliding_arrays(Kg, sliding)
+    inv_cache: dict = {}
+    slide_arrays = _sliding_arrays(Kg, sliding, inv_cache)
 
     def evaluate_here() -> float:
         scnt, sidx, sinv, alpha = slide_arrays
@@ -272,7 +273,7 @@ def _run(
                 stats["sliding"] += int(slid.sum())
                 stats["kinks"] += int(switched.size)
                 kinks.add(t, switched, up, slid)
-                slide_arrays = _sliding_arrays(Kg, sliding)
+                slide_arrays = _sliding_arrays(Kg, sliding, inv_cache)
                 ss = evaluate_here()
                 stats["evaluations"] += 1
                 loss = ss / (2 * n)
@@ -366,8 +367,12 @@ def _outcome(code, t, fs, rules, rtol, max_steps, net) -> tuple[str, str]:
     return "failed", f"step size underflow at t = {t:.6g}: the solver cannot meet rtol = {rtol:g}"
 
 
-def _sliding_arrays(K: np.ndarray, sliding: np.ndarray):
-    """Padded per-neuron sliding sets and ``K_SS⁻¹`` (as ``Field._hold``) for the kernel."""
+def _sliding_arrays(K: np.ndarray, sliding: np.ndarray, cache: dict):
+    """Padded per-neuron sliding sets and ``K_SS⁻¹`` (as ``Field._hold``) for the kernel.
+
+    ``cache`` maps a neuron to its last sliding set and inverse (recomputed only
+    when the set changes).
+    """
     m = sliding.shape[0]
     cnt = sliding.sum(axis=1).astype(np.int64)
     smax = max(1, int(cnt.max(initial=0)))
@@ -375,8 +380,13 @@ def _sliding_arrays(K: np.ndarray, sliding: np.ndarray):
     inv = np.zeros((m, smax, smax))
     for j in np.flatnonzero(cnt):
         S = np.flatnonzero(sliding[j])
+        key = S.tobytes()
+        hit = cache.get(j)
+        if hit is None or hit[0] != key:
+            hit = (key, np.linalg.inv(K[S][:, S]))
+            cache[j] = hit
         idx[j, : S.size] = S
-        inv[j, : S.size, : S.size] = np.linalg.inv(K[S][:, S])
+        inv[j, : S.size, : S.size] = hit[1]
     return cnt, idx, inv, np.zeros((m, smax))
 
 

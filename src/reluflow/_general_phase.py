@@ -127,6 +127,11 @@ class _Neurons:
         self.kap = np.zeros(self.m)
         self.v0 = np.zeros(self.m)
         self.tnext = np.full(self.m, np.inf)
+        # per neuron: its sliding coordinates and K_ΣΣ⁻¹ in that order
+        self.sig = [np.zeros(0, dtype=np.int64) for _ in range(self.m)]
+        self.minv = [np.zeros((0, 0)) for _ in range(self.m)]
+        self.rhs = [np.zeros(0) for _ in range(self.m)]  # −K_ΣS y_S
+        self.next_cross: list = [None] * self.m
         for j in range(self.m):
             self._segment(j)
 
@@ -140,19 +145,18 @@ class _Neurons:
         cand = ~self.slid[j] & (V != 0)
         if not cand.any():
             self.tnext[j] = np.inf
+            self.next_cross[j] = (np.zeros(0, dtype=np.int64), np.inf)
             return
         ii = np.flatnonzero(cand)
         alpha_star = -U[ii] / V[ii]
         tau = _first_root(self.a0[j], self.v0[j], self.kap[j], alpha_star)
-        self.tnext[j] = self.t0[j] + float(tau.min(initial=np.inf))
+        tmin = float(tau.min(initial=np.inf))
+        self.tnext[j] = self.t0[j] + tmin
+        self.next_cross[j] = (ii[tau <= tmin * (1.0 + _SAME_TIME)], tmin)
 
-    def _crossing(self, j: int) -> np.ndarray:
-        """Coordinates of neuron ``j`` crossing 0 at its next event time."""
-        U, V = self.U[j], self.V[j]
-        ii = np.flatnonzero(~self.slid[j] & (V != 0))
-        tau = _first_root(self.a0[j], self.v0[j], self.kap[j], -U[ii] / V[ii])
-        tmin = float(tau.min())
-        return ii[tau <= tmin * (1.0 + _SAME_TIME)], tmin
+    def _crossing(self, j: int) -> tuple[np.ndarray, float]:
+        """Coordinates of neuron ``j`` crossing 0 at its next event, and its time since ``t0``."""
+        return self.next_cross[j]
 
     def state_at(self, t: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(a, u, q)`` of every neuron at time ``t`` (no event of any neuron before ``t``)."""
@@ -176,6 +180,10 @@ class _Neurons:
             self.kap[j],
             self.v0[j],
             self.tnext[j],
+            self.sig[j],
+            self.minv[j],
+            self.rhs[j],
+            self.next_cross[j],
         )
 
     def restore(self, j: int, s: tuple) -> None:
@@ -191,6 +199,10 @@ class _Neurons:
             self.kap[j],
             self.v0[j],
             self.tnext[j],
+            self.sig[j],
+            self.minv[j],
+            self.rhs[j],
+            self.next_cross[j],
         ) = s
 
     def event(self, j: int) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
@@ -207,33 +219,150 @@ class _Neurons:
         q = self.q0[j] + 2.0 * A * self.v0[j] + A * A * self.kap[j] ** 2
         t = self.t0[j] + tau
         self.t0[j], self.a0[j], self.U[j], self.q0[j] = t, a, U, q
+        if cross.size == 1:
+            done = self._incremental(j, a, int(cross[0]))
+            if done is not None:
+                self._segment(j)
+                return (t, *done)
         Z = np.flatnonzero(self.slid[j] | np.isin(np.arange(n), cross))
         old_act, old_sl = self.mask[j, Z].copy(), self.slid[j, Z].copy()
         if Z.size == 1 and not old_sl[0]:
             act_Z, sl_Z = self._resolve_one(j, a, int(Z[0]))
         else:
-            act_Z, sl_Z = self.field.resolve_zero_set(
-                j, a, -y, self.mask[j].astype(float), Z
-            )
+            act_Z, sl_Z = self.field.resolve_zero_set(j, a, -y, self.mask[j].astype(float), Z)
         self.mask[j, Z] = act_Z
         self.slid[j, Z] = sl_Z
         # new effective labels on Z: 1 (active), α (sliding), 0 (inactive)
         E_new = self.E[j].copy()
         E_new[Z] = np.where(act_Z, y[Z], 0.0)
         S = np.flatnonzero(self.slid[j])
+        self.sig[j] = S
+        self.minv[j] = np.linalg.inv(K[np.ix_(S, S)]) if S.size else np.zeros((0, 0))
+        act = np.flatnonzero(self.mask[j])
+        self.rhs[j] = -(K[np.ix_(S, act)] @ y[act])
         if S.size:
-            act = np.flatnonzero(self.mask[j])
-            rhs = -(K[np.ix_(S, act)] @ y[act])
-            E_new[S] = np.linalg.solve(K[np.ix_(S, S)], rhs)
-        dE = E_new - self.E[j]
-        ch = np.flatnonzero(dE)
-        if ch.size:
-            self.V[j] += (dE[ch] @ K[ch]) / n
-        self.V[j, S] = 0.0
-        self.E[j] = E_new
+            E_new[S] = self.minv[j] @ self.rhs[j]
+        self._set_labels(j, E_new)
         self._segment(j)
         diff = (old_act != act_Z) | (old_sl != sl_Z)
         return t, j * n + Z[diff], act_Z[diff], sl_Z[diff] & ~old_sl[diff]
+
+    def _set_labels(self, j: int, E_new: np.ndarray) -> None:
+        """``e ← E_new`` and ``V ← V + K (E_new − e) / n`` over the changed entries."""
+        dE = E_new - self.E[j]
+        ch = np.flatnonzero(dE)
+        if ch.size:
+            self.V[j] += (dE[ch] @ self.K[ch]) / self.n
+        self.V[j, self.slid[j]] = 0.0
+        self.E[j] = E_new
+
+    def _incremental(self, j: int, a: float, i: int):
+        """Resolve ``Z = {i} ∪ Σ`` by single principal pivots on a maintained ``K_FF⁻¹``.
+
+        The zero set's modes solve a box complementarity problem (see
+        :meth:`Field.resolve_zero_set`): ``F`` (sliding) with ``α`` inside the
+        hysteresis band and ``e_F = −K_FF⁻¹ K_F,S y_S``, ``L`` (inactive) with
+        velocity ``<= 0``, ``U`` (active) with velocity ``>= 0``. Starting from
+        the previous sliding set ``F = Σ`` and ``i`` inactive, each iteration
+        moves the violating coordinate of least index to the other side (Murty's
+        rule, finite since ``K`` is positive definite), updating ``K_FF⁻¹`` by a
+        bordered inverse or its downdate in O(|F|²). A repelling ``i`` (which
+        cannot slide) is woken to active only if its velocity is positive with it
+        inactive, as in the reference. None (a singular pivot, or no settling)
+        sends the event to :meth:`Field.resolve_zero_set`.
+        """
+        n, K, y = self.n, self.K, self.y
+        if y[i] == 0.0:
+            return None
+        F = list(self.sig[j])
+        M = self.minv[j]
+        rhs = self.rhs[j].copy()
+        E_old = self.E[j]
+        sa = np.where(self.mask[j], y, 0.0)  # labels of S ∪ U (active outside Z, then U)
+        if self.mask[j, i]:
+            sa[i] = 0.0
+            rhs = rhs + K[F, i] * y[i]  # i leaves S (it starts in L)
+        attract_i = -a * y[i] / n > 0
+        L, U = {i}, set()
+        lo_b, hi_b = SLIDE_MARGIN / 2, 1.0 - SLIDE_MARGIN / 2
+        scale = abs(a) * (np.abs(self.V[j]).max(initial=0.0) + K[i, i] * abs(y[i]) / n)
+        tol = 1e-9 * scale
+        woken = False
+        for _ in range(4 * (len(F) + 2)):
+            Fa = np.asarray(F, dtype=np.int64)
+            eF = M @ rhs if Fa.size else np.zeros(0)
+            E_new = sa.copy()
+            E_new[Fa] = eF
+            dE = E_new - E_old
+            ch = np.flatnonzero(dE)
+            fixed = sorted(L | U)
+            w = {}
+            for k in fixed:  # velocity a (K e)_k / n of the fixed coordinates of Z
+                w[k] = a * (self.V[j, k] + (K[k, ch] @ dE[ch]) / n)
+            al = eF / y[Fa] if Fa.size else eF
+            bad = ~((al > lo_b) & (al < hi_b))
+            viol = [int(Fa[bad].min())] if bad.any() else []
+            for k in fixed:
+                if k in L and w[k] > tol and (k != i or attract_i or not woken):
+                    viol.append(k)
+                if k in U and w[k] < -tol and (k != i or attract_i):
+                    viol.append(k)
+            if not viol:
+                break
+            k = min(viol)
+            if k in F:
+                p = F.index(k)
+                to_up = al[p] >= hi_b
+                keep = np.arange(len(F)) != p
+                mk = M[keep, p]
+                M = M[np.ix_(keep, keep)] - np.outer(mk, mk) / M[p, p]
+                rhs = rhs[keep]
+                F.pop(p)
+                if to_up:
+                    U.add(k)
+                    sa[k] = y[k]
+                    rhs = rhs - K[F, k] * y[k]
+                else:
+                    L.add(k)
+            elif k == i and not attract_i:
+                L.discard(i)  # a repelling coordinate pushed upwards activates
+                U.add(i)
+                sa[i] = y[i]
+                rhs = rhs - K[F, i] * y[i]
+                woken = True
+            else:
+                if k in U:
+                    U.discard(k)
+                    sa[k] = 0.0
+                    rhs = rhs + K[F, k] * y[k]
+                else:
+                    L.discard(k)
+                kF = K[F, k]
+                mF = M @ kF if F else np.zeros(0)
+                sc = K[k, k] - kF @ mF
+                if not sc > 1e-12 * K[k, k]:
+                    return None
+                M2 = np.empty((len(F) + 1, len(F) + 1))
+                M2[:-1, :-1] = M + np.outer(mF, mF) / sc
+                M2[:-1, -1] = M2[-1, :-1] = -mF / sc
+                M2[-1, -1] = 1.0 / sc
+                M = M2
+                rhs = np.append(rhs, -(K[k] @ sa))
+                F.append(k)
+        else:
+            return None
+        Z = np.array(sorted(set(F) | L | U), dtype=np.int64)
+        old_act, old_sl = self.mask[j, Z].copy(), self.slid[j, Z].copy()
+        Fa = np.asarray(F, dtype=np.int64)
+        self.mask[j, Z] = False
+        self.slid[j, Z] = False
+        self.mask[j, list(U)] = True
+        self.slid[j, Fa] = True
+        self.sig[j], self.minv[j], self.rhs[j] = Fa, M, rhs
+        self._set_labels(j, E_new)
+        act_Z, sl_Z = self.mask[j, Z], self.slid[j, Z]
+        diff = (old_act != act_Z) | (old_sl != sl_Z)
+        return j * n + Z[diff], act_Z[diff], sl_Z[diff] & ~old_sl[diff]
 
     def _resolve_one(self, j: int, a: float, i: int) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`Field.resolve_zero_set` for one coordinate, no sliding one in the neuron."""
