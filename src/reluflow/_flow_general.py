@@ -144,19 +144,6 @@ def _run(
     u = np.ascontiguousarray(u)
     z = np.ascontiguousarray(u @ Kp)
     mask = maskb.astype(float)  # float mask shared with the reference helpers
-    N = m + m * n
-
-    def f(state: np.ndarray, out: np.ndarray) -> np.ndarray:
-        """The reference field (``Field.velocity``) on a flat ``(a, u)`` state."""
-        return field.velocity(
-            state[:m],
-            state[m:N].reshape(m, n),
-            mask,
-            out_a=out[:m],
-            out_u=out[m:N].reshape(m, n),
-            sliding=sliding,
-        )[2]
-
     Ka = np.zeros((7, m))
     Ku = np.zeros((7, m, n))
     Kz = np.zeros((7, m, n))
