@@ -310,6 +310,88 @@ def test_report_of_missing_store_is_a_clear_error(tmp_path):
     assert main(["report", str(tmp_path / "nope.sqlite"), "-o", str(tmp_path / "x.html")]) == 2
 
 
+# --------------------------------------------------------------------------- any store
+
+
+@pytest.fixture(scope="module")
+def sweep_store(tmp_path_factory):
+    """A sweep store as the README makes one: one experiment no analysis knows, limit runs."""
+    from reluflow.sweep import expand_spec, run_sweep
+
+    path = tmp_path_factory.mktemp("sweep") / "width.sqlite"
+    spec = {"experiment": "width", "dynamics": "limit", "data": "orthogonal",
+            "n": [16, 64], "m": [3, 6, 12], "labels": "balanced", "seeds": "0:12"}
+    run_sweep(expand_spec(spec), path, workers=1, progress=False)
+    return path
+
+
+def test_report_of_a_sweep_store(sweep_store, tmp_path):
+    """`reluflow report` on a plain sweep store: the store's account, its numbers, its figure."""
+    from reluflow.cli import main
+    from reluflow.store import ResultsStore
+
+    out = tmp_path / "width.html"
+    assert main(["report", str(sweep_store), "-o", str(out), "--tables", str(tmp_path)]) == 0
+    rep = build_report(sweep_store, tmp_path / "again.html", keep_figures=True)
+    with ResultsStore(sweep_store) as st:
+        frame = st.frame()
+    assert rep.analyses == {} and len(rep.claims) == 0
+    counts = rep.overview["counts"]
+    assert counts["runs"].sum() == len(frame) == 2 * 3 * 12
+    table = pd.read_csv(tmp_path / "store_width_by_parameter.csv")
+    assert list(table.columns[:2]) == ["m", "n"]  # d = n is not a second axis
+    fig = rep.figure_objects["store_width"]
+    for n, d in frame.groupby("n"):
+        want = d.groupby("m")["interpolates"].mean().sort_index()
+        ln = _by_gid(fig, f"p-n = {n}")
+        np.testing.assert_array_equal(np.asarray(ln.get_xdata(), float), want.index.to_numpy())
+        np.testing.assert_allclose(np.asarray(ln.get_ydata(), float), want.to_numpy())
+        exact = _by_gid(fig, f"p-exact-n = {n}")
+        np.testing.assert_allclose(
+            np.asarray(exact.get_ydata(), float),
+            [interpolation_probability(n - n // 2, n // 2, int(m)) for m in want.index])
+        ok = d[d["interpolates"].astype(bool)]
+        if len(ok):
+            r = ok.groupby("m")["ratio"].mean()
+            ln = _by_gid(fig, f"right-n = {n}")
+            got = pd.Series(np.asarray(ln.get_ydata(), float),
+                            index=np.asarray(ln.get_xdata(), float))
+            np.testing.assert_allclose(got.dropna().to_numpy(), r.to_numpy())
+    text = out.read_text()
+    assert "What the store holds" in text and "id='fig-store_width'" in text
+    js = json.loads((tmp_path / "summary.json").read_text())
+    assert js["overview"]["counts"][0]["runs"] == len(frame)
+    import matplotlib.pyplot as plt
+
+    for f in rep.figure_objects.values():
+        plt.close(f)
+
+
+def test_unrecognised_runs_of_a_known_experiment_are_summarised(sweep_store, tmp_path):
+    """Runs labelled 'incremental' that are not its design: skipped with the reason, summarised."""
+    import shutil
+
+    from reluflow.sweep import expand_spec, run_sweep
+
+    path = tmp_path / "mixed.sqlite"
+    shutil.copy(sweep_store, path)
+    spec = {"experiment": "incremental", "dynamics": "limit", "n": [16, 32], "m": 4,
+            "seeds": 2}
+    run_sweep(expand_spec(spec), path, workers=1, progress=False)
+    rep = build_report(path, tmp_path / "mixed.html")
+    assert "incremental" in rep.skipped and "flow and limit" in rep.skipped["incremental"]
+    assert set(rep.overview["generic"]) == {"width", "incremental"}
+    assert "was not analysed" in (tmp_path / "mixed.html").read_text()
+
+
+def test_report_of_an_empty_store_is_a_clear_error(tmp_path):
+    from reluflow.cli import main
+    from reluflow.store import ResultsStore
+
+    ResultsStore(tmp_path / "empty.sqlite").close()
+    assert main(["report", str(tmp_path / "empty.sqlite"), "-o", str(tmp_path / "x.html")]) == 2
+
+
 # --------------------------------------------------------------------------- the real quick run
 
 

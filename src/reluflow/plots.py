@@ -145,7 +145,7 @@ def plot_by_parameter(
     """Key results of a sweep against one parameter: P(interpolation) and the norm ratio.
 
     Left: ``p_interp`` with its Wilson interval (``p_lo``, ``p_hi``) against
-    ``x``, one line per combination of the ``series`` columns (at most 10; the
+    ``x`` (and ``p_exact`` dashed where finite), one line per combination of the ``series`` columns (at most 10; the
     rest are in the table). Right: ``ratio_mean ± ratio_se`` where the table has
     it (interpolating runs on orthogonal data), otherwise ``final_loss_median``
     on a log scale. A logarithmic ``x`` axis is used when ``x`` spans more than
@@ -156,7 +156,7 @@ def plot_by_parameter(
         x: the column on the horizontal axis. series: the columns that label the lines.
         path: where to write the figure. title: figure title.
 
-    Gids: ``p-{label}`` and ``right-{label}`` for the line of each series label.
+    Gids: ``p-{label}``, ``p-exact-{label}`` and ``right-{label}`` for each series label.
     """
     fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(10.0, 3.8))
     groups = list(table.groupby(list(series), sort=True)) if series else [((), table)]
@@ -170,10 +170,13 @@ def plot_by_parameter(
         d = d.sort_values(x)
         c = cmap(0.85 * i / max(1, min(len(groups), 10) - 1))
         mk = markers[i % len(markers)]
-        yerr = np.vstack([d["p_interp"] - d["p_lo"], d["p_hi"] - d["p_interp"]])
+        yerr = np.clip(np.vstack([d["p_interp"] - d["p_lo"], d["p_hi"] - d["p_interp"]]), 0, 1)
         eb = ax0.errorbar(d[x], d["p_interp"], yerr=yerr, fmt=mk + "-", ms=4, color=c, lw=1.0,
                           capsize=2, label=label)
         eb.lines[0].set_gid(f"p-{label}")
+        if "p_exact" in d and np.isfinite(d["p_exact"].to_numpy(float)).any():
+            (ln,) = ax0.plot(d[x], d["p_exact"], color=c, lw=0.9, ls="--")
+            ln.set_gid(f"p-exact-{label}")
         if use_ratio:
             eb = ax1.errorbar(d[x], d["ratio_mean"], yerr=d["ratio_se"], fmt=mk + "-", ms=4,
                               color=c, lw=1.0, capsize=2, label=label)

@@ -52,7 +52,44 @@ def _describe(v: pd.Series) -> str:
 
 
 def _varying(df: pd.DataFrame) -> list[str]:
-    return [c for c in _params(df) if df[c].dropna().nunique() > 1]
+    """Parameters that vary, less those that are a one-to-one relabelling of an earlier one.
+
+    (``d`` defaults to ``n`` on orthogonal data: grouping by both would repeat ``n``.)
+    """
+    order = {c: i for i, c in enumerate(_AXES)}
+    cand = sorted((c for c in _params(df) if df[c].dropna().nunique() > 1),
+                  key=lambda c: order.get(c, len(order)))
+    keep: list[str] = []
+    for c in cand:
+        same = any(
+            df.groupby(k, dropna=False)[c].nunique(dropna=False).max() == 1
+            and df.groupby(c, dropna=False)[k].nunique(dropna=False).max() == 1
+            for k in keep)
+        if not same:
+            keep.append(c)
+    return keep
+
+
+def _exact_probability(df: pd.DataFrame) -> pd.Series:
+    """P(interpolation) of docs/limit.md per run where it applies, else NaN.
+
+    It applies to orthogonal data with balanced labels (exact counts ``n − n//2``
+    positive) and the limit or the flow (coverage at initialisation decides).
+    """
+    from ..theory import interpolation_probability
+
+    out = pd.Series(math.nan, index=df.index)
+    if "n" not in df.columns or "m" not in df.columns:
+        return out
+    ok = ((col(df, "data", "") == "orthogonal") & (col(df, "labels", "") == "balanced")
+          & col(df, "dynamics", "").isin(["limit", "flow"]))
+    cache: dict[tuple[int, int], float] = {}
+    for i in df.index[ok]:
+        key = (int(df.at[i, "n"]), int(df.at[i, "m"]))
+        if key not in cache:
+            cache[key] = interpolation_probability(key[0] - key[0] // 2, key[0] // 2, key[1])
+        out.at[i] = cache[key]
+    return out
 
 
 def _by_parameter(df: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
@@ -64,6 +101,7 @@ def _by_parameter(df: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
         _loss=col(df, "final_loss").astype(float),
         _events=col(df, "n_events").astype(float),
         _wall=col(df, "run_wall_s", math.nan).astype(float),
+        _exact=_exact_probability(df),
     )
     groups = d.groupby(list(keys), dropna=False) if keys else [((), d)]
     rows = []
@@ -80,6 +118,7 @@ def _by_parameter(df: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
             "p_interp": k / t,
             "p_lo": float(lo[0]),
             "p_hi": float(hi[0]),
+            "p_exact": float(g["_exact"].mean()),
             "ratio_mean": float(r.mean()) if len(r) else math.nan,
             "ratio_se": float(r.std(ddof=1) / math.sqrt(len(r))) if len(r) > 1 else math.nan,
             "final_loss_median": float(g["_loss"].median()),
@@ -147,7 +186,8 @@ def analyse_overview(frame: pd.DataFrame, recognised: Sequence[str] = ()) -> dic
             captions[name] = (
                 f"Experiment {exp!r} (store summary): against {g['x']}"
                 + (f", one line per {', '.join(g['series'])}" if g["series"] else "")
-                + ". Left: P(interpolation) with Wilson 95% intervals. Right: the mean ratio "
+                + ". Left: P(interpolation) with Wilson 95% intervals (dashed: the exact probability "
+                "where it applies). Right: the mean ratio "
                 "‖θ‖² / min ‖θ‖² over interpolating runs (± s.e.; orthogonal data only) or, "
                 "without it, the median final loss.")
     return {
