@@ -218,8 +218,8 @@ class Threshold(Experiment):
 
     def captions(self, analysis: Mapping[str, Any]) -> dict[str, str]:
         return {"threshold": (
-            "Interpolation threshold. (a) P(interpolation) against the width m, one panel row "
-            "per n (colours: n): Monte Carlo of the limit (●, Wilson 95% intervals), the exact "
+            "Interpolation threshold. (a) P(interpolation) against the width m, one panel per "
+            "n (colours: n): Monte Carlo of the limit (●, Wilson 95% intervals), the exact "
             "formula (line) and the flow at small λ on the small n (□). (b) the Monte Carlo "
             "probability over (log₂ n, m), the measured 50% widths (○), the exact ones (×) and "
             "the fitted boundary m = c log₂ n + b. (c) the curves against m / log₂ n: they "
