@@ -196,7 +196,9 @@ def normalize_config(config: Mapping[str, Any]) -> dict[str, Any]:
                 "dynamics 'limit' (the jump process) needs data 'orthogonal', got 'gaussian'",
             )
     if dyn in applies_to("scale") and "scale" not in cfg:
-        raise ConfigError("scale", f"dynamics {dyn!r} needs scale (lambda), e.g. 1e-8")
+        raise ConfigError(
+            "scale", f"dynamics {dyn!r} needs scale (the initialisation scale λ), e.g. 1e-8"
+        )
     if dyn == "descent":
         if "lr" not in cfg:
             raise ConfigError("lr", "dynamics 'descent' needs lr (the step size), e.g. 0.5")
