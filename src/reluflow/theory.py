@@ -170,3 +170,24 @@ def min_norm_sq(y: Any, x_norm: Any) -> float:
             raise InputError(f"x_norm must be > 0 everywhere, got min {nrm.min():g}")
     q = (y / nrm) ** 2
     return float(2.0 * (math.sqrt(q[y > 0].sum()) + math.sqrt(q[y < 0].sum())))
+
+
+def _norm_ratio(norm_sq: float, min_norm_sq: float, interpolates: bool) -> tuple[float, str]:
+    """``‖θ‖² / min ‖θ‖²`` and, where it is undefined (NaN), why.
+
+    The ratio compares an interpolating network with the smallest interpolating
+    one, so it is at least 1 when defined. It is NaN when the network does not
+    interpolate (a network that fits fewer samples can be smaller than every
+    interpolator, so the ratio could fall below 1 and would mean nothing), when
+    the minimal norm is 0 (every label is 0) and when ``‖θ‖²`` is unknown.
+
+    Returns:
+        ``(ratio, "")`` when defined, ``(nan, reason)`` otherwise.
+    """
+    if not interpolates:
+        return math.nan, "does not interpolate (the ratio compares interpolators)"
+    if not math.isfinite(norm_sq):
+        return math.nan, "|theta|^2 unknown (ties left unresolved)"
+    if not min_norm_sq > 0:
+        return math.nan, "the minimal norm is 0 (every label is 0)"
+    return norm_sq / min_norm_sq, ""

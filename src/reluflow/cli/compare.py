@@ -32,14 +32,14 @@ def register(sub: Any) -> None:
         "example: reluflow compare --n 64 --m 10 --seed 0 --plot staircase.pdf",
     )
     add_data_options(p, gaussian=False)
-    p.add_argument("--m", type=int, required=True, help="width")
-    p.add_argument("--seed", type=int, default=0, help="seed of the data and the initialisation")
+    p.add_argument("--m", type=count, required=True, help="width")
+    p.add_argument("--seed", type=count, default=0, help="seed of the data and the initialisation")
     p.add_argument(
         "--scales",
         default=",".join(f"{s:g}" for s in DEFAULT_SCALES),
         help="comma-separated lambda ladder",
     )
-    p.add_argument("--rtol", type=float, default=1e-8, help="flow tolerance")
+    p.add_argument("--rtol", type=number, default=1e-8, help="flow tolerance")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument(
         "--plot", metavar="FILE", default=None, help="draw the staircases onto the limit's"

@@ -23,17 +23,17 @@ def register(sub: Any) -> None:
         "P(interpolation) for n+ positive and n- negative labels, width m",
         "P = sum_k C(m,k) 2^-m (1 - 2^-k)^n+ (1 - 2^-(m-k))^n-",
     )
-    q.add_argument("--n-pos", type=int, required=True, help="number of positive labels")
-    q.add_argument("--n-neg", type=int, required=True, help="number of negative labels")
-    q.add_argument("--m", type=int, required=True, help="width")
+    q.add_argument("--n-pos", type=count, required=True, help="number of positive labels")
+    q.add_argument("--n-neg", type=count, required=True, help="number of negative labels")
+    q.add_argument("--m", type=count, required=True, help="width")
     q.add_argument("--json", action="store_true", help="print JSON")
     q.set_defaults(func=run_prob)
     q = add_parser(
         tsub, "width", "smallest width m with P(interpolation) >= p", "Inverse of interp-prob in m."
     )
-    q.add_argument("--n-pos", type=int, required=True, help="number of positive labels")
-    q.add_argument("--n-neg", type=int, required=True, help="number of negative labels")
-    q.add_argument("--p", type=float, required=True, help="target probability in (0, 1)")
+    q.add_argument("--n-pos", type=count, required=True, help="number of positive labels")
+    q.add_argument("--n-neg", type=count, required=True, help="number of negative labels")
+    q.add_argument("--p", type=number, required=True, help="target probability in (0, 1)")
     q.add_argument("--json", action="store_true", help="print JSON")
     q.set_defaults(func=run_width)
 
