@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 from _stores import assert_same_results
 
-from reluflow import sweep as S
+from reluflow.sweep import runs as S
 from reluflow.cli import main
 from reluflow.errors import InputError
 from reluflow.store import ResultsStore
