@@ -21,7 +21,8 @@ DATA_PER_SAMPLE = 32  # orthogonal_data: labels, norms, their permutation
 LIMIT_PER_SAMPLE = 96  # jump_process: ~65 + m bytes measured at m = 8..32
 LIMIT_PER_ENTRY = 2  # jump_process, per sample and neuron
 INIT_PER_ENTRY = 48  # init_network: u (m, n), the Gaussian draw and a temporary (~33 measured)
-FLOW_PER_ENTRY = 480  # gradient_flow / gradient_descent: stages and work arrays (~320 measured)
+FLOW_PER_ENTRY = 320  # gradient_flow: Runge-Kutta stages and work arrays (~225 measured)
+DESCENT_PER_ENTRY = 128  # gradient_descent: velocity, mask and temporaries (~75 measured)
 GRAM_COPIES = 4  # general data: K, its factorisation or pseudo-inverse, temporaries
 
 
@@ -130,13 +131,15 @@ def check_limit(n: int, m: int) -> None:
     require("the jump process", f"n = {n}, m = {m}", per_n * n, per_n=per_n, at=f"m = {m}")
 
 
-def check_dynamics(what: str, n: int, m: int, orthogonal: bool) -> None:
+def check_dynamics(
+    what: str, n: int, m: int, orthogonal: bool, per_entry: float = FLOW_PER_ENTRY
+) -> None:
     """Before the flow or descent: work arrays (m, n), and the Gram matrix on general data.
 
     The n² term is bounded by its value at the largest n that fits the linear term,
     which makes "at most n" a safe (slightly pessimistic) answer.
     """
-    per_n = FLOW_PER_ENTRY * m
+    per_n = per_entry * m
     gram = 0.0 if orthogonal else GRAM_COPIES * 8.0 * n * n
     require(
         what,
@@ -144,4 +147,31 @@ def check_dynamics(what: str, n: int, m: int, orthogonal: bool) -> None:
         per_n * n + gram,
         per_n=per_n + (0.0 if orthogonal else GRAM_COPIES * 8.0 * n),
         at=f"m = {m}",
+    )
+
+
+def check_run(what: str, n: int, m: int, d: int | None = None) -> None:
+    """A whole command before it starts: the data, then the network and dynamics (``what``).
+
+    ``what`` is ``"limit"`` (the jump process), ``"flow"`` or ``"descent"`` (the initial
+    network and the dynamics); ``d`` is the dimension of Gaussian data (None: orthogonal data). The answer
+    "at most n" then holds for the command as a whole, not only for its first allocation.
+    """
+    per_n = DATA_PER_SAMPLE + (16.0 * d if d is not None else 0.0)
+    fixed = 0.0
+    if what == "limit":
+        per_n += LIMIT_PER_SAMPLE + LIMIT_PER_ENTRY * m
+        gram = 0.0
+    else:
+        dyn = FLOW_PER_ENTRY if what == "flow" else DESCENT_PER_ENTRY
+        per_n += (INIT_PER_ENTRY + dyn) * m
+        gram = 0.0 if d is None else GRAM_COPIES * 8.0 * n * n
+        fixed = 0.0 if d is None else 3 * 8.0 * m * d
+    require(
+        "the jump process" if what == "limit" else "the run",
+        f"n = {n}, m = {m}" + (f", d = {d}" if d is not None else ""),
+        fixed + per_n * n + gram,
+        per_n=per_n + (GRAM_COPIES * 8.0 * n if d is not None else 0.0),
+        fixed=fixed,
+        at=f"m = {m}" + (f", d = {d}" if d is not None else ""),
     )

@@ -36,13 +36,17 @@ _COMMANDS = {
 # the module that registers each command (``descent`` shares ``flow``'s)
 _MODULE = {"descent": "flow"}
 
-DESCRIPTION = """\
+DESCRIPTION = (
+    """\
 reluflow: training dynamics and implicit bias of two-layer ReLU networks
 f(x) = sum_j a_j relu(<w_j, x>) from small initialisation (scale lambda).
 
-""" + "\n".join(f"  {name:<11} {text}" for name, text in _COMMANDS.items()) + """
+"""
+    + "\n".join(f"  {name:<11} {text}" for name, text in _COMMANDS.items())
+    + """
 
 Run `reluflow COMMAND --help` for each command's options."""
+)
 
 
 def _command_in(argv: list[str]) -> str | None:
@@ -67,18 +71,11 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"reluflow {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    wanted = set(_COMMANDS) if command == "all" else {command}
-    registered: set[str] = set()
+    wanted = set(_COMMANDS) if command == "all" else {command} & set(_COMMANDS)
+    for module in dict.fromkeys(_MODULE.get(name, name) for name in _COMMANDS if name in wanted):
+        importlib.import_module(f"{__name__}.{module}").register(sub)
     for name, text in _COMMANDS.items():
-        if name in registered:
-            continue
-        if name in wanted:
-            module = _MODULE.get(name, name)
-            mod = importlib.import_module(f"{__name__}.{module}")
-            before = set(sub.choices)
-            mod.register(sub)
-            registered |= set(sub.choices) - before
-        else:
+        if name not in sub.choices:
             sub.add_parser(name, help=text)
     return parser
 

@@ -67,4 +67,6 @@ def number(text: str) -> float:
     try:
         return float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number (e.g. 0.5 or 1e-8), got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"must be a number (e.g. 0.5 or 1e-8), got {text!r}"
+        ) from None

@@ -112,6 +112,10 @@ def _setup(args: argparse.Namespace):
 
     check_output("--plot", args.plot, figure_formats() if args.plot else None)
     check_output("--save-init", args.save_init)
+    if args.n >= 1 and args.m >= 1:
+        from .. import _memory
+
+        _memory.check_run(args.command, args.n, args.m, args.d if args.data == "gaussian" else None)
     data = make_data(args)
     net = init_network(data, args.m, args.scale, seed=args.seed, init=args.init)
     if args.save_init:

@@ -102,6 +102,9 @@ def run_limit(args: argparse.Namespace) -> int:
     else:
         if args.n is None or args.m is None:
             raise InputError("reluflow limit needs --n and --m (or --init FILE)")
+        from .. import _memory
+
+        _memory.check_run("limit", args.n, args.m)
         results = []
         seeds = parse_seeds(args)
         from tqdm.auto import tqdm
@@ -133,7 +136,11 @@ def run_limit(args: argparse.Namespace) -> int:
         if len(ev) > 40:
             out.write(f"    ... {len(ev) - 40} more (use --json)\n")
         out.write(f"  interpolates      {res.interpolates}\n")
-        ratio = f"ratio {res.ratio:.4f}" if res.ratio_note == "" else f"ratio undefined: {res.ratio_note}"
+        ratio = (
+            f"ratio {res.ratio:.4f}"
+            if res.ratio_note == ""
+            else f"ratio undefined: {res.ratio_note}"
+        )
         out.write(
             f"  |theta|^2         {res.norm_sq:.6g}   (minimal-norm interpolator {res.min_norm_sq:.6g}, "
             f"{ratio})\n"
