@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from . import _rng
+from . import _memory, _rng
 from . import _validate as V
 from .errors import InputError
 
@@ -315,6 +315,7 @@ def orthogonal_data(
     """
     n = V.positive_int("n", n)
     seed = V.seed("seed", seed)
+    _memory.check_data(n)
     label_scheme = labels if isinstance(labels, str) else "given"
     y = _labels(labels, n, seed)
     if isinstance(norms, str):
@@ -342,6 +343,7 @@ def gaussian_data(n: int, d: int, *, labels: Any = "balanced", seed: int = 0) ->
     n = V.positive_int("n", n)
     d = V.positive_int("d", d)
     seed = V.seed("seed", seed)
+    _memory.check_data(n, d)
     X = _rng.stream(seed, _rng.DATA_GAUSSIAN).standard_normal((n, d)) / np.sqrt(d)
     label_scheme = labels if isinstance(labels, str) else "given"
     return ArrayData(

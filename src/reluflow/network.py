@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from . import _rng
+from . import _memory, _rng
 from . import _validate as V
 from .data import ArrayData, Dataset, OrthogonalData
 from .errors import InputError
@@ -145,6 +145,7 @@ def init_network(
     seed = V.seed("seed", seed)
     init = V.choice("init", init, INITS)
     n, d = data.n, data.d
+    _memory.check_init(n, m, d, isinstance(data, OrthogonalData))
     s = _rng.output_signs(seed, m)
     w_perp = None
     if isinstance(data, OrthogonalData):
