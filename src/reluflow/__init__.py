@@ -20,6 +20,7 @@ from .data import ArrayData, Dataset, OrthogonalData, array_data, gaussian_data,
 from .descent import gradient_descent, sharpness
 from .errors import InputError, NotOrthogonalError, StabilityWarning
 from .flow import gradient_flow
+from .generators import sphere_data, teacher_data, teacher_labels, toy_1d_data, with_bias
 from .limit import LimitResult, Tie, jump_process
 from .network import Network, init_network, load_init, save_init
 from .theory import interpolation_probability, min_norm_sq, width_for_probability
@@ -52,5 +53,10 @@ __all__ = [
     "plateaus",
     "save_init",
     "sharpness",
+    "sphere_data",
+    "teacher_data",
+    "teacher_labels",
+    "toy_1d_data",
     "width_for_probability",
+    "with_bias",
 ]

@@ -73,6 +73,17 @@ class Dataset(abc.ABC):
         """Input dimension."""
 
     is_orthogonal: bool = False
+    # True for inputs augmented with a constant feature (x, 1) (see reluflow.with_bias)
+    has_bias: bool = False
+
+    @property
+    def fan_in(self) -> int:
+        """Input features without the bias feature: ``d − 1`` with a bias, ``d`` otherwise.
+
+        Used by the initialisations written in PyTorch's convention
+        (``nn.Linear``'s fan-in counts the inputs, not the bias).
+        """
+        return self.d - int(self.has_bias)
 
     @abc.abstractmethod
     def sq_norms(self) -> np.ndarray:
@@ -259,6 +270,22 @@ class ArrayData(Dataset):
         return np.einsum("...i,ik,...k->...", u, self._pinv_gram, u)
 
     @cached_property
+    def _row_basis(self) -> np.ndarray:
+        """Orthonormal basis of the row space of ``X`` (rank by SVD, rows of a (rank, d) array)."""
+        _, sv, vt = np.linalg.svd(self.X, full_matrices=False)
+        tol = sv[0] * max(self.X.shape) * np.finfo(float).eps if sv.size else 0.0
+        return vt[sv > tol]
+
+    def project_out(self, W: np.ndarray) -> np.ndarray:
+        """``W^⊥ = W (I − P_X)``: each row of ``W`` minus its projection on span(x_1..x_n).
+
+        Computed with an orthonormal basis ``V`` of the row space (``P_X = Vᵀ V``, from
+        the SVD of ``X``), which stays accurate when ``K`` is singular (``n > d``).
+        """
+        V = self._row_basis
+        return W - (W @ V.T) @ V
+
+    @cached_property
     def coherence(self) -> float:  # type: ignore[override]
         if self.n < 2:
             return 0.0
@@ -275,13 +302,16 @@ class ArrayData(Dataset):
         return self.X
 
     def describe(self) -> dict[str, Any]:
-        return {
+        out = {
             "kind": self.kind,
             "n": self.n,
             "d": self.d,
             "labels": self.label_scheme,
             "seed": self.seed,
         }
+        if self.has_bias:
+            out["bias"] = True
+        return out
 
     def __repr__(self) -> str:
         return (
