@@ -212,9 +212,16 @@ def toy_1d_data(example: str = "orthogonal", *, bias: bool = True) -> ArrayData:
 
     Args:
         example: ``"orthogonal"`` or ``"non_orthogonal"``.
-        bias: append the constant feature (default True, as in their notebook).
+        bias: append the constant feature (default True, as in their notebook;
+            ``"non_orthogonal"`` holds ``x = 0`` and needs it).
     """
     V.choice("example", example, TOY_EXAMPLES)
     x, y = _TOY[example]
-    data = ArrayData(np.asarray(x)[:, None], y, label_scheme="given", kind=f"toy1d-{example}")
-    return with_bias(data) if bias else data
+    X = np.asarray(x)[:, None]
+    if not bias:
+        return ArrayData(X, y, label_scheme="given", kind=f"toy1d-{example}")
+    data = ArrayData(
+        np.hstack([X, np.ones_like(X)]), y, label_scheme="given", kind=f"toy1d-{example}+bias"
+    )
+    data.has_bias = True
+    return data

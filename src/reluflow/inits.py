@@ -49,7 +49,9 @@ def draw_weights(
         return W, s * np.linalg.norm(W, axis=1)
     bound = 1.0 / np.sqrt(f)
     W = scale * _rng.stream(seed, _rng.INIT_UNIFORM_W).uniform(-bound, bound, size=(m, d))
-    a = s * (np.linalg.norm(W, axis=1) + _rng.stream(seed, _rng.INIT_EXP_MARGIN).exponential(1.0, m))
+    a = s * (
+        np.linalg.norm(W, axis=1) + _rng.stream(seed, _rng.INIT_EXP_MARGIN).exponential(1.0, m)
+    )
     if init == "uniform_exp_mean_field":
         return W / np.sqrt(m), a / np.sqrt(m)
     return W, a
