@@ -24,6 +24,7 @@ from .trajectory import Trajectory  # noqa: E402
 __all__ = [
     "limit_staircase",
     "plot_bias",
+    "plot_by_parameter",
     "plot_directions",
     "plot_neurons_1d",
     "plot_convergence",
@@ -132,6 +133,82 @@ def plot_convergence(
     ax1.set_ylabel("p_j = log|a_j| / log(1/λ)")
     ax1.set_xlabel("τ = t / log(1/λ)")
     ax1.set_ylim(-1.3, 0.5)
+    return _finish(fig, path, title)
+
+
+def plot_by_parameter(
+    table: pd.DataFrame,
+    x: str,
+    series: Sequence[str] = (),
+    path: str | Path | None = None,
+    *,
+    title: str | None = None,
+) -> matplotlib.figure.Figure:
+    """Key results of a sweep against one parameter: P(interpolation) and the norm ratio.
+
+    Left: ``p_interp`` with its Wilson interval (``p_lo``, ``p_hi``) against
+    ``x`` (and ``p_exact`` dashed where finite), one line per combination of the ``series`` columns (at most 10; the
+    rest are in the table). Right: ``ratio_mean ± ratio_se`` where the table has
+    it (interpolating runs on orthogonal data), otherwise ``final_loss_median``
+    on a log scale. A logarithmic ``x`` axis is used when ``x`` spans more than
+    a factor 20.
+
+    Args:
+        table: one row per parameter combination (``report.overview``'s table).
+        x: the column on the horizontal axis. series: the columns that label the lines.
+        path: where to write the figure. title: figure title.
+
+    Gids: ``p-{label}``, ``p-exact-{label}`` and ``right-{label}`` for each series label.
+    """
+    fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(10.0, 3.8))
+    groups = list(table.groupby(list(series), sort=True)) if series else [((), table)]
+    use_ratio = bool(np.isfinite(table["ratio_mean"].to_numpy(float)).any())
+    cmap = plt.get_cmap("viridis")
+    markers = "osD^vP*Xh<>"
+    for i, (key, d) in enumerate(groups[:10]):
+        key = key if isinstance(key, tuple) else (key,)
+        label = ", ".join(f"{s} = {k:g}" if isinstance(k, float) else f"{s} = {k}"
+                          for s, k in zip(series, key, strict=True)) or "all runs"
+        d = d.sort_values(x)
+        c = cmap(0.85 * i / max(1, min(len(groups), 10) - 1))
+        mk = markers[i % len(markers)]
+        yerr = np.clip(np.vstack([d["p_interp"] - d["p_lo"], d["p_hi"] - d["p_interp"]]), 0, 1)
+        eb = ax0.errorbar(d[x], d["p_interp"], yerr=yerr, fmt=mk + "-", ms=4, color=c, lw=1.0,
+                          capsize=2, label=label)
+        eb.lines[0].set_gid(f"p-{label}")
+        if "p_exact" in d and np.isfinite(d["p_exact"].to_numpy(float)).any():
+            (ln,) = ax0.plot(d[x], d["p_exact"], color=c, lw=0.9, ls="--")
+            ln.set_gid(f"p-exact-{label}")
+        if use_ratio:
+            eb = ax1.errorbar(d[x], d["ratio_mean"], yerr=d["ratio_se"], fmt=mk + "-", ms=4,
+                              color=c, lw=1.0, capsize=2, label=label)
+            eb.lines[0].set_gid(f"right-{label}")
+        else:
+            (ln,) = ax1.plot(d[x], d["final_loss_median"], mk + "-", ms=4, color=c, lw=1.0,
+                             label=label)
+            ln.set_gid(f"right-{label}")
+    xs = table[x].to_numpy(float)
+    for ax in (ax0, ax1):
+        if np.all(xs > 0) and xs.max() / xs.min() > 20:
+            ax.set_xscale("log")
+        ax.set_xlabel(x)
+    ax0.set_ylabel("P(interpolation)")
+    ax0.set_ylim(-0.04, 1.04)
+    ax0.set_title("fraction of interpolating runs (Wilson 95%)", fontsize=8)
+    if use_ratio:
+        ax1.set_ylabel("‖θ‖² / min ‖θ‖²")
+        ax1.set_title("ratio to the minimal norm (interpolating runs, ± s.e.)", fontsize=8)
+    else:
+        ax1.set_ylabel("final loss (median)")
+        ax1.set_yscale("log")
+        ax1.set_title("final training loss", fontsize=8)
+    handles, labels = ax0.get_legend_handles_labels()
+    if len(groups) > 1:
+        fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False,
+                   fontsize=7)
+    if len(groups) > 10:
+        ax0.text(0.01, 0.01, f"first 10 of {len(groups)} series", transform=ax0.transAxes,
+                 fontsize=7)
     return _finish(fig, path, title)
 
 
