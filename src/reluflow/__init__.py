@@ -16,7 +16,15 @@ Typical use::
 
 from ._version import __version__
 from .analysis import activation_events, plateaus
-from .data import ArrayData, Dataset, OrthogonalData, array_data, gaussian_data, orthogonal_data
+from .data import (
+    ArrayData,
+    Dataset,
+    GaussianGramData,
+    OrthogonalData,
+    array_data,
+    gaussian_data,
+    orthogonal_data,
+)
 from .descent import gradient_descent, sharpness
 from .errors import InputError, NotOrthogonalError, StabilityWarning
 from .flow import gradient_flow
@@ -29,6 +37,7 @@ from .trajectory import SolverStats, Trajectory
 __all__ = [
     "ArrayData",
     "Dataset",
+    "GaussianGramData",
     "InputError",
     "LimitResult",
     "Network",

@@ -24,6 +24,9 @@ INIT_A_MAGNITUDE = (1, 4)
 INIT_PERP_DIRECTION = (1, 5)
 INIT_ARRAY_GAUSSIAN = (1, 6)
 SGD_BATCHES = (2, 0)
+DATA_GRAM_FACTOR = (0, 4)
+DATA_GRAM_FRAME = (0, 5)
+INIT_GRAM_PERP_DIRECTION = (1, 7)
 
 
 def stream(seed: int, key: tuple[int, ...]) -> np.random.Generator:

@@ -67,6 +67,8 @@ from .trajectory import SolverStats, Trajectory
 __all__ = ["gradient_flow"]
 
 ENGINES = ("auto", "numpy", "numba")
+# smallest initialisation scale the general-data compiled engine accepts
+GENERAL_MIN_SCALE = 1e-150
 # accepted steps per kernel call when a progress bar is shown (the result does not depend on it)
 _PROGRESS_CHUNK = 500
 
@@ -119,10 +121,13 @@ def gradient_flow(
         record_kinks: also add a trajectory sample at every kink event (the kinks of
             the closed-form initial phase are listed, not sampled).
         progress: show a progress bar (steps, τ, loss).
-        engine: ``"numba"`` (compiled kernel for orthogonal data, same algorithm and
-            results to rounding), ``"numpy"`` (the reference implementation, any data) or
-            ``"auto"`` (numba for orthogonal data, numpy otherwise).
-        closed_form_start: on orthogonal data, solve the initial phase in closed form
+        engine: ``"numba"`` (compiled kernels, same algorithm and results to rounding as
+            the reference: the O(m n) one for orthogonal data, a BLAS one for general data,
+            docs/general-data.md; on general data it needs ``scale >= 1e-150``),
+            ``"numpy"`` (the reference implementation, any data) or ``"auto"`` (numba, except
+            numpy for general data below that scale).
+        closed_form_start: solve the initial phase in closed form (orthogonal data: both
+            engines; general data: the numba engine, see docs/general-data.md)
             (while every output is below ``1e-2 · rtol`` of its label the residual is
             ``−y`` and each neuron evolves alone and linearly; its ≈ m n / 4 kinks,
             wrong-sign coordinates dying, then get exact times instead of one solver
@@ -164,12 +169,15 @@ def gradient_flow(
         )
         return conv.trajectory(traj, user)
     engine = V.choice("engine", engine, ENGINES)
+    general = not data.is_orthogonal
     if engine == "auto":
-        engine = "numba" if data.is_orthogonal else "numpy"
-    elif engine == "numba" and not data.is_orthogonal:
+        # the general-data kernel works in float64 coordinates: below GENERAL_MIN_SCALE
+        # the initial state is not representable there (λ² underflows)
+        engine = "numpy" if general and net.scale < GENERAL_MIN_SCALE else "numba"
+    elif engine == "numba" and general and net.scale < GENERAL_MIN_SCALE:
         raise InputError(
-            f"engine='numba' needs orthogonal data (data.is_orthogonal), got {data!r} with "
-            f"coherence {data.coherence:.3e}; use engine='numpy' (or 'auto') for general data"
+            f"engine='numba' on general data needs scale >= {GENERAL_MIN_SCALE:g} (float64 "
+            f"coordinates), got scale = {net.scale:g}; use engine='numpy' or 'auto'"
         )
     rtol = V.tolerance("rtol", rtol)
     atol = V.finite_float("atol", atol, low=0.0, allowed="a finite number >= 0")
@@ -193,6 +201,20 @@ def gradient_flow(
         )
     options["closed_form_start"] = bool(closed_form_start)
     options["loss"] = "half_mean"
+    if engine == "numba" and general:
+        from ._flow_general import gradient_flow_general
+
+        return gradient_flow_general(
+            data,
+            net,
+            rules,
+            options,
+            closed_form_start=bool(closed_form_start),
+            points_per_decade=points_per_decade,
+            record_kinks=record_kinks,
+            progress=progress,
+            wall0=wall0,
+        )
     if engine == "numba":
         return _gradient_flow_numba(
             data,

@@ -19,7 +19,7 @@ import numpy as np
 
 from . import _rng
 from . import _validate as V
-from .data import ArrayData, Dataset, OrthogonalData
+from .data import ArrayData, Dataset, GaussianGramData, OrthogonalData
 from .errors import InputError
 from .inits import INITS, WEIGHT_INITS, draw_weights
 
@@ -104,6 +104,8 @@ class Network:
                 "weights() needs explicit data (ArrayData); orthogonal data is simulated in "
                 "reduced coordinates only; use array_data(data.to_array(), data.y) to make it explicit"
             )
+        if self.w_perp is None and isinstance(data, GaussianGramData) and self.seed is not None:
+            return data.perp_weights(self.seed, self.w_perp_sq) + self.u @ data._pinv_gram @ data.X
         if self.w_perp is None:
             raise InputError(
                 "this network has no stored W^⊥; initialise it with init_network on ArrayData"
@@ -228,6 +230,8 @@ def init_network(
             else np.zeros(m)
         )
         w_perp_sq = lam**2 * chi2 / d
+    elif isinstance(data, GaussianGramData):  # K and u(0) drawn jointly, no m x d draw
+        u, w_perp_sq = data.draw_init(seed, m, lam)
     else:
         g = _rng.standard_normals(seed, m, d) / np.sqrt(d)
         W = lam * g
