@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 from scipy.linalg import solve_triangular
 
-from . import _rng
+from . import _memory, _rng
 from . import _validate as V
 from .errors import InputError
 
@@ -76,6 +76,17 @@ class Dataset(abc.ABC):
         """Input dimension."""
 
     is_orthogonal: bool = False
+    # True for inputs augmented with a constant feature (x, 1) (see reluflow.with_bias)
+    has_bias: bool = False
+
+    @property
+    def fan_in(self) -> int:
+        """Input features without the bias feature: ``d − 1`` with a bias, ``d`` otherwise.
+
+        Used by the initialisations written in PyTorch's convention
+        (``nn.Linear``'s fan-in counts the inputs, not the bias).
+        """
+        return self.d - int(self.has_bias)
 
     @abc.abstractmethod
     def sq_norms(self) -> np.ndarray:
@@ -262,6 +273,22 @@ class ArrayData(Dataset):
         return np.einsum("...i,ik,...k->...", u, self._pinv_gram, u)
 
     @cached_property
+    def _row_basis(self) -> np.ndarray:
+        """Orthonormal basis of the row space of ``X`` (rank by SVD, rows of a (rank, d) array)."""
+        _, sv, vt = np.linalg.svd(self.X, full_matrices=False)
+        tol = sv[0] * max(self.X.shape) * np.finfo(float).eps if sv.size else 0.0
+        return vt[sv > tol]
+
+    def project_out(self, W: np.ndarray) -> np.ndarray:
+        """``W^⊥ = W (I − P_X)``: each row of ``W`` minus its projection on span(x_1..x_n).
+
+        Computed with an orthonormal basis ``V`` of the row space (``P_X = Vᵀ V``, from
+        the SVD of ``X``), which stays accurate when ``K`` is singular (``n > d``).
+        """
+        V = self._row_basis
+        return W - (W @ V.T) @ V
+
+    @cached_property
     def coherence(self) -> float:  # type: ignore[override]
         if self.n < 2:
             return 0.0
@@ -278,13 +305,16 @@ class ArrayData(Dataset):
         return self.X
 
     def describe(self) -> dict[str, Any]:
-        return {
+        out = {
             "kind": self.kind,
             "n": self.n,
             "d": self.d,
             "labels": self.label_scheme,
             "seed": self.seed,
         }
+        if self.has_bias:
+            out["bias"] = True
+        return out
 
     def __repr__(self) -> str:
         return (
@@ -318,6 +348,7 @@ def orthogonal_data(
     """
     n = V.positive_int("n", n)
     seed = V.seed("seed", seed)
+    _memory.check_data(n)
     label_scheme = labels if isinstance(labels, str) else "given"
     y = _labels(labels, n, seed)
     if isinstance(norms, str):
@@ -473,7 +504,9 @@ def gaussian_data(
     label_scheme = labels if isinstance(labels, str) else "given"
     y = _labels(labels, n, seed)
     if representation == "gram":
+        _memory.check_data(n, n)  # the Gram matrix and its factor, not n x d
         return GaussianGramData(n, d, y, seed, label_scheme)
+    _memory.check_data(n, d)
     X = _rng.stream(seed, _rng.DATA_GAUSSIAN).standard_normal((n, d)) / np.sqrt(d)
     return ArrayData(X, y, seed=seed, label_scheme=label_scheme, kind="gaussian")
 

@@ -44,6 +44,7 @@ from scipy.integrate import RK45
 from tqdm.auto import tqdm
 
 from . import _events as E
+from . import _memory
 from . import _validate as V
 from ._dynamics import (
     STALLED_MESSAGE,
@@ -58,6 +59,7 @@ from ._dynamics import (
 )
 from ._field import Field
 from ._linear import InitialPhase, initial_phase
+from ._loss import LossConvention
 from .data import Dataset
 from .errors import InputError
 from .network import Network
@@ -92,6 +94,7 @@ def gradient_flow(
     progress: bool = False,
     engine: str = "auto",
     closed_form_start: bool = True,
+    loss: str = "half_mean",
 ) -> Trajectory:
     """Integrate gradient flow from ``net`` on ``data`` (THEORY.md §1–3).
 
@@ -131,6 +134,11 @@ def gradient_flow(
             wrong-sign coordinates dying, then get exact times instead of one solver
             restart each) and start the solver where the outputs become visible.
             False integrates from ``t = 0`` (slower, same result within ``rtol``).
+        loss: ``"half_mean"`` (``L = (1/2n) Σ r²``, default) or ``"mean"``
+            (``(1/n) Σ r²``, PyTorch's ``MSELoss``): the "mean" flow at time ``t`` is the
+            half-mean flow at ``2t``; ``t_max``, ``tau_max``, ``loss_tol``, ``stall_rate``
+            and the returned times and losses are in the chosen convention
+            (docs/field-setups.md).
 
     Returns:
         A :class:`Trajectory`; ``success`` is False if the solver stopped on
@@ -141,6 +149,26 @@ def gradient_flow(
             f"network and data disagree: the network has n = {net.n} reduced "
             f"coordinates per neuron, the data n = {data.n} samples"
         )
+    conv = LossConvention(loss)
+    if conv.name != "half_mean":
+        user = dict(t_max=t_max, tau_max=tau_max, loss_tol=loss_tol, stall_rate=stall_rate)
+        traj = gradient_flow(
+            data,
+            net,
+            t_max=conv.time_in(t_max),
+            tau_max=conv.time_in(tau_max),
+            loss_tol=conv.loss_in(loss_tol),
+            stall_rate=conv.rate_in(stall_rate),
+            rtol=rtol,
+            atol=atol,
+            max_steps=max_steps,
+            points_per_decade=points_per_decade,
+            record_kinks=record_kinks,
+            progress=progress,
+            engine=engine,
+            closed_form_start=closed_form_start,
+        )
+        return conv.trajectory(traj, user)
     engine = V.choice("engine", engine, ENGINES)
     general = not data.is_orthogonal
     if engine == "auto":
@@ -156,6 +184,7 @@ def gradient_flow(
     atol = V.finite_float("atol", atol, low=0.0, allowed="a finite number >= 0")
     max_steps = V.positive_int("max_steps", max_steps)
     points_per_decade = V.positive_int("points_per_decade", points_per_decade)
+    _memory.check_dynamics("the gradient flow", data.n, net.m, data.is_orthogonal)
     rules = StopRules.build(data, net, t_max, tau_max, loss_tol, stall_rate)
     options = dict(
         rtol=rtol,
@@ -173,6 +202,7 @@ def gradient_flow(
             data, net, eps=1e-2 * rtol, t_start=1e-3 / rules.gamma_all, t_cap=rules.t_end
         )
     options["closed_form_start"] = bool(closed_form_start)
+    options["loss"] = "half_mean"
     if engine == "numba" and general:
         from ._flow_general import gradient_flow_general
 
