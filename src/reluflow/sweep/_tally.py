@@ -24,6 +24,9 @@ class _Tally:
             disable=not progress,
             file=sys.stderr,
             leave=False,
+            # the rate (and ETA) averaged over the last ~20 runs, not the last one or two:
+            # runs finish in bursts when several workers start together
+            smoothing=0.05,
         )
 
     def done(self, rid: str, record: RunRecord) -> None:

@@ -20,8 +20,9 @@ from .._provenance import config_hash
 from ..errors import InputError
 from ..store import ResultsStore
 from ._dask import CONNECT_TIMEOUT_S, _connect, _run_dask
+from ._kernels import compile_kernels
 from ._local import _run_processes, _run_serial
-from ._slurm import _start as _start_slurm
+from ._slurm import SlurmJobs
 from ._tally import _Tally
 from .config import normalize_config
 from .spec import CLUSTERS, _as_spec, execution_options, expand_spec
@@ -37,8 +38,10 @@ class SweepSummary:
             ``ran`` when another sweep on the same store wrote some first).
         failed: runs that raised (not written; a new sweep retries them).
         failures: ``(run_id, message)`` of each failure.
-        store: the store file. executor: ``"serial"``, ``"processes"`` or ``"dask"``.
-        workers: worker count used (Dask: workers when the sweep started).
+        store: the store file. executor: ``"serial"``, ``"processes"``, ``"dask"``
+            or ``"slurm"``.
+        workers: worker count used (Dask: workers when the sweep started; SLURM:
+            jobs submitted at the start).
         wall_s: wall time of the sweep.
     """
 
@@ -147,7 +150,8 @@ def run_sweep(
         if scheduler is not None:
             client = _connect(scheduler, timeout)
         elif cluster == "slurm":
-            client, slurm = _start_slurm(options)
+            slurm = SlurmJobs(options)
+            client = slurm.client
         else:
             raise InputError(f"cluster must be one of {', '.join(CLUSTERS)}, got {cluster!r}")
     try:
@@ -164,12 +168,21 @@ def run_sweep(
                     todo[rid] = cfg
             items = list(todo.items())
             batches = [items[i : i + batch] for i in range(0, len(items), batch)]
+            if client is None and batches:
+                # before the pool starts and the progress bar's clock runs
+                compile_kernels(todo.values(), announce=progress)
             tally = _Tally(db, len(todo), progress)
             stack.callback(tally.bar.close)
             if client is not None:
                 executor = "dask"
                 n_workers = len(client.scheduler_info().get("workers", {}))
-                if batches:
+                if slurm is not None:
+                    executor = "slurm"
+                    slurm.start(len(batches))
+                    n_workers = slurm.target
+                    if batches:
+                        _run_dask(batches, tally, client, watch=slurm.watch)
+                elif batches:
                     _run_dask(batches, tally, client)
             elif workers == 1 or len(batches) <= 1:
                 executor, n_workers = "serial", 1
@@ -190,10 +203,10 @@ def run_sweep(
                 wall_s=time.perf_counter() - wall0,
             )
     finally:
-        if client is not None:
-            client.close()
         if slurm is not None:
-            slurm.close()
+            slurm.close()  # its client, and scancel of every job
+        elif client is not None:
+            client.close()
 
 
 def _cpu_count() -> int:

@@ -251,7 +251,7 @@ def _flat_grid(spec: Spec) -> dict[str, tuple[tuple[str, ...], list[Any]]]:
             raise _fail(
                 spec,
                 (k,),
-                f"unknown key; allowed: {', '.join(CONFIG_ORDER)}, lambda (= scale), "
+                f"unknown key; allowed: {', '.join(CONFIG_ORDER)} (lambda is accepted for scale), "
                 f"seeds, description and the tables [{'], ['.join(SPEC_TABLES)}]",
             )
         if k in SPEC_TABLES:
