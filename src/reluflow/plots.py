@@ -30,6 +30,7 @@ __all__ = [
     "plot_convergence",
     "plot_convergence_threshold",
     "plot_incremental",
+    "plot_loss_curves",
     "plot_threshold",
     "plot_trajectory",
     "save_figure",
@@ -766,7 +767,7 @@ def plot_convergence_threshold(
     axes[0].set_xlabel("n")
     axes[0].set_ylabel("fraction converged")
     axes[0].set_ylim(-0.03, 1.03)
-    axes[0].legend(frameon=False, fontsize=5.5, loc="lower left")
+    axes[0].legend(frameon=False, fontsize=5.5, loc="best")
     axes[0].set_title("(a) convergence within their budget", fontsize=8)
     axes[1].axhline(1.0, color="k", lw=0.7, ls=":")
     axes[1].set_yscale("log")
@@ -797,4 +798,45 @@ def plot_convergence_threshold(
         axes[3].set_ylim(-0.03, 1.03)
         axes[3].set_title(f"(d) orthogonal data, n = {int(o['n'].iloc[0])}", fontsize=8)
         axes[3].legend(frameon=False, fontsize=6)
+    return _finish(fig, path, title)
+
+
+def plot_loss_curves(
+    panels: Sequence[dict],
+    path: str | Path | None = None,
+    *,
+    time_label: str = "t",
+    title: str | None = None,
+) -> matplotlib.figure.Figure:
+    """Training loss against time for several dynamics on the same problem, one panel per problem.
+
+    Args:
+        panels: dicts with ``title`` and ``curves``, a list of dicts with ``label``,
+            ``t``, ``loss`` and optionally ``step=True`` (a staircase, e.g. the
+            limit's plateaus, drawn ``where="post"``) and ``events`` (times marked by ticks).
+        time_label: the name of the time axis.
+
+    Gids: ``loss-{p}-{k}`` (panel ``p``, curve ``k``).
+    """
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.3 * len(panels) + 0.3, 2.9), squeeze=False)
+    styles = ["-", "--", ":", "-."]
+    for p, panel in enumerate(panels):
+        ax = axes[0, p]
+        for k, c in enumerate(panel["curves"]):
+            t, loss = np.asarray(c["t"], float), np.asarray(c["loss"], float)
+            if c.get("step"):
+                (ln,) = ax.step(t, loss, where="post", color="k", lw=1.0, ls="--", label=c["label"])
+            else:
+                (ln,) = ax.plot(t, loss, lw=1.3, ls=styles[k % 4], color=f"C{k}", label=c["label"])
+            ln.set_gid(f"loss-{p}-{k}")
+            ev = np.asarray(c.get("events", []), float)
+            if ev.size:
+                ax.vlines(
+                    ev, 0, 0.05, transform=ax.get_xaxis_transform(), color=ln.get_color(), lw=0.8
+                )
+        ax.set_yscale("log")
+        ax.set_xlabel(time_label)
+        ax.set_title(panel["title"], fontsize=8)
+        ax.legend(frameon=False, fontsize=6)
+    axes[0, 0].set_ylabel("training loss")
     return _finish(fig, path, title)

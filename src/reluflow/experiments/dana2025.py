@@ -119,7 +119,9 @@ def _n50_interval(cells: pd.DataFrame, rng: np.random.Generator) -> tuple[float,
     k, N = cells["converged"].to_numpy(), cells["runs"].to_numpy()
     p = k / N
     boots = [n50(cells["n"].to_numpy(), rng.binomial(N, p) / N) for _ in range(S.BOOT // 4)]
-    return float(np.quantile(boots, 0.025)), float(np.quantile(boots, 0.975))
+    # no interpolation between quantiles: n50 is infinite when a redraw never falls below 1/2
+    q = np.quantile(boots, [0.025, 0.975], method="inverted_cdf")
+    return float(q[0]), float(q[1])
 
 
 def analyse_dana(frame: pd.DataFrame, arrays: Arrays) -> dict[str, Any]:
@@ -282,14 +284,14 @@ class Dana2025(Experiment):
         "quick": DanaDesign(
             scale="quick",
             dims=(10, 20),
-            mults=(1, 2, 3, 4, 6, 8),
-            reps=5,
+            mults=(1, 2, 3, 5, 8),
+            reps=4,
             flow_dims=(10,),
-            flow_mults=(3, 4, 6),
-            flow_reps=3,
+            flow_mults=(3, 5),
+            flow_reps=2,
             orth_n=32,
             orth_widths=(10, 13, 16, 20),
-            orth_reps=30,
+            orth_reps=20,
         ),
         "smoke": DanaDesign(
             scale="smoke",
