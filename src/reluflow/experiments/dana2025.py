@@ -296,10 +296,10 @@ class Dana2025(Experiment):
         "smoke": DanaDesign(
             scale="smoke",
             dims=(10,),
-            mults=(1, 3, 6),
+            mults=(1, 4),
             reps=2,
             flow_dims=(10,),
-            flow_mults=(3,),
+            flow_mults=(1,),
             flow_reps=1,
             orth_n=16,
             orth_widths=(8, 14),

@@ -127,32 +127,45 @@ class Incremental(Experiment):
             for k, (tk, jk) in enumerate(zip(limit["tau"], limit["event_neuron"], strict=True)):
                 tf = tau_of.get(int(jk), math.nan)
                 gaps.append(abs(tf - tk))
-                ev_rows.append({"scale": f["scale"], "event": k, "neuron": int(jk),
-                                "tau_limit": float(tk), "tau_flow": tf, "gap": abs(tf - tk)})
+                ev_rows.append(
+                    {
+                        "scale": f["scale"],
+                        "event": k,
+                        "neuron": int(jk),
+                        "tau_limit": float(tk),
+                        "tau_flow": tf,
+                        "gap": abs(tf - tk),
+                    }
+                )
             gaps = np.asarray(gaps, float)
             order = f["event_neuron"][np.argsort(f["event_tau"], kind="stable")]
             norm = float(r.get("norm_sq", math.nan))
-            rows.append({
-                "scale": f["scale"],
-                "log_inv_scale": math.log(1 / f["scale"]),
-                "flow_events": int(f["event_tau"].size),
-                "limit_events": int(limit["tau"].size),
-                "same_neurons_in_order": bool(
-                    order.size == limit["event_neuron"].size
-                    and np.array_equal(order, limit["event_neuron"])
-                ),
-                "max_tau_gap": float(np.nanmax(gaps)) if np.isfinite(gaps).any() else math.nan,
-                "mean_tau_gap": float(np.nanmean(gaps)) if np.isfinite(gaps).any() else math.nan,
-                "missing": int(np.isnan(gaps).sum()),
-                "a_gap": float(np.max(np.abs(f["a_abs"][-1] - np.abs(limit["a"])))),
-                "norm_sq": norm,
-                "norm_rel_gap": abs(norm - lim_norm) / lim_norm if lim_norm > 0 else math.nan,
-                "final_loss": float(f["loss"][-1]),
-                "limit_final_loss": float(limit["plateau_loss"][-1])
-                if limit["tau"].size else limit["initial_loss"],
-                "seed": int(r["seed"]),
-                "run_id": r["run_id"],
-            })
+            rows.append(
+                {
+                    "scale": f["scale"],
+                    "log_inv_scale": math.log(1 / f["scale"]),
+                    "flow_events": int(f["event_tau"].size),
+                    "limit_events": int(limit["tau"].size),
+                    "same_neurons_in_order": bool(
+                        order.size == limit["event_neuron"].size
+                        and np.array_equal(order, limit["event_neuron"])
+                    ),
+                    "max_tau_gap": float(np.nanmax(gaps)) if np.isfinite(gaps).any() else math.nan,
+                    "mean_tau_gap": float(np.nanmean(gaps))
+                    if np.isfinite(gaps).any()
+                    else math.nan,
+                    "missing": int(np.isnan(gaps).sum()),
+                    "a_gap": float(np.max(np.abs(f["a_abs"][-1] - np.abs(limit["a"])))),
+                    "norm_sq": norm,
+                    "norm_rel_gap": abs(norm - lim_norm) / lim_norm if lim_norm > 0 else math.nan,
+                    "final_loss": float(f["loss"][-1]),
+                    "limit_final_loss": float(limit["plateau_loss"][-1])
+                    if limit["tau"].size
+                    else limit["initial_loss"],
+                    "seed": int(r["seed"]),
+                    "run_id": r["run_id"],
+                }
+            )
         table = pd.DataFrame(rows)
         rates = {c: _gap_rate(table, c) for c in ("mean_tau_gap", "norm_rel_gap")}
         return {
@@ -175,40 +188,64 @@ class Incremental(Experiment):
         from ..plots import plot_incremental
 
         a = analysis
-        return {"incremental": plot_incremental(
-            a["flows"], a["limit"],
-            title=f"n = {a['n']}, m = {a['m']}, seed = {a['seed']}, orthogonal data")}
+        return {
+            "incremental": plot_incremental(
+                a["flows"],
+                a["limit"],
+                title=f"n = {a['n']}, m = {a['m']}, seed = {a['seed']}, orthogonal data",
+            )
+        }
 
     def captions(self, analysis: Mapping[str, Any]) -> dict[str, str]:
-        return {"incremental": (
-            "Incremental learning. Top: training loss against τ = t / log(1/λ) for the gradient "
-            "flow at each λ (colours: λ), with the λ → 0 jump process's staircase dashed. Below, "
-            "one panel per λ: every |a_j| of the flow on a log scale, one colour per neuron j "
-            "(the key on the right names them); dotted vertical lines are the flow's activation "
-            "events (in the neuron's colour), dashed grey lines the limit's event times, and the "
-            "◀ marks at the right edge the limit's final |a_j|. As λ → 0 the flow's plateaus and "
-            "jumps converge onto the limit's (docs/limit.md)."
-        )}
+        return {
+            "incremental": (
+                "Incremental learning. Top: training loss against τ = t / log(1/λ) for the gradient "
+                "flow at each λ (colours: λ), with the λ → 0 jump process's staircase dashed. Below, "
+                "one panel per λ: every |a_j| of the flow on a log scale, one colour per neuron j "
+                "(the key on the right names them); dotted vertical lines are the flow's activation "
+                "events (in the neuron's colour), dashed grey lines the limit's event times, and the "
+                "◀ marks at the right edge the limit's final |a_j|. As λ → 0 the flow's plateaus and "
+                "jumps converge onto the limit's (docs/limit.md)."
+            )
+        }
 
     def quantities(self, analysis: Mapping[str, Any]) -> list[dict[str, Any]]:
         a = analysis
-        out = [quantity("limit events", float(a["limit"]["tau"].size),
-                        detail=f"n = {a['n']}, m = {a['m']}, seed = {a['seed']}, "
-                        f"ties = {a['ties']:g}")]
+        out = [
+            quantity(
+                "limit events",
+                float(a["limit"]["tau"].size),
+                detail=f"n = {a['n']}, m = {a['m']}, seed = {a['seed']}, ties = {a['ties']:g}",
+            )
+        ]
         for _, r in a["table"].iterrows():
-            out.append(quantity(
-                f"max |tau_flow - tau_limit| at lambda = {r['scale']:.0e}", r["max_tau_gap"],
-                detail=f"flow events {r['flow_events']}, missing {r['missing']}, "
-                f"max ||a_j| gap| {r['a_gap']:.3g}, |theta|^2 gap {r['norm_rel_gap']:.3g}"))
+            out.append(
+                quantity(
+                    f"max |tau_flow - tau_limit| at lambda = {r['scale']:.0e}",
+                    r["max_tau_gap"],
+                    detail=f"flow events {r['flow_events']}, missing {r['missing']}, "
+                    f"max ||a_j| gap| {r['a_gap']:.3g}, |theta|^2 gap {r['norm_rel_gap']:.3g}",
+                )
+            )
         for col, fit in a["rates"].items():
-            out.append(quantity(f"log-log slope of {col} against log(1/lambda)", fit["slope"],
-                                fit["slope_se"], "OLS s.e.", f"{fit['points']} scales"))
+            out.append(
+                quantity(
+                    f"log-log slope of {col} against log(1/lambda)",
+                    fit["slope"],
+                    fit["slope_se"],
+                    "OLS s.e.",
+                    f"{fit['points']} scales",
+                )
+            )
         return out
 
     def results(self, analysis: Mapping[str, Any]) -> dict[str, Any]:
         a = analysis
         return {
-            "n": a["n"], "m": a["m"], "seed": a["seed"], "ties": a["ties"],
+            "n": a["n"],
+            "m": a["m"],
+            "seed": a["seed"],
+            "ties": a["ties"],
             "limit_events": int(a["limit"]["tau"].size),
             "per_scale": a["table"].drop(columns=["run_id"]).to_dict(orient="records"),
             "rates": a["rates"],
@@ -230,8 +267,9 @@ class Incremental(Experiment):
                 + ("the same neurons in the same order" if same else "different neurons or order")
                 + f"; largest activation-time gap {small['max_tau_gap']:.3g} in τ"
             ),
-            verdict=("confirmed" if same and a["ties"] == 0 else
-                     "open" if same else "not confirmed"),
+            verdict=(
+                "confirmed" if same and a["ties"] == 0 else "open" if same else "not confirmed"
+            ),
             evidence="figure incremental, table incremental_runs",
             rule="confirmed when the flow at the smallest λ activates exactly the limit's neurons, "
             "one per event, in the limit's order (open when the limit had ties)",
