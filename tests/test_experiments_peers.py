@@ -87,8 +87,14 @@ def test_every_design_is_a_valid_sweep(name):
 def test_dana_pipeline_verdicts_follow_the_data(tmp_path):
     ex = EXPERIMENTS["dana2025"]
     design = DanaDesign(
-        scale="smoke", dims=(10,), mults=(1, 4), reps=2, flow_dims=(), orth_n=10,
-        orth_widths=(4, 12), orth_reps=6,
+        scale="smoke",
+        dims=(10,),
+        mults=(1, 4),
+        reps=2,
+        flow_dims=(),
+        orth_n=10,
+        orth_widths=(4, 12),
+        orth_reps=6,
     )
     with ResultsStore(tmp_path / "s.sqlite") as store:
         summary = run_sweep(ex.configs(design), store, workers=1, progress=False)
@@ -100,7 +106,9 @@ def test_dana_pipeline_verdicts_follow_the_data(tmp_path):
     assert o["cells"]["predicted_fraction"].between(0, 1).all()
     assert o["converged_not_well"] == 0
     claims = {c.claim[:40]: c for c in ex.claims(a)}
-    assert claims and all(c.verdict in ("confirmed", "not confirmed", "open") for c in claims.values())
+    assert claims and all(
+        c.verdict in ("confirmed", "not confirmed", "open") for c in claims.values()
+    )
     # the edge-of-stability verdict is computed: flipping the measured sharpness flips it
     assert a["edge"]["runs"] == 4
     low = dict(a, edge=dict(a["edge"], median=0.3, median_lo=0.2, median_hi=0.4))

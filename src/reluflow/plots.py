@@ -822,8 +822,14 @@ def plot_loss_curves(
     styles = ["-", "--", ":", "-."]
     for p, panel in enumerate(panels):
         ax = axes[0, p]
+        # the floor of the log axis: a decade below the smallest positive loss of a dynamics
+        # (a limit's final plateau is exactly 0 when it interpolates)
+        pos = [np.asarray(c["loss"], float) for c in panel["curves"] if not c.get("step")]
+        pos = np.concatenate([x[x > 0] for x in pos]) if pos else np.zeros(0)
+        floor = float(pos.min()) / 10 if pos.size else 1e-12
         for k, c in enumerate(panel["curves"]):
             t, loss = np.asarray(c["t"], float), np.asarray(c["loss"], float)
+            loss = np.maximum(loss, floor)
             if c.get("step"):
                 (ln,) = ax.step(t, loss, where="post", color="k", lw=1.0, ls="--", label=c["label"])
             else:
@@ -835,6 +841,7 @@ def plot_loss_curves(
                     ev, 0, 0.05, transform=ax.get_xaxis_transform(), color=ln.get_color(), lw=0.8
                 )
         ax.set_yscale("log")
+        ax.set_ylim(bottom=floor)
         ax.set_xlabel(time_label)
         ax.set_title(panel["title"], fontsize=8)
         ax.legend(frameon=False, fontsize=6)

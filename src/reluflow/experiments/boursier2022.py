@@ -303,7 +303,6 @@ class Boursier2022(Experiment):
                     continue
                 a, r = v["arrays"], v["row"]
                 if dyn == "limit":
-                    factor = 2.0 if any(k[0] == setup and k[1] == "flow" for k in runs) else 1.0
                     tf = runs.get((setup, "flow", seed))
                     if tf is None:
                         continue
@@ -321,11 +320,10 @@ class Boursier2022(Experiment):
                         {
                             "label": f"λ → 0 limit (t = τ log(1/λ), λ = {lam:.0e})",
                             "t": np.append(tau / fac, t_end),
-                            "loss": np.append(loss, loss[-1]) + 1e-300,
+                            "loss": np.append(loss, loss[-1]),
                             "step": True,
                         }
                     )
-                    del factor
                     continue
                 label = "exact flow" if dyn == "flow" else f"GD, step {float(r['lr']):g}"
                 curves.append({"label": label, "t": a["t"], "loss": a["loss"]})
@@ -391,8 +389,8 @@ class Boursier2022(Experiment):
                         f"top-2 share of the normalised first layer at 0.9 t1, {what}",
                         r["share_aligned"],
                         detail=f"at t = 0: {r['share_t0']:.3f}; "
-                        f"{r['clusters']} direction clusters among {r['activated']} activated neurons "
-                        "at the end",
+                        f"{int(r['clusters'])} direction clusters among "
+                        f"{int(r['activated'])} activated neurons at the end",
                     )
                 )
         for _, g in analysis["gaps"].iterrows():
@@ -437,10 +435,10 @@ class Boursier2022(Experiment):
                     "towards a few directions, before any of them grows.",
                     measured="; ".join(
                         f"{r['dynamics']}: top-2 share of the normalised first layer of the "
-                        f"{r['activated']} neurons that activate {r['share_t0']:.3f} at t = 0, "
+                        f"{int(r['activated'])} neurons that activate {r['share_t0']:.3f} at t = 0, "
                         f"{r['share_aligned']:.3f} at 0.9 t₁ (t = {r['t_aligned']:.3g}); "
-                        f"direction clusters (cos ≥ 0.95) {r['clusters_t0']} → "
-                        f"{r['clusters_aligned']}"
+                        f"direction clusters (cos ≥ 0.95) {int(r['clusters_t0'])} → "
+                        f"{int(r['clusters_aligned'])}"
                         for _, r in teach.iterrows()
                     ),
                     verdict="confirmed" if aligned else ("not confirmed" if off else "open"),
