@@ -86,6 +86,14 @@ def test_only_selects_experiments_by_name():
         experiment_configs("smoke", only="bias,nope")
 
 
+def test_every_experiment_is_documented():
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "experiments.md").read_text()
+    for name in EXPERIMENTS:
+        assert f"## Experiment `{name}`" in text, f"docs/experiments.md has no section for {name}"
+
+
 def test_every_experiment_implements_the_interface():
     from reluflow.experiments import SCALES, Experiment
 
@@ -435,6 +443,13 @@ def test_quick_reproduce_end_to_end(tmp_path):
     assert 2.0 < r["value"] < 3.0
     cover = value("fraction of cells whose Wilson")
     assert cover["value"] >= 0.8
+    claims = pd.read_csv(out / "claims.csv")
+    assert set(claims["verdict"]) <= set(VERDICTS)
+    by_start = {c[:40]: v for c, v in zip(claims["claim"], claims["verdict"], strict=True)}
+    # the paper's threshold, formula and sqrt(n) law hold at the quick scale (README numbers)
+    for start in ("The network interpolates with high proba", "P(interpolation) = Σ_k C(m,k) 2^(−m) (1",
+                  "The interpolator learned by the incremen"):
+        assert by_start[start] == "confirmed", (start, claims.to_string())
     from test_report_browser import assert_renders, browser_missing
 
     why = browser_missing()

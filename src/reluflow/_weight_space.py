@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 import time
 import warnings
+from typing import Any
 
 import numpy as np
 from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
@@ -110,6 +111,7 @@ def weight_space_descent(
     check_stability: bool,
     loss_factor: float,
     options: dict,
+    floor: Any = None,
 ) -> Trajectory:
     """The loop of :func:`reluflow.gradient_descent` in weight space (half-mean loss, step ``lr``).
 
@@ -218,6 +220,14 @@ def weight_space_descent(
             if stall.check(v, yv, geo, m, t, loss):  # type: ignore[arg-type]
                 status, message = "stalled", STALLED_MESSAGE
                 break
+        elif floor is not None and floor.add(loss, a):
+            status = "noise_floor"
+            message = (
+                f"SGD reached its noise floor: over {floor.PATIENCE} windows of "
+                f"{floor.window} steps the mean loss ({loss:.3e} now) stopped falling "
+                "beyond its standard error and no neuron grew"
+            )
+            break
         a = a + lr * da
         W, U = W_next, U_next
         new_mask = (U > 0).astype(float)

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 from scipy.linalg import solve_triangular
 
-from . import _rng
+from . import _memory, _rng
 from . import _validate as V
 from .errors import InputError
 
@@ -348,6 +348,7 @@ def orthogonal_data(
     """
     n = V.positive_int("n", n)
     seed = V.seed("seed", seed)
+    _memory.check_data(n)
     label_scheme = labels if isinstance(labels, str) else "given"
     y = _labels(labels, n, seed)
     if isinstance(norms, str):
@@ -503,7 +504,9 @@ def gaussian_data(
     label_scheme = labels if isinstance(labels, str) else "given"
     y = _labels(labels, n, seed)
     if representation == "gram":
+        _memory.check_data(n, n)  # the Gram matrix and its factor, not n x d
         return GaussianGramData(n, d, y, seed, label_scheme)
+    _memory.check_data(n, d)
     X = _rng.stream(seed, _rng.DATA_GAUSSIAN).standard_normal((n, d)) / np.sqrt(d)
     return ArrayData(X, y, seed=seed, label_scheme=label_scheme, kind="gaussian")
 

@@ -7,6 +7,18 @@ flow, ``θ_{k+1} = θ_k − η ∇L(θ_k)``, and is exact in reduced coordinates
 ``(1/2|B|) Σ_{i∈B} r_i²`` over a batch ``B`` drawn without replacement, one
 epoch after another, from its own seed.
 
+Minibatch SGD never becomes still: it ends hovering at a noise floor, where the
+flow's stall rule (speeds below a threshold) never fires. It stops by a rule of
+its own, :class:`_NoiseFloor`: the run is cut into windows of ``W`` steps
+(at least 8 epochs and a time ``W η >= 2 / rate_unit``, long enough for the
+slowest neuron leaving a saddle to grow by a factor ``e²``), each split into 8
+blocks whose means give the window's mean loss and its standard error. SGD
+stops (``status="noise_floor"``, a success) after 3 windows in a row in which
+the mean loss fell by no more than twice the standard error of the difference
+and no neuron's mean ``log|a_j|`` grew by more than half of that slowest rate's
+growth (plus twice its own standard error): the loss has stopped improving and
+no neuron is escaping a saddle, so it will not fall further.
+
 Descent is stable only while ``η < 2 / sharpness`` (top Hessian eigenvalue);
 the sharpness grows as neurons activate, so it is measured along the run
 (:func:`sharpness`) and a :class:`~reluflow.errors.StabilityWarning` is issued,
@@ -23,7 +35,7 @@ import numpy as np
 from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
 from tqdm.auto import tqdm
 
-from . import _rng
+from . import _memory, _rng
 from . import _validate as V
 from ._dynamics import (
     STALLED_MESSAGE,
@@ -103,6 +115,61 @@ def sharpness(data: Dataset, net: Network, loss: str = "half_mean") -> float:
         return factor * (float(exc.eigenvalues.max()) if exc.eigenvalues.size else float("nan"))
 
 
+class _NoiseFloor:
+    """SGD's stopping rule: the windowed mean loss stops improving beyond its own noise.
+
+    See the module docstring. ``add(loss, a)`` is called once per step and returns True
+    when SGD has settled. ``windows_settled`` counts the consecutive settled windows.
+    """
+
+    BLOCKS = 8  # blocks per window (their means give the standard errors)
+    PATIENCE = 3  # consecutive settled windows before stopping
+
+    def __init__(self, rate_unit: float, lr: float, n: int, batch_size: int, m: int):
+        epoch = math.ceil(n / batch_size)
+        steps = max(8 * epoch, math.ceil(2.0 / (rate_unit * lr)), 8 * self.BLOCKS)
+        self.block = math.ceil(steps / self.BLOCKS)
+        self.window = self.block * self.BLOCKS
+        # growth of log|a_j| over one window by the slowest neuron leaving a saddle
+        self.growth = rate_unit * lr * self.window
+        self._loss = 0.0
+        self._loga = np.zeros(m)
+        self._count = 0
+        self._blocks_loss: list[float] = []
+        self._blocks_loga: list[np.ndarray] = []
+        self._prev: tuple[float, float, np.ndarray, np.ndarray] | None = None
+        self.windows_settled = 0
+
+    def add(self, loss: float, a: np.ndarray) -> bool:
+        self._loss += loss
+        self._loga += np.log(np.abs(a) + 1e-300)
+        self._count += 1
+        if self._count < self.block:
+            return False
+        self._blocks_loss.append(self._loss / self._count)
+        self._blocks_loga.append(self._loga / self._count)
+        self._loss, self._loga, self._count = 0.0, np.zeros_like(self._loga), 0
+        if len(self._blocks_loss) < self.BLOCKS:
+            return False
+        bl, ba = np.array(self._blocks_loss), np.array(self._blocks_loga)
+        self._blocks_loss, self._blocks_loga = [], []
+        k = self.BLOCKS
+        now = (
+            bl.mean(),
+            bl.std(ddof=1) / math.sqrt(k),
+            ba.mean(axis=0),
+            ba.std(axis=0, ddof=1) / math.sqrt(k),
+        )
+        prev, self._prev = self._prev, now
+        if prev is None:
+            return False
+        loss_flat = prev[0] - now[0] <= 2.0 * math.hypot(prev[1], now[1])
+        se_a = np.hypot(prev[3], now[3])
+        none_grows = bool((now[2] - prev[2] <= 0.5 * self.growth + 2.0 * se_a).all())
+        self.windows_settled = self.windows_settled + 1 if loss_flat and none_grows else 0
+        return self.windows_settled >= self.PATIENCE
+
+
 def gradient_descent(
     data: Dataset,
     net: Network,
@@ -115,6 +182,7 @@ def gradient_descent(
     batch_size: int | None = None,
     batch_seed: int = 0,
     stall_rate: float | None = None,
+    noise_floor: bool = True,
     max_steps: int = 10_000_000,
     points_per_decade: int = 200,
     check_stability: bool = True,
@@ -126,9 +194,13 @@ def gradient_descent(
 
     Stops at the first of: ``steps`` iterations, time ``t = k·lr >= t_max`` or
     ``τ >= tau_max``, loss below ``loss_tol`` (default ``1e-10 · mean(y²)/2``),
-    the stall rule of :func:`reluflow.gradient_flow` (full batch only), or
-    ``max_steps`` (then ``success=False``). Divergence to non-finite values
-    stops the run with ``status="diverged"``.
+    the stall rule of :func:`reluflow.gradient_flow` (full batch), the noise-floor
+    rule (minibatch SGD, ``status="noise_floor"``: the windowed mean loss stops
+    improving beyond its standard error and no neuron is growing; see the module
+    docstring), or ``max_steps`` (then ``success=False``). Divergence to
+    non-finite values stops the run with ``status="diverged"``. The progress
+    bar counts steps against ``steps`` or the budget ``max_steps`` (its ETA is
+    the time to the budget, an upper bound) and shows the loss.
 
     Args:
         data, net: dataset and initial network.
@@ -137,6 +209,8 @@ def gradient_descent(
         loss_tol: loss threshold. batch_size: minibatch size (None: full batch).
         batch_seed: seed of the minibatch order (its own stream).
         stall_rate: as in :func:`reluflow.gradient_flow`.
+        noise_floor: stop minibatch SGD at its noise floor (set False to run SGD
+            to the other rules only, e.g. to look past the floor).
         max_steps: iteration budget. points_per_decade: sampling density in ``t``.
         check_stability: measure the sharpness at steps 1, 2, 4, 8, … and warn
             (:class:`StabilityWarning`) when ``lr > 2 / sharpness``.
@@ -190,6 +264,10 @@ def gradient_descent(
         if batch_size == n:
             batch_size = None
     batch_seed = V.seed("batch_seed", batch_seed)
+    _memory.check_dynamics("gradient descent", n, m, data.is_orthogonal, _memory.DESCENT_PER_ENTRY)
+    floor = (
+        _NoiseFloor(rules.rate_unit, lr, n, batch_size, m) if batch_size and noise_floor else None
+    )
     options = dict(
         lr=lr,
         batch_size=batch_size,
@@ -199,6 +277,7 @@ def gradient_descent(
         tau_max=conv.time_in(tau_max),
         loss_tol=rules.loss_tol,
         stall_rate=rules.stall_rate,
+        noise_floor_window=floor.window if floor is not None else None,
         max_steps=max_steps,
     )
     if engine == "weight":
@@ -213,6 +292,7 @@ def gradient_descent(
             batch_seed=batch_seed,
             points_per_decade=points_per_decade,
             check_stability=check_stability,
+            floor=floor,
             loss_factor=conv.factor,
             options=options,
         )
@@ -237,12 +317,14 @@ def gradient_descent(
     status, message = "max_steps", ""
     k = 0
     bar = tqdm(
-        total=max_steps if steps is not None else None,
+        total=max_steps,
         disable=not progress,
-        desc="descent",
+        desc="sgd" if batch_size else "descent",
         unit=" steps",
+        unit_scale=True,
         leave=False,
     )
+    shown = time.perf_counter()
     try:
         while True:
             t = k * lr
@@ -298,6 +380,14 @@ def gradient_descent(
                 if stall.check(v, yv, data, m, t, loss):
                     status, message = "stalled", STALLED_MESSAGE
                     break
+            elif floor is not None and floor.add(loss, a):
+                status = "noise_floor"
+                message = (
+                    f"SGD reached its noise floor: over {floor.PATIENCE} windows of "
+                    f"{floor.window} steps the mean loss ({loss:.3e} now) stopped falling "
+                    "beyond its standard error and no neuron grew"
+                )
+                break
             a = a + lr * da
             u = u + lr * du
             new_mask = (u > 0).astype(float)
@@ -306,6 +396,12 @@ def gradient_descent(
             mask = new_mask
             k += 1
             bar.update(1)
+            if progress and time.perf_counter() - shown > 0.5:
+                shown = time.perf_counter()
+                note = f"loss={loss:.3e}"
+                if floor is not None:
+                    note += f" settled={floor.windows_settled}/{floor.PATIENCE}"
+                bar.set_postfix_str(note, refresh=False)
             if rec.grid_points(t, (k) * lr):
                 rec.add(k * lr, a, u, mask)
     finally:

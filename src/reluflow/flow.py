@@ -44,6 +44,7 @@ from scipy.integrate import RK45
 from tqdm.auto import tqdm
 
 from . import _events as E
+from . import _memory
 from . import _validate as V
 from ._dynamics import (
     STALLED_MESSAGE,
@@ -183,6 +184,7 @@ def gradient_flow(
     atol = V.finite_float("atol", atol, low=0.0, allowed="a finite number >= 0")
     max_steps = V.positive_int("max_steps", max_steps)
     points_per_decade = V.positive_int("points_per_decade", points_per_decade)
+    _memory.check_dynamics("the gradient flow", data.n, net.m, data.is_orthogonal)
     rules = StopRules.build(data, net, t_max, tau_max, loss_tol, stall_rate)
     options = dict(
         rtol=rtol,

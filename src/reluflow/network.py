@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from . import _rng
+from . import _memory, _rng
 from . import _validate as V
 from .data import ArrayData, Dataset, GaussianGramData, OrthogonalData
 from .errors import InputError
@@ -219,6 +219,7 @@ def init_network(
         W, a = draw_weights(data, m, lam, seed, init)
         return Network.from_weights(data, W, a, scale=lam, init=init, seed=seed)
     n, d = data.n, data.d
+    _memory.check_init(n, m, d, isinstance(data, OrthogonalData))
     s = _rng.output_signs(seed, m)
     w_perp = None
     if isinstance(data, OrthogonalData):

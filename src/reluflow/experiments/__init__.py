@@ -59,8 +59,7 @@ def select(only: str | Iterable[str] | None = None) -> tuple[str, ...]:
     return tuple(e for e in EXPERIMENTS if e in names)
 
 
-def configs(
-    scale: str = "quick", only: str | Iterable[str] | None = None
-) -> dict[str, list[dict[str, Any]]]:
+def configs(scale: str = "quick", only: str | Iterable[str] | None = None
+            ) -> dict[str, list[dict[str, Any]]]:
     """Every run configuration of the selected experiments at ``scale``, keyed by experiment."""
     return {e: EXPERIMENTS[e].configs(scale) for e in select(only)}

@@ -115,9 +115,8 @@ def label_counts(n: int, labels: str) -> tuple[int, int]:
     return n - n // 2, n // 2
 
 
-def run(
-    design: Design, experiment: str, dynamics: str, n: int, m: int, seed: int, **extra: Any
-) -> dict[str, Any]:
+def run(design: Design, experiment: str, dynamics: str, n: int, m: int, seed: int,
+        **extra: Any) -> dict[str, Any]:
     """One run configuration on orthogonal data (``extra``: ``scale``, ``rtol``, ...)."""
     cfg: dict[str, Any] = {
         "experiment": experiment,
@@ -133,11 +132,11 @@ def run(
     return cfg
 
 
-def flow_run(
-    design: Design, experiment: str, n: int, m: int, seed: int, scale: float
-) -> dict[str, Any]:
+def flow_run(design: Design, experiment: str, n: int, m: int, seed: int,
+             scale: float) -> dict[str, Any]:
     """A flow run at initialisation scale ``scale`` with the design's tolerance."""
-    return run(design, experiment, "flow", n, m, seed, scale=float(scale), rtol=float(design.rtol))
+    return run(design, experiment, "flow", n, m, seed, scale=float(scale),
+               rtol=float(design.rtol))
 
 
 class Experiment(ABC):
@@ -198,17 +197,11 @@ class Experiment(ABC):
         return []
 
 
-def quantity(
-    name: str, value: float, error: float = math.nan, error_kind: str = "", detail: str = ""
-) -> dict[str, Any]:
+def quantity(name: str, value: float, error: float = math.nan, error_kind: str = "",
+             detail: str = "") -> dict[str, Any]:
     """One summary row (see :meth:`Experiment.quantities`)."""
-    return {
-        "quantity": name,
-        "value": float(value),
-        "error": float(error),
-        "error_kind": error_kind,
-        "detail": detail,
-    }
+    return {"quantity": name, "value": float(value), "error": float(error),
+            "error_kind": error_kind, "detail": detail}
 
 
 def pm(value: float, err: float, digits: int = 3) -> str:

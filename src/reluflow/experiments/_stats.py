@@ -122,7 +122,9 @@ def g_test(successes: Any, trials: Any, p: Any) -> dict[str, float]:
     n = np.asarray(trials, float)
     p = np.asarray(p, float)
     with np.errstate(divide="ignore", invalid="ignore"):
-        g = 2.0 * (xlogy(k, k) - xlogy(k, n * p) + xlogy(n - k, n - k) - xlogy(n - k, n * (1 - p)))
+        g = 2.0 * (
+            xlogy(k, k) - xlogy(k, n * p) + xlogy(n - k, n - k) - xlogy(n - k, n * (1 - p))
+        )
     g = np.where(((p == 0) & (k > 0)) | ((p == 1) & (k < n)), np.inf, np.nan_to_num(g))
     G = float(np.sum(g))
     dof = int(k.size)

@@ -98,27 +98,18 @@ def _ratio_limit(pts: pd.DataFrame) -> dict[str, Any]:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 popt, pcov = curve_fit(
-                    lambda x, rinf, b, al: rinf - b * x ** (-al),
-                    n,
-                    r,
-                    p0=(r[-1], (r[-1] - r[0]) * n[0] ** 0.5, 0.5),
-                    sigma=se,
-                    absolute_sigma=True,
-                    bounds=([0.0, -np.inf, 0.05], [np.inf, np.inf, 3.0]),
-                    maxfev=20000,
-                )
+                    lambda x, rinf, b, al: rinf - b * x ** (-al), n, r,
+                    p0=(r[-1], (r[-1] - r[0]) * n[0] ** 0.5, 0.5), sigma=se,
+                    absolute_sigma=True, bounds=([0.0, -np.inf, 0.05], [np.inf, np.inf, 3.0]),
+                    maxfev=20000)
             rinf_se = float(math.sqrt(pcov[0, 0]))
             if np.isfinite(rinf_se) and rinf_se < 0.5 * abs(popt[0]):
                 out.update(
                     method="weighted fit r(n) = r_inf - b n^(-alpha)",
-                    value=float(popt[0]),
-                    se=rinf_se,
-                    lo=float(popt[0] - S.Z95 * rinf_se),
-                    hi=float(popt[0] + S.Z95 * rinf_se),
-                    alpha=float(popt[2]),
-                    alpha_se=float(math.sqrt(pcov[2, 2])),
-                    n_min=float(n[len(n) // 2]),
-                )
+                    value=float(popt[0]), se=rinf_se,
+                    lo=float(popt[0] - S.Z95 * rinf_se), hi=float(popt[0] + S.Z95 * rinf_se),
+                    alpha=float(popt[2]), alpha_se=float(math.sqrt(pcov[2, 2])),
+                    n_min=float(n[len(n) // 2]))
         except (RuntimeError, ValueError):
             pass
     return out
@@ -133,10 +124,8 @@ def _paired_flow_limit(ok: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=["n", "pairs", "rel_gap_mean", "rel_gap_max"])
     j["rel_gap"] = (j["norm_sq_flow"] - j["norm_sq_limit"]) / j["norm_sq_limit"]
     return j.groupby("n", as_index=False).agg(
-        pairs=("rel_gap", "size"),
-        rel_gap_mean=("rel_gap", "mean"),
-        rel_gap_max=("rel_gap", lambda s: float(np.abs(s).max())),
-    )
+        pairs=("rel_gap", "size"), rel_gap_mean=("rel_gap", "mean"),
+        rel_gap_max=("rel_gap", lambda s: float(np.abs(s).max())))
 
 
 def _slope_fit(d: pd.DataFrame, column: str, n_from: int) -> dict[str, float]:
@@ -169,27 +158,23 @@ def analyse_bias(frame: pd.DataFrame) -> dict[str, Any]:
         ok = d[d["ok"] & d["norm_sq"].notna()]
         k = len(ok)
         lo, hi = S.bootstrap_mean(ok["ratio"].to_numpy(), rng)
-        rows.append(
-            {
-                "dynamics": dyn,
-                "n": int(n),
-                "m": int(d["m"].iloc[0]),
-                "scale": float(d["scale"].iloc[0]) if "scale" in d and dyn != "limit" else math.nan,
-                "runs": int(len(d)),
-                "interpolating": k,
-                "norm_sq": float(ok["norm_sq"].mean()) if k else math.nan,
-                "norm_sq_se": float(ok["norm_sq"].std(ddof=1) / math.sqrt(k))
-                if k > 1
-                else math.nan,
-                "min_norm_sq": float(ok["min_norm_sq"].mean()) if k else math.nan,
-                "ratio": float(ok["ratio"].mean()) if k else math.nan,
-                "ratio_se": float(ok["ratio"].std(ddof=1) / math.sqrt(k)) if k > 1 else math.nan,
-                "ratio_lo": lo,
-                "ratio_hi": hi,
-                "seed_min": int(d["seed"].min()),
-                "seed_max": int(d["seed"].max()),
-            }
-        )
+        rows.append({
+            "dynamics": dyn,
+            "n": int(n),
+            "m": int(d["m"].iloc[0]),
+            "scale": float(d["scale"].iloc[0]) if "scale" in d and dyn != "limit" else math.nan,
+            "runs": int(len(d)),
+            "interpolating": k,
+            "norm_sq": float(ok["norm_sq"].mean()) if k else math.nan,
+            "norm_sq_se": float(ok["norm_sq"].std(ddof=1) / math.sqrt(k)) if k > 1 else math.nan,
+            "min_norm_sq": float(ok["min_norm_sq"].mean()) if k else math.nan,
+            "ratio": float(ok["ratio"].mean()) if k else math.nan,
+            "ratio_se": float(ok["ratio"].std(ddof=1) / math.sqrt(k)) if k > 1 else math.nan,
+            "ratio_lo": lo,
+            "ratio_hi": hi,
+            "seed_min": int(d["seed"].min()),
+            "seed_max": int(d["seed"].max()),
+        })
     points = pd.DataFrame(rows).sort_values(["dynamics", "n"]).reset_index(drop=True)
     fits: dict[str, dict[str, float]] = {}
     ratio_fits: dict[str, dict[str, float]] = {}
@@ -205,10 +190,8 @@ def analyse_bias(frame: pd.DataFrame) -> dict[str, Any]:
     if "flow" in ratio_fits:
         lim = ok[ok["dynamics"] == "limit"]
         ratio_fits["limit_on_flow_n"] = _slope_fit(
-            lim[lim["n"] <= ok[ok["dynamics"] == "flow"]["n"].max()],
-            "ratio",
-            ratio_fits["flow"]["n_from"],
-        )
+            lim[lim["n"] <= ok[ok["dynamics"] == "flow"]["n"].max()], "ratio",
+            ratio_fits["flow"]["n_from"])
     d = ok[ok["dynamics"] == "limit"] if (ok["dynamics"] == "limit").any() else ok
     fits["min_norm"] = S.ols(np.log(d["n"].astype(float)), np.log(d["min_norm_sq"]))
     lim_pts = points[(points["dynamics"] == "limit") & points["ratio"].notna()]
@@ -241,17 +224,10 @@ class Bias(Experiment):
     )
     designs = {
         "paper": BiasDesign(scale="paper"),
-        "quick": BiasDesign(
-            scale="quick",
-            log2n=(4, 6, 8, 10, 12, 14, 16, 18, 20),
-            extra_n=(),
-            reps=12,
-            flow_log2n=(4, 6, 8, 10, 12),
-            flow_reps=4,
-        ),
-        "smoke": BiasDesign(
-            scale="smoke", log2n=(4, 6, 8, 10), extra_n=(), reps=4, flow_log2n=(4, 6), flow_reps=2
-        ),
+        "quick": BiasDesign(scale="quick", log2n=(4, 6, 8, 10, 12, 14, 16, 18, 20), extra_n=(),
+                            reps=12, flow_log2n=(4, 6, 8, 10, 12), flow_reps=4),
+        "smoke": BiasDesign(scale="smoke", log2n=(4, 6, 8, 10), extra_n=(), reps=4,
+                            flow_log2n=(4, 6), flow_reps=2),
     }
 
     def configs(self, scale: str | Design = "quick") -> list[dict[str, Any]]:
@@ -263,10 +239,8 @@ class Bias(Experiment):
         for e in p.flow_log2n:
             n = 2**e
             m = width(n, p)
-            out += [
-                flow_run(p, self.name, n, m, p.seed_base + r, p.flow_scale)
-                for r in range(p.flow_reps)
-            ]
+            out += [flow_run(p, self.name, n, m, p.seed_base + r, p.flow_scale)
+                    for r in range(p.flow_reps)]
         return out
 
     def analyse(self, frame: pd.DataFrame, arrays: Arrays) -> dict[str, Any]:
@@ -274,11 +248,10 @@ class Bias(Experiment):
 
     def tables(self, analysis: Mapping[str, Any]) -> dict[str, pd.DataFrame]:
         a = analysis
-        t = {
-            "bias_fits": pd.DataFrame([{"fit": k, **v} for k, v in a["fits"].items()]),
-            "bias_ratio_fits": pd.DataFrame([{"fit": k, **v} for k, v in a["ratio_fits"].items()]),
-            "bias_points": a["points"],
-        }
+        t = {"bias_fits": pd.DataFrame([{"fit": k, **v} for k, v in a["fits"].items()]),
+             "bias_ratio_fits": pd.DataFrame(
+                 [{"fit": k, **v} for k, v in a["ratio_fits"].items()]),
+             "bias_points": a["points"]}
         if len(a["paired"]):
             t["bias_flow_vs_limit"] = a["paired"]
         return t
@@ -290,17 +263,15 @@ class Bias(Experiment):
         return {"bias": plot_bias(a["points"], a["fits"], a["ratio_limit"])}
 
     def captions(self, analysis: Mapping[str, Any]) -> dict[str, str]:
-        return {
-            "bias": (
-                "Implicit bias. (a) ‖θ‖² of the learned interpolator against n (log-log): the limit "
-                "(●) and the flow at small λ (□), mean ± standard error, with the minimal "
-                "interpolating norm 2(√n₊ + √n₋) (×) and fitted power laws (dashed: all n; thick: "
-                "the upper half of the n grid). (b) the ratio to the minimal norm with 95% "
-                "bootstrap intervals and its apparent limit (band). For reference, a neuron fitting "
-                "half of the remaining same-sign samples at each saddle would give "
-                "Σ_k 2^(−k/2) − 1 = 1 + √2 ≈ 2.414 (a heuristic, dotted)."
-            )
-        }
+        return {"bias": (
+            "Implicit bias. (a) ‖θ‖² of the learned interpolator against n (log-log): the limit "
+            "(●) and the flow at small λ (□), mean ± standard error, with the minimal "
+            "interpolating norm 2(√n₊ + √n₋) (×) and fitted power laws (dashed: all n; thick: "
+            "the upper half of the n grid). (b) the ratio to the minimal norm with 95% "
+            "bootstrap intervals and its apparent limit (band). For reference, a neuron fitting "
+            "half of the remaining same-sign samples at each saddle would give "
+            "Σ_k 2^(−k/2) − 1 = 1 + √2 ≈ 2.414 (a heuristic, dotted)."
+        )}
 
     def quantities(self, analysis: Mapping[str, Any]) -> list[dict[str, Any]]:
         a = analysis
@@ -309,68 +280,35 @@ class Bias(Experiment):
             fit = a["fits"].get(name)
             if fit and np.isfinite(fit["slope"]):
                 frm = f", n >= {fit['n_from']}" if "n_from" in fit else ""
-                out.append(
-                    quantity(
-                        f"log-log slope of |theta|^2 vs n ({name})",
-                        fit["slope"],
-                        fit["slope_se"],
-                        "OLS s.e.",
-                        f"{fit['points']} runs{frm}",
-                    )
-                )
+                out.append(quantity(f"log-log slope of |theta|^2 vs n ({name})", fit["slope"],
+                                    fit["slope_se"], "OLS s.e.", f"{fit['points']} runs{frm}"))
         for name, fit in a["ratio_fits"].items():
             if np.isfinite(fit["slope"]):
-                out.append(
-                    quantity(
-                        f"log-log slope of the ratio vs n ({name})",
-                        fit["slope"],
-                        fit["slope_se"],
-                        "OLS s.e.",
-                        f"{fit['points']} runs, n >= {fit['n_from']}",
-                    )
-                )
+                out.append(quantity(f"log-log slope of the ratio vs n ({name})", fit["slope"],
+                                    fit["slope_se"], "OLS s.e.",
+                                    f"{fit['points']} runs, n >= {fit['n_from']}"))
         rl = a["ratio_limit"]
         if rl:
-            out.append(
-                quantity(
-                    "ratio |theta|^2 / min at the largest n (limit)",
-                    rl["at_largest_n"],
-                    (rl["at_largest_n_hi"] - rl["at_largest_n_lo"]) / (2 * S.Z95),
-                    "bootstrap",
-                    f"n = {rl['largest_n']}",
-                )
-            )
-            out.append(
-                quantity(
-                    "apparent limit of the ratio",
-                    rl["value"],
-                    rl["se"],
-                    "fit s.e." if "alpha" in rl else "s.e.",
-                    rl["method"] + (f"; alpha = {rl['alpha']:.3f}" if "alpha" in rl else ""),
-                )
-            )
+            out.append(quantity("ratio |theta|^2 / min at the largest n (limit)",
+                                rl["at_largest_n"],
+                                (rl["at_largest_n_hi"] - rl["at_largest_n_lo"]) / (2 * S.Z95),
+                                "bootstrap", f"n = {rl['largest_n']}"))
+            out.append(quantity(
+                "apparent limit of the ratio", rl["value"], rl["se"],
+                "fit s.e." if "alpha" in rl else "s.e.",
+                rl["method"] + (f"; alpha = {rl['alpha']:.3f}" if "alpha" in rl else "")))
         fl = a["flow_largest"]
         if fl:
-            out.append(
-                quantity(
-                    "ratio at the largest flow n",
-                    fl["ratio"],
-                    fl["ratio_se"],
-                    "s.e.",
-                    f"n = {int(fl['n'])}, lambda = {fl['scale']:.0e}",
-                )
-            )
+            out.append(quantity("ratio at the largest flow n", fl["ratio"], fl["ratio_se"],
+                                "s.e.", f"n = {int(fl['n'])}, lambda = {fl['scale']:.0e}"))
         return out
 
     def results(self, analysis: Mapping[str, Any]) -> dict[str, Any]:
         a = analysis
-        return {
-            "fits": a["fits"],
-            "ratio_fits": a["ratio_fits"],
-            "ratio_limit": a["ratio_limit"],
-            "points": a["points"].to_dict(orient="records"),
-            "flow_vs_limit": a["paired"].to_dict(orient="records"),
-        }
+        return {"fits": a["fits"], "ratio_fits": a["ratio_fits"],
+                "ratio_limit": a["ratio_limit"],
+                "points": a["points"].to_dict(orient="records"),
+                "flow_vs_limit": a["paired"].to_dict(orient="records")}
 
     def claims(self, analysis: Mapping[str, Any]) -> list[Claim]:
         a = analysis
@@ -378,45 +316,41 @@ class Bias(Experiment):
         big = a["fits"].get("limit_large_n") or a["fits"]["limit"]
         lo, hi = _ci(big)
         mn = a["fits"]["min_norm"]
-        out.append(
-            Claim(
-                source="Town et al. 2026",
-                claim="The interpolator learned by the incremental process has ‖θ‖² ∝ sqrt(n).",
-                measured=(
-                    f"log-log slope of the limit's ‖θ‖² {pm(big['slope'], big['slope_se'])} "
-                    f"(OLS s.e., {big['points']} runs"
-                    + (f", n ≥ {big['n_from']}" if "n_from" in big else "")
-                    + f"); the minimal norm's {mn['slope']:.3f}"
-                ),
-                verdict=verdict_from_interval(lo, hi, 0.45, 0.55),
-                evidence="figure bias (a), table bias_fits",
-                rule="confirmed when the 95% interval of the slope lies in [0.45, 0.55], not "
-                "confirmed when it lies outside, open otherwise",
-            )
-        )
+        out.append(Claim(
+            source="Town et al. 2026",
+            claim="The interpolator learned by the incremental process has ‖θ‖² ∝ sqrt(n).",
+            measured=(
+                f"log-log slope of the limit's ‖θ‖² {pm(big['slope'], big['slope_se'])} "
+                f"(OLS s.e., {big['points']} runs"
+                + (f", n ≥ {big['n_from']}" if "n_from" in big else "")
+                + f"); the minimal norm's {mn['slope']:.3f}"
+            ),
+            verdict=verdict_from_interval(lo, hi, 0.45, 0.55),
+            evidence="figure bias (a), table bias_fits",
+            rule="confirmed when the 95% interval of the slope lies in [0.45, 0.55], not "
+            "confirmed when it lies outside, open otherwise",
+        ))
         rf = a["ratio_fits"].get("limit")
         rl = a["ratio_limit"]
         if rf is not None and rl:
             lo, hi = _ci(rf)
-            out.append(
-                Claim(
-                    source="Town et al. 2026",
-                    claim="The learned ‖θ‖² stays within a constant factor of the minimal-norm "
-                    "interpolator's as n grows.",
-                    measured=(
-                        f"log-log slope of the ratio {pm(rf['slope'], rf['slope_se'])} for "
-                        f"n ≥ {rf['n_from']}; ratio {rl['at_largest_n']:.3f} "
-                        f"[{rl['at_largest_n_lo']:.3f}, {rl['at_largest_n_hi']:.3f}] at "
-                        f"n = {rl['largest_n']}; apparent limit {rl['value']:.3f} "
-                        f"[{rl['lo']:.3f}, {rl['hi']:.3f}] ({rl['method']})"
-                    ),
-                    verdict=verdict_from_interval(lo, hi, -0.05, 0.05),
-                    evidence="figure bias (b), tables bias_points, bias_ratio_fits",
-                    rule="confirmed when the 95% interval of the ratio's log-log slope at large n "
-                    "lies in [−0.05, 0.05] (bounded up to a slowly varying factor), not confirmed "
-                    "when it lies outside, open otherwise",
-                )
-            )
+            out.append(Claim(
+                source="Town et al. 2026",
+                claim="The learned ‖θ‖² stays within a constant factor of the minimal-norm "
+                "interpolator's as n grows.",
+                measured=(
+                    f"log-log slope of the ratio {pm(rf['slope'], rf['slope_se'])} for "
+                    f"n ≥ {rf['n_from']}; ratio {rl['at_largest_n']:.3f} "
+                    f"[{rl['at_largest_n_lo']:.3f}, {rl['at_largest_n_hi']:.3f}] at "
+                    f"n = {rl['largest_n']}; apparent limit {rl['value']:.3f} "
+                    f"[{rl['lo']:.3f}, {rl['hi']:.3f}] ({rl['method']})"
+                ),
+                verdict=verdict_from_interval(lo, hi, -0.05, 0.05),
+                evidence="figure bias (b), tables bias_points, bias_ratio_fits",
+                rule="confirmed when the 95% interval of the ratio's log-log slope at large n "
+                "lies in [−0.05, 0.05] (bounded up to a slowly varying factor), not confirmed "
+                "when it lies outside, open otherwise",
+            ))
         fr = a["ratio_fits"].get("flow")
         lr = a["ratio_fits"].get("limit_on_flow_n")
         if fr is not None and lr is not None:
@@ -425,31 +359,25 @@ class Bias(Experiment):
             fl = a["flow_largest"]
             pair = a["paired"]
             last = pair.iloc[-1] if len(pair) else None
-            out.append(
-                Claim(
-                    source="reluflow (new finding)",
-                    claim="At a fixed λ the flow parts from the limit as n grows: its ratio to the "
-                    "minimal norm grows more slowly than the limit's, so the limit describes a run "
-                    "only once log(1/λ) is large enough for its n (the paper states the limit only).",
-                    measured=(
-                        f"ratio slope for n ≥ {fr['n_from']}: flow at λ = {fl['scale']:.0e} "
-                        f"{pm(fr['slope'], fr['slope_se'])}, limit on the same n "
-                        f"{pm(lr['slope'], lr['slope_se'])}, difference {pm(diff, se)}"
-                        + (
-                            f"; same seeds at n = {int(last['n'])}: mean relative ‖θ‖² gap "
-                            f"{last['rel_gap_mean']:+.3f} over {int(last['pairs'])} pairs"
-                            if last is not None
-                            else ""
-                        )
-                    ),
-                    verdict=verdict_from_interval(
-                        diff - S.Z95 * se, diff + S.Z95 * se, -math.inf, 0.0
-                    ),
-                    evidence="figure bias (b), tables bias_ratio_fits, bias_flow_vs_limit",
-                    rule="confirmed when the 95% interval of the slope difference (flow − limit) "
-                    "lies below 0, not confirmed when it lies above, open when it holds 0",
-                )
-            )
+            out.append(Claim(
+                source="reluflow (new finding)",
+                claim="At a fixed λ the flow parts from the limit as n grows: its ratio to the "
+                "minimal norm grows more slowly than the limit's, so the limit describes a run "
+                "only once log(1/λ) is large enough for its n (the paper states the limit only).",
+                measured=(
+                    f"ratio slope for n ≥ {fr['n_from']}: flow at λ = {fl['scale']:.0e} "
+                    f"{pm(fr['slope'], fr['slope_se'])}, limit on the same n "
+                    f"{pm(lr['slope'], lr['slope_se'])}, difference {pm(diff, se)}"
+                    + (f"; same seeds at n = {int(last['n'])}: mean relative ‖θ‖² gap "
+                       f"{last['rel_gap_mean']:+.3f} over {int(last['pairs'])} pairs"
+                       if last is not None else "")
+                ),
+                verdict=verdict_from_interval(diff - S.Z95 * se, diff + S.Z95 * se,
+                                              -math.inf, 0.0),
+                evidence="figure bias (b), tables bias_ratio_fits, bias_flow_vs_limit",
+                rule="confirmed when the 95% interval of the slope difference (flow − limit) "
+                "lies below 0, not confirmed when it lies above, open when it holds 0",
+            ))
         return out
 
 

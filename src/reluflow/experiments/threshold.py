@@ -83,11 +83,8 @@ def cells(df: pd.DataFrame) -> pd.DataFrame:
     """One row per ``(n, m)``: ``trials, successes, p, lo, hi`` (Wilson) and the ``exact`` P."""
     df = df.assign(ok=S.interpolated(df))
     g = df.groupby(["n", "m"], as_index=False).agg(
-        trials=("ok", "size"),
-        successes=("ok", "sum"),
-        seed_min=("seed", "min"),
-        seed_max=("seed", "max"),
-    )
+        trials=("ok", "size"), successes=("ok", "sum"),
+        seed_min=("seed", "min"), seed_max=("seed", "max"))
     g["p"] = g["successes"] / g["trials"]
     g["lo"], g["hi"] = S.wilson_interval(g["successes"], g["trials"])
     g["exact"] = [_exact(int(n), int(m)) for n, m in zip(g["n"], g["m"], strict=True)]
@@ -95,10 +92,8 @@ def cells(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def _boundary(c: pd.DataFrame, pcol: str) -> pd.DataFrame:
-    rows = [
-        {"n": int(n), "m50": S.crossing(d["m"].to_numpy(), d[pcol].to_numpy())}
-        for n, d in c.groupby("n")
-    ]
+    rows = [{"n": int(n), "m50": S.crossing(d["m"].to_numpy(), d[pcol].to_numpy())}
+            for n, d in c.groupby("n")]
     return pd.DataFrame(rows, columns=["n", "m50"])
 
 
@@ -135,8 +130,7 @@ def analyse_threshold(frame: pd.DataFrame) -> dict[str, Any]:
     boundary = b_mc.merge(b_ex, on="n").merge(b_grid, on="n")
     if len(flow):
         boundary = boundary.merge(
-            _boundary(flow, "p").rename(columns={"m50": "m50_flow"}), on="n", how="left"
-        )
+            _boundary(flow, "p").rename(columns={"m50": "m50_flow"}), on="n", how="left")
     boundary["m50_mc_over_log2n"] = boundary["m50_mc"] / np.log2(boundary["n"])
     boundary["m50_exact_over_log2n"] = boundary["m50_exact"] / np.log2(boundary["n"])
     fit_mc = _fit_boundary(boundary.rename(columns={"m50_mc": "m50"}))
@@ -166,14 +160,8 @@ def analyse_threshold(frame: pd.DataFrame) -> dict[str, Any]:
     gtest = {"mc": S.g_test(mc["successes"], mc["trials"], mc["exact"])}
     if len(flow):
         gtest["flow"] = S.g_test(flow["successes"], flow["trials"], flow["exact"])
-    return {
-        "mc": mc,
-        "flow": flow,
-        "exact": exact,
-        "boundary": boundary,
-        "fit": fit,
-        "gtest": gtest,
-    }
+    return {"mc": mc, "flow": flow, "exact": exact, "boundary": boundary, "fit": fit,
+            "gtest": gtest}
 
 
 def _inside(c: pd.DataFrame) -> float:
@@ -193,17 +181,10 @@ class Threshold(Experiment):
     )
     designs = {
         "paper": ThresholdDesign(scale="paper"),
-        "quick": ThresholdDesign(
-            scale="quick",
-            log2n=(4, 6, 8, 10, 12, 14, 16),
-            widths=7,
-            reps=40,
-            flow_log2n=(4, 6, 8),
-            flow_reps=16,
-        ),
-        "smoke": ThresholdDesign(
-            scale="smoke", log2n=(4, 6, 8), widths=4, reps=8, flow_log2n=(4,), flow_reps=4
-        ),
+        "quick": ThresholdDesign(scale="quick", log2n=(4, 6, 8, 10, 12, 14, 16), widths=7,
+                                 reps=40, flow_log2n=(4, 6, 8), flow_reps=16),
+        "smoke": ThresholdDesign(scale="smoke", log2n=(4, 6, 8), widths=4, reps=8,
+                                 flow_log2n=(4,), flow_reps=4),
     }
 
     def configs(self, scale: str | Design = "quick") -> list[dict[str, Any]]:
@@ -214,17 +195,16 @@ class Threshold(Experiment):
             for m in widths(n, p):
                 out += [run(p, self.name, "limit", n, m, p.seed_base + r) for r in range(p.reps)]
                 if e in p.flow_log2n:
-                    out += [
-                        flow_run(p, self.name, n, m, p.seed_base + r, p.flow_scale)
-                        for r in range(p.flow_reps)
-                    ]
+                    out += [flow_run(p, self.name, n, m, p.seed_base + r, p.flow_scale)
+                            for r in range(p.flow_reps)]
         return out
 
     def analyse(self, frame: pd.DataFrame, arrays: Arrays) -> dict[str, Any]:
         return analyse_threshold(frame)
 
     def tables(self, analysis: Mapping[str, Any]) -> dict[str, pd.DataFrame]:
-        t = {"threshold_boundary": analysis["boundary"], "threshold_limit_cells": analysis["mc"]}
+        t = {"threshold_boundary": analysis["boundary"],
+             "threshold_limit_cells": analysis["mc"]}
         if len(analysis["flow"]):
             t["threshold_flow_cells"] = analysis["flow"]
         return t
@@ -233,90 +213,53 @@ class Threshold(Experiment):
         from ..plots import plot_threshold
 
         a = analysis
-        return {
-            "threshold": plot_threshold(
-                a["mc"], a["exact"], a["boundary"], a["fit"], flow=a["flow"]
-            )
-        }
+        return {"threshold": plot_threshold(a["mc"], a["exact"], a["boundary"], a["fit"],
+                                            flow=a["flow"])}
 
     def captions(self, analysis: Mapping[str, Any]) -> dict[str, str]:
-        return {
-            "threshold": (
-                "Interpolation threshold. (a) P(interpolation) against the width m, one panel row "
-                "per n (colours: n): Monte Carlo of the limit (●, Wilson 95% intervals), the exact "
-                "formula (line) and the flow at small λ on the small n (□). (b) the Monte Carlo "
-                "probability over (log₂ n, m), the measured 50% widths (○), the exact ones (×) and "
-                "the fitted boundary m = c log₂ n + b. (c) the curves against m / log₂ n: they "
-                "collapse (docs/limit.md, docs/experiments.md)."
-            )
-        }
+        return {"threshold": (
+            "Interpolation threshold. (a) P(interpolation) against the width m, one panel per "
+            "n (colours: n): Monte Carlo of the limit (●, Wilson 95% intervals), the exact "
+            "formula (line) and the flow at small λ on the small n (□). (b) the Monte Carlo "
+            "probability over (log₂ n, m), the measured 50% widths (○), the exact ones (×) and "
+            "the fitted boundary m = c log₂ n + b. (c) the curves against m / log₂ n: they "
+            "collapse (docs/limit.md, docs/experiments.md)."
+        )}
 
     def quantities(self, analysis: Mapping[str, Any]) -> list[dict[str, Any]]:
         a = analysis
         f = a["fit"]
         out = [
-            quantity(
-                "c in m50 = c log2(n) + b (limit MC)",
-                f["c"],
-                f["c_se"],
-                f"bootstrap s.e. ({f['bootstrap']} redraws)",
-                f"b = {f['b']:.3f}; c per ln n = {f['c_natural_log']:.3f}",
-            ),
-            quantity(
-                "c from the exact curve (same n)", f["c_exact"], detail=f"b = {f['b_exact']:.3f}"
-            ),
+            quantity("c in m50 = c log2(n) + b (limit MC)", f["c"], f["c_se"],
+                     f"bootstrap s.e. ({f['bootstrap']} redraws)",
+                     f"b = {f['b']:.3f}; c per ln n = {f['c_natural_log']:.3f}"),
+            quantity("c from the exact curve (same n)", f["c_exact"],
+                     detail=f"b = {f['b_exact']:.3f}"),
         ]
         for _, r in a["boundary"].iterrows():
             flow = r.get("m50_flow", math.nan)
-            out.append(
-                quantity(
-                    f"m50 at n = {int(r['n'])}",
-                    r["m50_mc"],
-                    detail=f"exact {r['m50_exact']:.3f}"
-                    + (f", flow {flow:.3f}" if pd.notna(flow) else ""),
-                )
-            )
-        out.append(
-            quantity(
-                "fraction of cells whose Wilson 95% CI holds the exact P",
-                _inside(a["mc"]),
-                detail=f"{len(a['mc'])} cells",
-            )
-        )
+            out.append(quantity(
+                f"m50 at n = {int(r['n'])}", r["m50_mc"],
+                detail=f"exact {r['m50_exact']:.3f}"
+                + (f", flow {flow:.3f}" if pd.notna(flow) else "")))
+        out.append(quantity("fraction of cells whose Wilson 95% CI holds the exact P",
+                            _inside(a["mc"]), detail=f"{len(a['mc'])} cells"))
         g = a["gtest"]["mc"]
-        out.append(
-            quantity(
-                "G-test of the limit MC against the exact P (p-value)",
-                g["p_value"],
-                detail=f"G = {g['G']:.3g}, {g['dof']} cells",
-            )
-        )
+        out.append(quantity("G-test of the limit MC against the exact P (p-value)", g["p_value"],
+                            detail=f"G = {g['G']:.3g}, {g['dof']} cells"))
         if len(a["flow"]):
             fl = a["flow"]
-            out.append(
-                quantity(
-                    "fraction of flow cells whose CI holds the exact P",
-                    _inside(fl),
-                    detail=f"{len(fl)} cells, lambda = {fl['scale'].iloc[0]:.0e}",
-                )
-            )
+            out.append(quantity("fraction of flow cells whose CI holds the exact P", _inside(fl),
+                                detail=f"{len(fl)} cells, lambda = {fl['scale'].iloc[0]:.0e}"))
             g = a["gtest"]["flow"]
-            out.append(
-                quantity(
-                    "G-test of the flow against the exact P (p-value)",
-                    g["p_value"],
-                    detail=f"G = {g['G']:.3g}, {g['dof']} cells",
-                )
-            )
+            out.append(quantity("G-test of the flow against the exact P (p-value)", g["p_value"],
+                                detail=f"G = {g['G']:.3g}, {g['dof']} cells"))
         return out
 
     def results(self, analysis: Mapping[str, Any]) -> dict[str, Any]:
         a = analysis
-        return {
-            "fit": a["fit"],
-            "gtest": a["gtest"],
-            "boundary": a["boundary"].to_dict(orient="records"),
-        }
+        return {"fit": a["fit"], "gtest": a["gtest"],
+                "boundary": a["boundary"].to_dict(orient="records")}
 
     def claims(self, analysis: Mapping[str, Any]) -> list[Claim]:
         a = analysis
@@ -338,19 +281,15 @@ class Threshold(Experiment):
             "lies outside, open otherwise",
         )
         g = a["gtest"]["mc"]
-        parts = [
-            f"limit Monte Carlo: G = {g['G']:.3g} on {g['dof']} cells, p = "
-            f"{g['p_value']:.3g}; {_inside(a['mc']):.0%} of the Wilson 95% intervals hold "
-            "the formula"
-        ]
+        parts = [f"limit Monte Carlo: G = {g['G']:.3g} on {g['dof']} cells, p = "
+                 f"{g['p_value']:.3g}; {_inside(a['mc']):.0%} of the Wilson 95% intervals hold "
+                 "the formula"]
         pvals = [g["p_value"]]
         if "flow" in a["gtest"]:
             gf = a["gtest"]["flow"]
             pvals.append(gf["p_value"])
-            parts.append(
-                f"flow at λ = {a['flow']['scale'].iloc[0]:.0e}: G = {gf['G']:.3g} on "
-                f"{gf['dof']} cells, p = {gf['p_value']:.3g}"
-            )
+            parts.append(f"flow at λ = {a['flow']['scale'].iloc[0]:.0e}: G = {gf['G']:.3g} on "
+                         f"{gf['dof']} cells, p = {gf['p_value']:.3g}")
         formula = Claim(
             source="Town et al. 2026",
             claim="P(interpolation) = Σ_k C(m,k) 2^(−m) (1 − 2^(−k))^(n₊) (1 − 2^(−(m−k)))^(n₋) "

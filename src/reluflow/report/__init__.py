@@ -126,7 +126,12 @@ def build_report(
                 analyses[name] = ex.analyse(df.reset_index(drop=True), st.arrays)
             except InputError as e:
                 skipped[name] = str(e)
-        overview = analyse_overview(frame, recognised=tuple(analyses))
+        keys: dict[str, list[str]] = {}
+        for (exp, _), d in frame.groupby(["experiment", "dynamics"], sort=False):
+            cfg = st.record(d["run_id"].iloc[0]).config  # one run per dynamics: its keys
+            keys.setdefault(str(exp), [])
+            keys[str(exp)] += [k for k in cfg if k not in keys[str(exp)]]
+        overview = analyse_overview(frame, recognised=tuple(analyses), config_keys=keys)
     finally:
         if own:
             st.close()
@@ -240,16 +245,14 @@ def _render(path, plan, analyses, exp_figs, figs, captions, tables, ov_tables, s
             parts.append(H.figure(fname, fig, captions.get(fname, "")))
         parts.append(H.details("provenance", H.pre_json(prov[name])))
         for tname, t in ex.tables(a).items():
-            parts.append(f"<h3>{H.esc(tname.replace('_', ' '))}</h3>")
-            parts.append(H.table(t))
+            parts.append(H.named_table(tname.replace("_", " "), t))
     parts.append("<h2 id='store'>What the store holds</h2>")
     parts.append(H.paragraph(overview["text"]))
     for name, why in skipped.items():
         parts.append(H.paragraph(f"Experiment {name!r} is in the store but was not analysed: "
                                  f"{why}", "note"))
     for tname, t in ov_tables.items():
-        parts.append(f"<h3>{H.esc(overview['table_titles'].get(tname, tname))}</h3>")
-        parts.append(H.table(t))
+        parts.append(H.named_table(overview["table_titles"].get(tname, tname), t))
     for fname in overview["figure_names"]:
         if fname in figs:
             parts.append(H.figure(fname, figs[fname], captions.get(fname, "")))

@@ -87,6 +87,14 @@ def table(df: pd.DataFrame | None, max_rows: int = 400) -> str:
             f"<tbody>{''.join(body)}</tbody></table></div>{more}")
 
 
+def named_table(title: str, df: pd.DataFrame | None, open_rows: int = 25) -> str:
+    """A titled table; one longer than ``open_rows`` rows is folded (click to open)."""
+    if df is not None and len(df) > open_rows:
+        return (f"<details class='table'><summary><b>{esc(title)}</b> ({len(df)} rows)</summary>"
+                f"{table(df)}</details>")
+    return f"<h3>{esc(title)}</h3>{table(df)}"
+
+
 def png(fig: Any) -> tuple[str, int, int]:
     """The figure as base64 PNG and its natural CSS size ``(width, height)`` in pixels."""
     buf = io.BytesIO()

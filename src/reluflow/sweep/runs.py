@@ -40,7 +40,8 @@ def run_config(config: Mapping[str, Any]) -> RunRecord:
 
     Results (scalars): ``final_loss``, ``initial_loss``, ``norm_sq`` (‖θ‖² of the
     final or limit network), ``min_norm_sq`` (THEORY.md §5, orthogonal data; NaN
-    otherwise) and ``ratio = norm_sq / min_norm_sq``, ``interpolates`` (the jump
+    otherwise) and ``ratio = norm_sq / min_norm_sq`` (NaN unless the run interpolates,
+    the reason in ``ratio_note``), ``interpolates`` (the jump
     process's flag; for flow and descent ``final_loss <= 1e-6 · mean(y²)/2``),
     ``n_events`` (activations), ``success``, ``status``, ``run_wall_s`` (the
     dynamics alone); the limit adds ``ties``, the flow and descent
@@ -56,7 +57,7 @@ def run_config(config: Mapping[str, Any]) -> RunRecord:
     from ..flow import gradient_flow
     from ..limit import jump_process
     from ..network import init_network
-    from ..theory import min_norm_sq
+    from ..theory import _norm_ratio, min_norm_sq
 
     cfg = normalize_config(config)
     rid = config_hash(cfg)
@@ -79,6 +80,7 @@ def run_config(config: Mapping[str, Any]) -> RunRecord:
                 "norm_sq": res.norm_sq,
                 "min_norm_sq": res.min_norm_sq,
                 "ratio": res.ratio,
+                "ratio_note": res.ratio_note,
                 "interpolates": bool(res.interpolates),
                 "n_events": res.n_events,
                 "ties": res.n_ties,
@@ -107,13 +109,16 @@ def run_config(config: Mapping[str, Any]) -> RunRecord:
                 mn = min_norm_sq(y, np.sqrt(data.sq_norms()))
             else:
                 mn = math.nan
+            fits = bool(traj.final_loss <= INTERPOLATION_RTOL * initial_loss)
+            ratio, ratio_note = _norm_ratio(norm_sq, mn, fits)
             results = {
                 "final_loss": traj.final_loss,
                 "initial_loss": initial_loss,
                 "norm_sq": norm_sq,
                 "min_norm_sq": mn,
-                "ratio": norm_sq / mn if mn > 0 else math.nan,
-                "interpolates": bool(traj.final_loss <= INTERPOLATION_RTOL * initial_loss),
+                "ratio": ratio,
+                "ratio_note": ratio_note,
+                "interpolates": fits,
                 "n_events": len(ev),
                 "success": bool(traj.success),
                 "status": traj.status,
