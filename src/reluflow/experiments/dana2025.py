@@ -8,7 +8,8 @@ step 1 on ``p · (1/2n) Σ r²`` for ``⌊1.5 sqrt(n p) log(n p) / 4⌋ + 1`` ep
 a run *converges* when ``(1/2n) Σ r² < 1/(2n)`` (``Σ r² < 1``) within them. In
 reluflow this is ``sphere_data`` + ``init="uniform_exp_mean_field"`` (the
 mean-field network trained on ``p L`` is the standard one at ``θ/√p`` with the
-same step) + ``loss_tol = 1/(2n)``, ``steps = epochs − 1``.
+same step) + ``loss_tol = 1/(2n)``, ``t_max = epochs − 1`` (at step 1: the losses of
+their epochs 0 … epochs − 1 are checked, as in their loop).
 
 Every draw (data and initialisation, one seed) runs three dynamics over the
 same time ``t = epochs − 1``: gradient descent at their step 1, at a small step
@@ -55,6 +56,7 @@ class DanaDesign(Design):
         reps: draws per ``(d, n)``. small_lr: the small step.
         flow_dims, flow_mults, flow_reps: where the exact flow runs too (same draws).
         orth_n: samples of the orthogonal part; orth_widths: its widths; orth_reps: draws each.
+        small_lr should be a power of two (then ``t = k · small_lr`` is exact).
     """
 
     dims: tuple[int, ...] = (10, 20, 30, 40)
@@ -317,11 +319,11 @@ class Dana2025(Experiment):
                 ep = epochs(n, m)
                 for r in range(p.reps):
                     base = _base(self.name, n, d, m, p.seed_base + r, "sphere")
-                    small = int(round(1.0 / p.small_lr))
-                    out.append({**base, "dynamics": "descent", "lr": 1.0, "steps": ep - 1})
-                    out.append(
-                        {**base, "dynamics": "descent", "lr": p.small_lr, "steps": small * (ep - 1)}
-                    )
+                    # t = k lr reaches epochs − 1 after exactly epochs − 1 steps of 1 (their
+                    # losses 0 .. epochs − 1 are checked) and (epochs − 1) / lr steps of lr
+                    t_end = float(ep - 1)
+                    out.append({**base, "dynamics": "descent", "lr": 1.0, "t_max": t_end})
+                    out.append({**base, "dynamics": "descent", "lr": p.small_lr, "t_max": t_end})
                     if d in p.flow_dims and k in p.flow_mults and r < p.flow_reps:
                         out.append({**base, "dynamics": "flow", "t_max": float(ep - 1)})
         n = p.orth_n
@@ -329,7 +331,7 @@ class Dana2025(Experiment):
             ep = epochs(n, m)
             for r in range(p.orth_reps):
                 base = _base(self.name, n, n, m, p.seed_base + r, "sphere_orthogonal")
-                out.append({**base, "dynamics": "descent", "lr": 1.0, "steps": ep - 1})
+                out.append({**base, "dynamics": "descent", "lr": 1.0, "t_max": float(ep - 1)})
         return out
 
     def analyse(self, frame: pd.DataFrame, arrays: Arrays) -> dict[str, Any]:
