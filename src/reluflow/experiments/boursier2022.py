@@ -208,12 +208,12 @@ class Boursier2022(Experiment):
         "quick": BoursierDesign(
             scale="quick",
             toy_lr=2e-3,
-            toy_lr_non_orth=1e-2,
-            toy_t_non_orth=300.0,
+            toy_lr_non_orth=2e-2,
+            toy_t_non_orth=250.0,
             teacher_n=20,
             teacher_d=40,
             teacher_m=50,
-            teacher_lr=1e-2,
+            teacher_lr=2e-2,
         ),
         "smoke": BoursierDesign(
             scale="smoke",
@@ -258,7 +258,17 @@ class Boursier2022(Experiment):
                     if example == "orthogonal"
                     else (p.toy_lr_non_orth, p.toy_t_non_orth)
                 )
-                out.append({**fl, "dynamics": "descent", "lr": lr, "t_max": t, "rtol": None})
+                # the pictures of the 1-D neurons are the flow's: no snapshots for descent
+                out.append(
+                    {
+                        **fl,
+                        "dynamics": "descent",
+                        "lr": lr,
+                        "t_max": t,
+                        "rtol": None,
+                        "snapshots": None,
+                    }
+                )
                 if example == "orthogonal":
                     out.append({**base, "dynamics": "limit"})
             base = {
