@@ -44,9 +44,10 @@ def test_plans_cover_the_brief():
         for e, runs in cfgs.items():
             assert runs and all(c["experiment"] == e for c in runs)
             assert all(isinstance(c["seed"], int) and c["seed"] >= 0 for c in runs)
-            assert all(
-                c["data"] == "orthogonal" and c["dynamics"] in ("flow", "limit") for c in runs
-            )
+            if e not in ("boursier2022", "dana2025"):  # the peers' setups: their own data
+                assert all(
+                    c["data"] == "orthogonal" and c["dynamics"] in ("flow", "limit") for c in runs
+                )
             assert all("scale" in c for c in runs if c["dynamics"] == "flow")
             # no configuration twice (the store keys runs by configuration)
             keys = {json.dumps(c, sort_keys=True) for c in runs}

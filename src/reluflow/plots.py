@@ -28,7 +28,9 @@ __all__ = [
     "plot_directions",
     "plot_neurons_1d",
     "plot_convergence",
+    "plot_convergence_threshold",
     "plot_incremental",
+    "plot_loss_curves",
     "plot_threshold",
     "plot_trajectory",
     "save_figure",
@@ -760,4 +762,138 @@ def plot_directions(
         ha="center",
         fontsize=7,
     )
+    return _finish(fig, path, title)
+
+
+def plot_convergence_threshold(
+    cells: pd.DataFrame,
+    histories: Sequence[dict],
+    orthogonal: pd.DataFrame | None = None,
+    path: str | Path | None = None,
+    *,
+    labels: dict[str, str] | None = None,
+    title: str | None = None,
+) -> matplotlib.figure.Figure:
+    """Convergence over ``n`` by several dynamics, their sharpness, and the orthogonal coverage.
+
+    (a) fraction of draws converged against ``n`` for each ``d`` (colour) and dynamics
+    (marker), Wilson 95% bars; (b) median ``lr · max sharpness / 2`` per ``(d, n)`` for
+    each descent (1: the step at the stability bound); (c) ``lr · sharpness / 2`` along
+    a few runs against the step; (d) when given, the share of well-initialised draws per
+    width against the exact probability.
+
+    Args:
+        cells: ``d, n, run, runs, converged, fraction, lo, hi, edge_median``.
+        histories: dicts with ``step``, ``sharpness``, ``lr``, ``n``, ``seed``.
+        orthogonal: ``m, fraction, lo, hi, predicted_fraction`` per width.
+        labels: display name of each ``run``.
+
+    Gids: ``conv-{run}-d{d}``, ``edge-{run}-d{d}``, ``sharpness-{k}``, ``well-observed``,
+    ``well-exact``.
+    """
+    labels = labels or {}
+    npan = 4 if orthogonal is not None and len(orthogonal) else 3
+    fig, axes = plt.subplots(1, npan, figsize=(3.0 * npan + 0.5, 3.1))
+    markers = {"gd_step1": "o", "gd_small": "s", "flow": "D"}
+    dims = sorted(cells["d"].unique())
+    cmap = plt.get_cmap("viridis")
+    for i, d in enumerate(dims):
+        col = cmap(i / max(1, len(dims) - 1) * 0.85)
+        for run, c in cells[cells["d"] == d].groupby("run"):
+            c = c.sort_values("n")
+            eb = axes[0].errorbar(
+                c["n"], c["fraction"], yerr=[c["fraction"] - c["lo"], c["hi"] - c["fraction"]],
+                marker=markers.get(run, "x"), ms=4, color=col, lw=0.9, capsize=1.5,
+                mfc="none" if run != "gd_step1" else col,
+                ls="-" if run == "gd_step1" else ("--" if run == "gd_small" else ":"),
+                label=f"d = {d}, {labels.get(run, run)}",
+            )
+            eb.lines[0].set_gid(f"conv-{run}-d{d}")
+            if run != "flow":
+                (ln,) = axes[1].plot(c["n"], c["edge_median"], marker=markers.get(run, "x"),
+                                     ms=4, color=col, lw=0.9, mfc="none" if run != "gd_step1" else col,
+                                     ls="-" if run == "gd_step1" else "--")
+                ln.set_gid(f"edge-{run}-d{d}")
+    axes[0].set_xlabel("n")
+    axes[0].set_ylabel("fraction converged")
+    axes[0].set_ylim(-0.03, 1.03)
+    axes[0].legend(frameon=False, fontsize=5.5, loc="best")
+    axes[0].set_title("(a) convergence within their budget", fontsize=8)
+    axes[1].axhline(1.0, color="k", lw=0.7, ls=":")
+    axes[1].set_yscale("log")
+    axes[1].set_xlabel("n")
+    axes[1].set_ylabel("median lr · max sharpness / 2")
+    axes[1].set_title("(b) step against 2 / sharpness", fontsize=8)
+    for k, h in enumerate(histories):
+        steps = np.asarray(h["step"], float)
+        (ln,) = axes[2].plot(steps + 1, np.asarray(h["sharpness"]) * h["lr"] / 2, marker=".",
+                             lw=0.8, label=f"n = {h['n']}, seed {h['seed']}")
+        ln.set_gid(f"sharpness-{k}")
+    axes[2].axhline(1.0, color="k", lw=0.7, ls=":", label="2 / lr")
+    axes[2].set_xscale("log")
+    axes[2].set_xlabel("step + 1")
+    axes[2].set_ylabel("lr · sharpness / 2")
+    axes[2].set_title("(c) sharpness along step-1 runs", fontsize=8)
+    axes[2].legend(frameon=False, fontsize=5.5)
+    if npan == 4:
+        o = orthogonal.sort_values("m")
+        eb = axes[3].errorbar(o["m"], o["fraction"], yerr=[o["fraction"] - o["lo"], o["hi"] - o["fraction"]],
+                              fmt="o", ms=4, color="C0", capsize=1.5, label="observed (Wilson 95%)")
+        eb.lines[0].set_gid("well-observed")
+        (ln,) = axes[3].plot(o["m"], o["predicted_fraction"], "x-", color="k", lw=0.9,
+                             label="exact probability")
+        ln.set_gid("well-exact")
+        axes[3].set_xlabel("width m")
+        axes[3].set_ylabel("share well initialised")
+        axes[3].set_ylim(-0.03, 1.03)
+        axes[3].set_title(f"(d) orthogonal data, n = {int(o['n'].iloc[0])}", fontsize=8)
+        axes[3].legend(frameon=False, fontsize=6)
+    return _finish(fig, path, title)
+
+
+def plot_loss_curves(
+    panels: Sequence[dict],
+    path: str | Path | None = None,
+    *,
+    time_label: str = "t",
+    title: str | None = None,
+) -> matplotlib.figure.Figure:
+    """Training loss against time for several dynamics on the same problem, one panel per problem.
+
+    Args:
+        panels: dicts with ``title`` and ``curves``, a list of dicts with ``label``,
+            ``t``, ``loss`` and optionally ``step=True`` (a staircase, e.g. the
+            limit's plateaus, drawn ``where="post"``) and ``events`` (times marked by ticks).
+        time_label: the name of the time axis.
+
+    Gids: ``loss-{p}-{k}`` (panel ``p``, curve ``k``).
+    """
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.3 * len(panels) + 0.3, 2.9), squeeze=False)
+    styles = ["-", "--", ":", "-."]
+    for p, panel in enumerate(panels):
+        ax = axes[0, p]
+        # the floor of the log axis: a decade below the smallest positive loss of a dynamics
+        # (a limit's final plateau is exactly 0 when it interpolates)
+        pos = [np.asarray(c["loss"], float) for c in panel["curves"] if not c.get("step")]
+        pos = np.concatenate([x[x > 0] for x in pos]) if pos else np.zeros(0)
+        floor = float(pos.min()) / 10 if pos.size else 1e-12
+        for k, c in enumerate(panel["curves"]):
+            t, loss = np.asarray(c["t"], float), np.asarray(c["loss"], float)
+            loss = np.maximum(loss, floor)
+            if c.get("step"):
+                (ln,) = ax.step(t, loss, where="post", color="k", lw=1.0, ls="--", label=c["label"])
+            else:
+                (ln,) = ax.plot(t, loss, lw=1.3, ls=styles[k % 4], color=f"C{k}", label=c["label"])
+            ln.set_gid(f"loss-{p}-{k}")
+            ev = np.asarray(c.get("events", []), float)
+            if ev.size:
+                ax.vlines(
+                    ev, 0, 0.05, transform=ax.get_xaxis_transform(), color=ln.get_color(), lw=0.8
+                )
+        ax.set_yscale("log")
+        ax.set_ylim(bottom=floor)
+        ax.set_xlabel(time_label)
+        ax.set_title(panel["title"], fontsize=8)
+        ax.legend(frameon=False, fontsize=6)
+    axes[0, 0].set_ylabel("training loss")
     return _finish(fig, path, title)
