@@ -1,4 +1,4 @@
-"""Closed forms of THEORY.md §5 against brute force, Monte Carlo and their own invariants."""
+"""Closed forms of docs/limit.md against brute force, Monte Carlo and their own invariants."""
 
 from __future__ import annotations
 
@@ -88,7 +88,7 @@ def test_width_inverse_is_consistent():
         if m > 1:
             assert interpolation_probability(n_pos, n_neg, m - 1) < p
     assert width_for_probability(0, 0, 0.99) == 1
-    # About 2 log2(n) for balanced labels (THEORY.md §5).
+    # About 2 log2(n) for balanced labels (docs/limit.md).
     m = width_for_probability(10**6, 10**6, 0.5)
     assert abs(m - 2 * math.log2(2e6)) < 8
 

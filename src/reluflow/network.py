@@ -1,7 +1,7 @@
 """Two-layer ReLU networks in reduced coordinates: parameters, initialisation, norms.
 
 ``f_θ(x) = Σ_j a_j σ(<w_j, x>)``. A network is stored through what the dynamics
-need (THEORY.md §2): the output weights ``a`` (m,), the reduced coordinates
+need (docs/model.md): the output weights ``a`` (m,), the reduced coordinates
 ``u = W Xᵀ`` (m, n), and ``‖w_j^⊥‖²``, the squared norm of the part of ``w_j``
 orthogonal to the data, which gradient flow and descent never move. Then
 
@@ -123,7 +123,7 @@ class Network:
 def init_network(
     data: Dataset, m: int, scale: float, *, seed: int = 0, init: str = "balanced"
 ) -> Network:
-    """Small initialisation at scale λ (THEORY.md §1).
+    """Small initialisation at scale λ (docs/model.md).
 
     ``w_j = λ g_j`` with ``g_j ~ N(0, I_d / d)``, ``s_j = ±1`` uniformly, and
     ``a_j = s_j ‖w_j‖`` (balanced) or ``a_j = λ s_j |N(0, 1)|`` (independent).

@@ -226,9 +226,9 @@ def _render(path, plan, analyses, exp_figs, figs, captions, tables, ov_tables, s
             "Each claim of the paper (Town et al. 2026) and of the other papers cited below "
             "that this store can test, with the number that tests it, its uncertainty and a "
             "verdict computed from the runs: confirmed, not confirmed, or open (the data at "
-            "this scale cannot tell). Findings of reluflow that no paper states are listed too. "
-            f"Here: {counts['confirmed']} confirmed, {counts['not confirmed']} not confirmed, "
-            f"{counts['open']} open."),
+            "this scale cannot tell). Findings of reluflow that no paper states are listed too."
+            + (f" Here: {counts['confirmed']} confirmed, {counts['not confirmed']} not "
+               f"confirmed, {counts['open']} open." if only_claims else "")),
         H.claims_table(only_claims),
         H.references(only_claims),
     ]
