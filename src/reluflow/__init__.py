@@ -27,10 +27,16 @@ _WHERE = {
     "plateaus": "analysis",
     "ArrayData": "data",
     "Dataset": "data",
+    "GaussianGramData": "data",
     "OrthogonalData": "data",
     "array_data": "data",
     "gaussian_data": "data",
     "orthogonal_data": "data",
+    "sphere_data": "generators",
+    "teacher_data": "generators",
+    "teacher_labels": "generators",
+    "toy_1d_data": "generators",
+    "with_bias": "generators",
     "gradient_descent": "descent",
     "sharpness": "descent",
     "InputError": "errors",
@@ -53,10 +59,19 @@ _WHERE = {
 
 if TYPE_CHECKING:  # pragma: no cover - for static analysis and IDEs only
     from .analysis import activation_events, plateaus
-    from .data import ArrayData, Dataset, OrthogonalData, array_data, gaussian_data, orthogonal_data
+    from .data import (
+        ArrayData,
+        Dataset,
+        GaussianGramData,
+        OrthogonalData,
+        array_data,
+        gaussian_data,
+        orthogonal_data,
+    )
     from .descent import gradient_descent, sharpness
     from .errors import InputError, NotOrthogonalError, StabilityWarning
     from .flow import gradient_flow
+    from .generators import sphere_data, teacher_data, teacher_labels, toy_1d_data, with_bias
     from .limit import LimitResult, Tie, jump_process
     from .network import Network, init_network, load_init, save_init
     from .theory import interpolation_probability, min_norm_sq, width_for_probability
@@ -79,6 +94,7 @@ def __dir__() -> list[str]:
 __all__ = [
     "ArrayData",
     "Dataset",
+    "GaussianGramData",
     "InputError",
     "LimitResult",
     "Network",
@@ -103,5 +119,10 @@ __all__ = [
     "plateaus",
     "save_init",
     "sharpness",
+    "sphere_data",
+    "teacher_data",
+    "teacher_labels",
+    "toy_1d_data",
     "width_for_probability",
+    "with_bias",
 ]

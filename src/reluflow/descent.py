@@ -47,16 +47,22 @@ from ._dynamics import (
     run_provenance,
 )
 from ._field import Field
-from .data import Dataset
+from ._loss import LossConvention
+from ._weight_space import prefers_weight_space, weight_space_descent
+from .data import ArrayData, Dataset
 from .errors import InputError, StabilityWarning
 from .network import Network
 from .trajectory import SolverStats, Trajectory
 
 __all__ = ["gradient_descent", "sharpness"]
 
+ENGINES = ("auto", "reduced", "weight")
 
-def sharpness(data: Dataset, net: Network) -> float:
+
+def sharpness(data: Dataset, net: Network, loss: str = "half_mean") -> float:
     """Top eigenvalue of the Hessian of ``L`` at ``net`` (full parameters, σ'' = 0 off kinks).
+
+    ``loss="mean"`` gives the Hessian of ``(1/n) Σ r²``, twice the half-mean one.
 
     With the activity mask fixed, ``r_i = Σ_j a_j M_ji u_ji − y_i`` is bilinear, so
     ``H = (1/n) (Jᵀ J + Σ_i r_i ∇²r_i)`` exactly, with ``∂²r_i/∂a_j∂u_ji = M_ji``.
@@ -64,6 +70,7 @@ def sharpness(data: Dataset, net: Network) -> float:
     (``u = c T`` with ``Tᵀ T = K``), where the Hessian is the full-parameter one
     restricted to the only directions it does not annihilate.
     """
+    factor = LossConvention(loss).factor
     field = Field(data)
     m, n = net.m, net.n
     a, u = net.a, net.u
@@ -99,13 +106,13 @@ def sharpness(data: Dataset, net: Network) -> float:
     N = m * (n + 1)
     if N <= 400:  # small: dense eigendecomposition
         H = np.column_stack([hvp(e) for e in np.eye(N)])
-        return float(np.linalg.eigvalsh(0.5 * (H + H.T))[-1])
+        return factor * float(np.linalg.eigvalsh(0.5 * (H + H.T))[-1])
     op = LinearOperator((N, N), matvec=hvp, dtype=float)
     v0 = np.concatenate([np.abs(a) + 1e-300, np.abs(to_u(u)).ravel() + 1e-300])
     try:
-        return float(eigsh(op, k=1, which="LA", v0=v0, tol=1e-6, maxiter=2000)[0][0])
+        return factor * float(eigsh(op, k=1, which="LA", v0=v0, tol=1e-6, maxiter=2000)[0][0])
     except ArpackNoConvergence as exc:  # pragma: no cover - rare; best estimate so far
-        return float(exc.eigenvalues.max()) if exc.eigenvalues.size else float("nan")
+        return factor * (float(exc.eigenvalues.max()) if exc.eigenvalues.size else float("nan"))
 
 
 class _NoiseFloor:
@@ -180,6 +187,8 @@ def gradient_descent(
     points_per_decade: int = 200,
     check_stability: bool = True,
     progress: bool = False,
+    loss: str = "half_mean",
+    engine: str = "auto",
 ) -> Trajectory:
     """Run gradient descent (or minibatch SGD) with step ``lr`` from ``net``.
 
@@ -206,6 +215,14 @@ def gradient_descent(
         check_stability: measure the sharpness at steps 1, 2, 4, 8, … and warn
             (:class:`StabilityWarning`) when ``lr > 2 / sharpness``.
         progress: show a progress bar.
+        loss: ``"half_mean"`` (``(1/2n) Σ r²``, default) or ``"mean"`` (``(1/n) Σ r²``,
+            PyTorch's ``MSELoss``): a step ``lr`` on the mean loss is a step ``2 lr`` on
+            the half-mean one; ``t = k·lr``, ``t_max``, ``loss_tol``, the losses and the
+            sharpness are in the chosen convention (docs/field-setups.md).
+        engine: ``"reduced"`` (coordinates ``u = W Xᵀ``, O(m n²) per step on general
+            data, O(m n) on orthogonal data), ``"weight"`` (full weights, O(m n d);
+            explicit inputs only) or ``"auto"`` (weight space when ``2 d < n`` on
+            non-orthogonal explicit data). Same iterates to rounding.
 
     Returns:
         A :class:`Trajectory` with ``dynamics`` ``"descent"`` or ``"sgd"``;
@@ -217,10 +234,28 @@ def gradient_descent(
             f"coordinates per neuron, the data n = {data.n} samples"
         )
     lr = V.finite_float("lr", lr, low=0.0, low_open=True, allowed="a finite number > 0")
+    conv = LossConvention(loss)
+    user = dict(lr=lr, t_max=t_max, tau_max=tau_max, loss_tol=loss_tol, stall_rate=stall_rate)
+    engine = V.choice("engine", engine, ENGINES)
+    if engine == "auto":
+        engine = "weight" if prefers_weight_space(data) else "reduced"
+    elif engine == "weight" and not isinstance(data, ArrayData):
+        raise InputError(
+            f"engine='weight' needs explicit inputs X (array_data), got {data!r}; "
+            "use engine='reduced' (or 'auto')"
+        )
+    lr = lr * conv.factor  # the step on the half-mean loss, which the loop runs on
     max_steps = V.positive_int("max_steps", max_steps)
     if steps is not None:
         max_steps = V.positive_int("steps", steps)
-    rules = StopRules.build(data, net, t_max, tau_max, loss_tol, stall_rate)
+    rules = StopRules.build(
+        data,
+        net,
+        conv.time_in(t_max),
+        conv.time_in(tau_max),
+        conv.loss_in(loss_tol),
+        conv.rate_in(stall_rate),
+    )
     n, m = data.n, net.m
     if batch_size is not None:
         batch_size = V.positive_int("batch_size", batch_size)
@@ -233,6 +268,35 @@ def gradient_descent(
     floor = (
         _NoiseFloor(rules.rate_unit, lr, n, batch_size, m) if batch_size and noise_floor else None
     )
+    options = dict(
+        lr=lr,
+        batch_size=batch_size,
+        batch_seed=batch_seed,
+        steps=steps,
+        t_max=conv.time_in(t_max),
+        tau_max=conv.time_in(tau_max),
+        loss_tol=rules.loss_tol,
+        stall_rate=rules.stall_rate,
+        noise_floor_window=floor.window if floor is not None else None,
+        max_steps=max_steps,
+    )
+    if engine == "weight":
+        traj = weight_space_descent(
+            data,  # type: ignore[arg-type]
+            net,
+            lr,
+            rules,
+            steps=steps,
+            max_steps=max_steps,
+            batch_size=batch_size,
+            batch_seed=batch_seed,
+            points_per_decade=points_per_decade,
+            check_stability=check_stability,
+            floor=floor,
+            loss_factor=conv.factor,
+            options=options,
+        )
+        return conv.trajectory(traj, user)
     wall0 = time.perf_counter()
 
     field = Field(data)
@@ -269,10 +333,11 @@ def gradient_descent(
                 sharp_log.append((k, s))
                 if not warned and s > 0 and lr > 2.0 / s:
                     warned = True
+                    f = conv.factor  # the numbers in the caller's loss convention
                     warnings.warn(
                         StabilityWarning(
-                            f"lr = {lr:g} exceeds 2 / sharpness = {2.0 / s:.4g} at step {k} "
-                            f"(sharpness {s:.4g}): gradient descent may be unstable; "
+                            f"lr = {lr / f:g} exceeds 2 / sharpness = {2.0 / (s * f):.4g} at "
+                            f"step {k} (sharpness {s * f:.4g}): gradient descent may be unstable; "
                             "use a smaller lr to follow the gradient flow"
                         ),
                         stacklevel=2,
@@ -345,23 +410,9 @@ def gradient_descent(
     if rec.t[-1] < t:
         rec.add(t, a, u, mask)
     dyn = "sgd" if batch_size else "descent"
-    prov = run_provenance(
-        dyn,
-        data,
-        net,
-        lr=lr,
-        batch_size=batch_size,
-        batch_seed=batch_seed,
-        steps=steps,
-        t_max=t_max,
-        tau_max=tau_max,
-        loss_tol=rules.loss_tol,
-        stall_rate=rules.stall_rate,
-        noise_floor_window=floor.window if floor is not None else None,
-        max_steps=max_steps,
-    )
+    prov = run_provenance(dyn, data, net, **options, engine="reduced")
     prov["sharpness"] = sharp_log
-    return make_trajectory(
+    traj = make_trajectory(
         dyn,
         data=data,
         net=net,
@@ -375,3 +426,4 @@ def gradient_descent(
         wall0=wall0,
         provenance=prov,
     )
+    return conv.trajectory(traj, user)
