@@ -1,4 +1,4 @@
-"""The λ → 0 jump process (THEORY.md §4) against the coverage formula, an independent
+"""The λ → 0 jump process (docs/limit.md) against the coverage formula, an independent
 reference implementation, the finite-λ gradient flow and its own invariants."""
 
 from __future__ import annotations

@@ -153,12 +153,10 @@ def test_threshold_analysis_recovers_the_exact_boundary():
 
 
 @pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
-    from reluflow.reproduce import reproduce
-
-    out = tmp_path_factory.mktemp("reproduce-smoke")
-    res = reproduce(out, "smoke", workers=2, progress=False)
-    rep = build_report(res.store, out / "check.html", keep_figures=True)
+def smoke(reproduce_smoke, tmp_path_factory):
+    res = reproduce_smoke
+    rep = build_report(res.store, tmp_path_factory.mktemp("check") / "check.html",
+                       keep_figures=True)
     yield res, rep
     import matplotlib.pyplot as plt
 

@@ -2,7 +2,7 @@
 
 Exact gradient flow in reduced coordinates, gradient descent as its own
 dynamics, the λ → 0 saddle-to-saddle jump process, and the analysis that
-connects them. See THEORY.md for the mathematics.
+connects them. See docs/README.md for the mathematics.
 
 Typical use::
 

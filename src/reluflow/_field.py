@@ -1,6 +1,6 @@
 """The reduced-coordinate vector field ``−∇L`` shared by the flow and gradient descent.
 
-THEORY.md §2, with ``M`` the activity mask ``1[u_ji > 0]`` (σ'(0) = 0):
+docs/model.md, with ``M`` the activity mask ``1[u_ji > 0]`` (σ'(0) = 0):
 
     r_i     = Σ_j a_j σ(u_ji) − y_i
     da_j/dt = −(1/n) Σ_i r_i σ(u_ji)

@@ -2,7 +2,7 @@
 
 Full-batch descent with step ``η`` is the explicit Euler discretisation of the
 flow, ``θ_{k+1} = θ_k − η ∇L(θ_k)``, and is exact in reduced coordinates:
-``u_{k+1} = W_{k+1} Xᵀ = u_k − η ∇_W L Xᵀ`` (THEORY.md §2), with
+``u_{k+1} = W_{k+1} Xᵀ = u_k − η ∇_W L Xᵀ`` (docs/model.md), with
 σ'(0) = 0. Its time is ``t_k = k η``. Minibatch SGD replaces ``L`` by
 ``(1/2|B|) Σ_{i∈B} r_i²`` over a batch ``B`` drawn without replacement, one
 epoch after another, from its own seed.

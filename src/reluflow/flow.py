@@ -1,7 +1,7 @@
 """Exact gradient flow in reduced coordinates, with error control and ReLU kinks as events.
 
 Integrates ``dθ/dt = −∇L(θ)`` in the coordinates ``(a, u = W Xᵀ)`` of
-THEORY.md §2 (O(m n²) per evaluation) or §3 (orthogonal data, O(m n)), never
+docs/model.md (O(m n²) per evaluation; O(m n) on orthogonal data, docs/orthogonal-flow.md), never
 touching ``d``.
 
 Method. Dormand–Prince 5(4) (the tableau of ``scipy.integrate.RK45``) with
@@ -96,7 +96,7 @@ def gradient_flow(
     closed_form_start: bool = True,
     loss: str = "half_mean",
 ) -> Trajectory:
-    """Integrate gradient flow from ``net`` on ``data`` (THEORY.md §1–3).
+    """Integrate gradient flow from ``net`` on ``data`` (docs/model.md, docs/orthogonal-flow.md).
 
     The flow stops at the first of: ``t = t_max`` or ``τ = tau_max``; the loss
     below ``loss_tol``; nothing moving any more (every neuron's relative speed
@@ -368,7 +368,7 @@ def _gradient_flow_numpy(
                 stuck = stuck + 1 if theta_star * h <= 1e-13 * max(t, 1.0) else 0
                 yv = yv + h * (Q @ (theta_star ** np.arange(1, 5)))
                 t = t_next
-                if orth:  # an active coordinate reached 0 and stays there (THEORY.md §3)
+                if orth:  # an active coordinate reached 0 and stays there (docs/orthogonal-flow.md)
                     switched = flip
                     yv[m + flip] = 0.0
                     mask.ravel()[flip] = 0.0

@@ -1,6 +1,6 @@
 """The λ → 0 limit of gradient flow on orthogonal data: a saddle-to-saddle jump process.
 
-THEORY.md §4. With ``S_j = {i : s_j y_i > 0 and u_ji(0) > 0}``, ``F`` the samples
+docs/limit.md. With ``S_j = {i : s_j y_i > 0 and u_ji(0) > 0}``, ``F`` the samples
 fitted so far and ``p_j = log|a_j| / log(1/λ)`` (starting at −1), each neuron
 grows at the top eigenvalue of its linearisation,
 
@@ -136,7 +136,7 @@ class LimitResult:
         norm_sq: ``‖θ‖²`` of the limit network: ``2 Σ_j sqrt(Σ_{A_j} y²/‖x‖²)``
             over the neurons that activated alone, plus ``Σ a² + ‖w‖²`` of each
             tied group as its flow resolved it. NaN when ties were left unresolved.
-        min_norm_sq: the minimal interpolating norm (THEORY.md §5) of the data.
+        min_norm_sq: the minimal interpolating norm (docs/limit.md) of the data.
         ratio: ``norm_sq / min_norm_sq`` for an interpolating network (>= 1);
             NaN otherwise, with the reason in :attr:`ratio_note`.
         ties: every tie, in event order.
@@ -426,7 +426,7 @@ def _alignment_amplitude(a0: float, u0: np.ndarray, y: np.ndarray, x_sq: np.ndar
         # its output sign (possible with init='independent'); §4 assumes it does not.
         warnings.warn(
             "a neuron's output weight changes sign during the initial alignment "
-            "phase; the jump process (THEORY.md §4) keeps its initial sign, and its "
+            "phase; the jump process (docs/limit.md) keeps its initial sign, and its "
             "tie amplitude is only indicative",
             RuntimeWarning,
             stacklevel=3,
@@ -555,7 +555,7 @@ def jump_process(
     tie_rtol: float = TIE_RTOL,
     resolve_ties: bool = True,
 ) -> LimitResult:
-    """Run the λ → 0 saddle-to-saddle jump process (THEORY.md §4) on orthogonal data.
+    """Run the λ → 0 saddle-to-saddle jump process (docs/limit.md) on orthogonal data.
 
     The initial signs are either drawn from ``seed``, exactly those of
     ``init_network(data, m, scale, seed=seed, init=init)`` for any scale

@@ -1,7 +1,7 @@
 """Two-layer ReLU networks in reduced coordinates: parameters, initialisation, norms.
 
 ``f_θ(x) = Σ_j a_j σ(<w_j, x>)``. A network is stored through what the dynamics
-need (THEORY.md §2): the output weights ``a`` (m,), the reduced coordinates
+need (docs/model.md): the output weights ``a`` (m,), the reduced coordinates
 ``u = W Xᵀ`` (m, n), and ``‖w_j^⊥‖²``, the squared norm of the part of ``w_j``
 orthogonal to the data, which gradient flow and descent never move. Then
 

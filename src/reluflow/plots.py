@@ -152,8 +152,10 @@ def plot_by_parameter(
     ``x`` (and ``p_exact`` dashed where finite), one line per combination of the ``series`` columns (at most 10; the
     rest are in the table). Right: ``ratio_mean ± ratio_se`` where the table has
     it (interpolating runs on orthogonal data), otherwise ``final_loss_median``
-    on a log scale. A logarithmic ``x`` axis is used when ``x`` spans more than
-    a factor 20.
+    (log scale when it spans more than a factor 10). A logarithmic ``x`` axis is
+    used when ``x`` spans more than a factor 20. Series with no value of ``x``
+    (a parameter that does not apply to them, e.g. ``lr`` for the flow) are
+    named in a note instead of drawn.
 
     Args:
         table: one row per parameter combination (``report.overview``'s table).
@@ -167,11 +169,15 @@ def plot_by_parameter(
     use_ratio = bool(np.isfinite(table["ratio_mean"].to_numpy(float)).any())
     cmap = plt.get_cmap("viridis")
     markers = "osD^vP*Xh<>"
+    hidden = []  # series without any value of x (x does not apply to them)
     for i, (key, d) in enumerate(groups[:10]):
         key = key if isinstance(key, tuple) else (key,)
         label = ", ".join(f"{s} = {k:g}" if isinstance(k, float) else f"{s} = {k}"
                           for s, k in zip(series, key, strict=True)) or "all runs"
-        d = d.sort_values(x)
+        d = d[d[x].notna()].sort_values(x)
+        if d.empty:
+            hidden.append(label)
+            continue
         c = cmap(0.85 * i / max(1, min(len(groups), 10) - 1))
         mk = markers[i % len(markers)]
         yerr = np.clip(np.vstack([d["p_interp"] - d["p_lo"], d["p_hi"] - d["p_interp"]]), 0, 1)
@@ -202,15 +208,20 @@ def plot_by_parameter(
         ax1.set_title("ratio to the minimal norm (interpolating runs, ± s.e.)", fontsize=8)
     else:
         ax1.set_ylabel("final loss (median)")
-        ax1.set_yscale("log")
+        losses = table["final_loss_median"].to_numpy(float)
+        losses = losses[np.isfinite(losses) & (losses > 0)]
+        if losses.size and losses.max() / losses.min() > 10:
+            ax1.set_yscale("log")
         ax1.set_title("final training loss", fontsize=8)
     handles, labels = ax0.get_legend_handles_labels()
     if len(groups) > 1:
         fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False,
                    fontsize=7)
-    if len(groups) > 10:
-        ax0.text(0.01, 0.01, f"first 10 of {len(groups)} series", transform=ax0.transAxes,
-                 fontsize=7)
+    notes = [f"first 10 of {len(groups)} series"] if len(groups) > 10 else []
+    if hidden:
+        notes.append(f"{x} does not apply to: " + "; ".join(hidden))
+    if notes:
+        ax0.text(0.01, 1.08, "; ".join(notes), transform=ax0.transAxes, fontsize=7)
     return _finish(fig, path, title)
 
 
@@ -353,7 +364,7 @@ def plot_incremental(
 
 
 def _n_label(n: int) -> str:
-    return f"n = 2^{int(round(np.log2(n)))}" if n & (n - 1) == 0 else f"n = {n}"
+    return f"n = $2^{{{int(round(np.log2(n)))}}}$" if n & (n - 1) == 0 else f"n = {n}"
 
 
 def plot_threshold(

@@ -39,7 +39,7 @@ def run_config(config: Mapping[str, Any]) -> RunRecord:
     ``arrays`` in any process (only ``wall_s``, ``created`` and the host differ).
 
     Results (scalars): ``final_loss``, ``initial_loss``, ``norm_sq`` (‖θ‖² of the
-    final or limit network), ``min_norm_sq`` (THEORY.md §5, orthogonal data; NaN
+    final or limit network), ``min_norm_sq`` (docs/limit.md, orthogonal data; NaN
     otherwise) and ``ratio = norm_sq / min_norm_sq`` (NaN unless the run interpolates,
     the reason in ``ratio_note``), ``interpolates`` (the jump
     process's flag; for flow and descent ``final_loss <= 1e-6 · mean(y²)/2``),
