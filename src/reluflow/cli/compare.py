@@ -6,9 +6,20 @@ import argparse
 import sys
 from typing import Any
 
-from ..compare import DEFAULT_SCALES, compare_to_limit
 from ..errors import InputError
-from ._common import add_data_options, add_parser, make_data, print_json
+from ._common import (
+    add_data_options,
+    add_parser,
+    check_output,
+    count,
+    figure_formats,
+    make_data,
+    number,
+    print_json,
+)
+
+# the default lambda ladder (reluflow.compare.DEFAULT_SCALES; a test keeps them equal)
+_DEFAULT_SCALES = "1e-4,1e-8,1e-16,1e-32"
 
 
 def _scales(text: str) -> list[float]:
@@ -32,14 +43,14 @@ def register(sub: Any) -> None:
         "example: reluflow compare --n 64 --m 10 --seed 0 --plot staircase.pdf",
     )
     add_data_options(p, gaussian=False)
-    p.add_argument("--m", type=int, required=True, help="width")
-    p.add_argument("--seed", type=int, default=0, help="seed of the data and the initialisation")
+    p.add_argument("--m", type=count, required=True, help="width")
+    p.add_argument("--seed", type=count, default=0, help="seed of the data and the initialisation")
     p.add_argument(
         "--scales",
-        default=",".join(f"{s:g}" for s in DEFAULT_SCALES),
+        default=_DEFAULT_SCALES,
         help="comma-separated lambda ladder",
     )
-    p.add_argument("--rtol", type=float, default=1e-8, help="flow tolerance")
+    p.add_argument("--rtol", type=number, default=1e-8, help="flow tolerance")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument(
         "--plot", metavar="FILE", default=None, help="draw the staircases onto the limit's"
@@ -48,7 +59,10 @@ def register(sub: Any) -> None:
 
 
 def run_compare(args: argparse.Namespace) -> int:
-    data = make_data(args)
+    from ..compare import compare_to_limit
+
+    check_output("--plot", args.plot, figure_formats() if args.plot else None)
+    data = make_data(args, orthogonal_only="the comparison with the limit (reluflow compare)")
     cmp = compare_to_limit(
         data,
         args.m,
