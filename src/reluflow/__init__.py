@@ -20,6 +20,7 @@ from .data import ArrayData, Dataset, OrthogonalData, array_data, gaussian_data,
 from .descent import gradient_descent, sharpness
 from .errors import InputError, NotOrthogonalError, StabilityWarning
 from .flow import gradient_flow
+from .gaps import competitor_gaps, predicted_error, predicted_log_inv_scale
 from .limit import LimitResult, Tie, jump_process
 from .network import Network, init_network, load_init, save_init
 from .theory import interpolation_probability, min_norm_sq, width_for_probability
@@ -40,6 +41,7 @@ __all__ = [
     "__version__",
     "activation_events",
     "array_data",
+    "competitor_gaps",
     "gaussian_data",
     "gradient_descent",
     "gradient_flow",
@@ -50,6 +52,8 @@ __all__ = [
     "min_norm_sq",
     "orthogonal_data",
     "plateaus",
+    "predicted_error",
+    "predicted_log_inv_scale",
     "save_init",
     "sharpness",
     "width_for_probability",

@@ -126,6 +126,13 @@ class LimitResult:
         plateau_loss: the loss after each event, ``(1/2n) Σ_{i ∉ F} y_i²`` (k,).
         rates: every neuron's rate ``γ_j`` after each event (k, m); 0 for
             activated neurons and for neurons with nothing left to fit.
+        competitor_gap: at each event, ``−p_j(τ)`` of the nearest competitor: the
+            not-yet-active neuron closest to ``p = 0`` among those that lose
+            samples to the event (``inf`` if none). A flow at scale λ follows the
+            limit through the event only once ``competitor_gap · log(1/λ) ≫ 1``
+            (docs/finite-scale.md). competitor: that neuron, or −1 (k,).
+        rivals: every (event, competitor) pair, (R, 4): event index, neuron,
+            its gap ``−p_j(τ)`` and ``Σ y_i²/‖x_i‖²`` over the samples it lost.
         initial_rates: ``γ_j(0)`` (m,). initial_loss: ``(1/2n) Σ y_i²``.
         signs: output signs ``s_j`` (m,).
         fitted_at: for each sample, the event that fitted it, or −1 (n,).
@@ -151,6 +158,9 @@ class LimitResult:
     event_fitted: np.ndarray
     plateau_loss: np.ndarray
     rates: np.ndarray
+    competitor_gap: np.ndarray
+    competitor: np.ndarray
+    rivals: np.ndarray
     initial_rates: np.ndarray
     initial_loss: float
     signs: np.ndarray
@@ -255,7 +265,8 @@ class LimitResult:
 
         Columns: ``event, tau, neuron`` (the first neuron), ``neurons`` (tuple),
         ``fitted`` (samples newly fitted), ``loss`` (plateau after it), ``tie``,
-        and with ``rates`` one column ``rate_j`` per neuron.
+        ``gap`` and ``competitor`` (see :attr:`competitor_gap`), and with ``rates``
+        one column ``rate_j`` per neuron.
         """
         tie_events = {t.event for t in self.ties}
         df = pd.DataFrame(
@@ -267,6 +278,8 @@ class LimitResult:
                 "fitted": self.event_fitted,
                 "loss": self.plateau_loss,
                 "tie": [k in tie_events for k in range(self.n_events)],
+                "gap": self.competitor_gap,
+                "competitor": self.competitor,
             }
         )
         if rates:
@@ -760,6 +773,10 @@ def jump_process(
     ev_fitted: list[int] = []
     ev_loss: list[float] = []
     ev_rates: list[np.ndarray] = []
+    ev_gap: list[float] = []
+    ev_rival: list[int] = []
+    rival_rows: list[tuple[int, int, float, float]] = []
+    lost_q: dict[int, float] = {}  # Σ y²/‖x‖² of the samples each competitor lost
     ties: list[Tie] = []
     tie_rows: list[np.ndarray] = []
     tie_cols: list[np.ndarray] = []
@@ -825,9 +842,14 @@ def jump_process(
             return log_c[js].copy()
         return np.log(amplitudes(js))
 
-    def remove(idx: np.ndarray) -> None:
-        """Mark ``idx`` fitted and take them out of every other neuron's remaining set."""
+    def remove(idx: np.ndarray) -> list[int]:
+        """Mark ``idx`` fitted and take them out of every other neuron's remaining set.
+
+        Returns the neurons that lost samples (the event's competitors).
+        """
         nonlocal y2_left
+        touched: list[int] = []
+        lost_q.clear()
         for sgn in (1.0, -1.0):
             sub = idx[np.sign(y[idx]) == sgn]
             if sub.size == 0:
@@ -835,18 +857,22 @@ def jump_process(
             avail[sgn][sub] = False
             y2_left -= float((y[sub] ** 2).sum())
             w_sub = None if uniform else weight[sub]
+            q_sub = y[sub] ** 2 / x_sq[sub]
             for k in np.flatnonzero((signs == sgn) & ~done & (count > 0)):
                 hit = bits[k][sub]
                 c = np.count_nonzero(hit)
                 if c == 0:
                     continue
                 count[k] -= c
+                touched.append(int(k))
+                lost_q[int(k)] = lost_q.get(int(k), 0.0) + float(q_sub[hit].sum())
                 if uniform:
                     mass[k] = count[k] * w0
                 else:
                     mass[k] = 0.0 if count[k] == 0 else max(mass[k] - w_sub[hit].sum(), 0.0)
                 if count[k] > 0:
                     changed[k] = True
+        return touched
 
     while True:
         gam = rates_now()
@@ -942,7 +968,16 @@ def jump_process(
                 )
             )
         fitted_at[union] = k_event
-        remove(union)
+        rivals = remove(union)
+        for k in rivals:
+            rival_rows.append((k_event, k, -float(p[k]), lost_q[k]))
+        if rivals:
+            k_near = rivals[int(np.argmax(p[rivals]))]
+            ev_gap.append(float(-p[k_near]))
+            ev_rival.append(k_near)
+        else:
+            ev_gap.append(math.inf)
+            ev_rival.append(-1)
         ev_tau.append(tau)
         ev_neurons.append(tuple(int(j) for j in group))
         ev_fitted.append(int(union.size))
@@ -964,6 +999,9 @@ def jump_process(
         event_fitted=np.asarray(ev_fitted, dtype=np.int64),
         plateau_loss=np.asarray(ev_loss, dtype=np.float64),
         rates=np.asarray(ev_rates, dtype=np.float64).reshape(len(ev_rates), m),
+        competitor_gap=np.asarray(ev_gap, dtype=np.float64),
+        competitor=np.asarray(ev_rival, dtype=np.int64),
+        rivals=np.asarray(rival_rows, dtype=np.float64).reshape(len(rival_rows), 4),
         initial_rates=initial_rates,
         initial_loss=initial_loss,
         signs=signs,

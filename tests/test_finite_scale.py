@@ -1,0 +1,117 @@
+"""The competitor gap (reluflow.gaps) against a from-scratch reconstruction of the
+jump process and against the finite-λ flow."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from reluflow import _rng
+from reluflow.data import OrthogonalData, orthogonal_data
+from reluflow.flow import gradient_flow
+from reluflow.gaps import competitor_gaps, predicted_error, predicted_log_inv_scale
+from reluflow.limit import jump_process
+from reluflow.network import Network
+
+
+def _reference_rivals(y, x_sq, signs, positive):
+    """Every (event, competitor, −p, lost q) from rates recomputed from scratch (no ties)."""
+    n, m = y.shape[0], signs.shape[0]
+    S = positive & (signs[:, None] * y[None, :] > 0)
+    fitted = np.zeros(n, dtype=bool)
+    done = np.zeros(m, dtype=bool)
+    p = -np.ones(m)
+    out = []
+    k = 0
+    while True:
+        rem = S & ~fitted[None, :]
+        gam = np.sqrt((rem * (y**2 * x_sq)[None, :]).sum(axis=1)) / n
+        gam[done] = 0.0
+        if not (gam > 0).any():
+            return out
+        dt = np.where(gam > 0, -p / np.where(gam > 0, gam, 1.0), np.inf)
+        j = int(np.argmin(dt))
+        p += gam * dt[j]
+        take = rem[j].copy()
+        done[j] = True
+        for r in range(m):
+            lost = rem[r] & take
+            if not done[r] and lost.any():
+                out.append((k, r, -p[r], float((y[lost] ** 2 / x_sq[lost]).sum())))
+        fitted |= take
+        k += 1
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_competitors_match_reference(seed):
+    data = orthogonal_data(80, labels="gaussian", norms="uniform", seed=seed)
+    res = jump_process(data, 12, seed=seed)
+    assert res.n_ties == 0
+    ref = _reference_rivals(data.y, data.sq_norms(), _rng.output_signs(seed, 12), _rng.sign_bits(seed, 12, 80))
+    got = competitor_gaps(res)
+    assert [(e, j) for e, j, *_ in ref] == list(zip(got.event, got.neuron, strict=True))
+    np.testing.assert_allclose(got.gap, [r[2] for r in ref], rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(got.lost_q, [r[3] for r in ref], rtol=1e-12)
+    assert (got.gap > 0).all()
+    # the nearest competitor of each event is the one with the smallest gap
+    for e, grp in got.groupby("event"):
+        assert res.competitor_gap[e] == grp.gap.min()
+        assert res.competitor[e] == grp.neuron[grp.gap.idxmin()]
+
+
+def _near_tie(delta):
+    """Neuron 0 fits {0, 1, 2, 3}; neuron 1 ({2, 3, 4}) is at p = −δ when it does."""
+    y4 = math.sqrt(4 * (1 - delta) ** 2 - 2)
+    y = np.array([1.0, 1.0, 1.0, 1.0, y4, -1.0])
+    U = np.array(
+        [
+            [0.5, 0.4, 0.3, 0.6, -0.2, 0.1],
+            [-0.3, -0.1, 0.45, 0.35, 0.5, -0.4],
+            [-0.2, -0.3, -0.1, -0.4, -0.3, 0.6],
+        ]
+    )
+    signs = np.array([1.0, 1.0, -1.0])
+    net = Network(a=signs * np.sqrt((U**2).sum(axis=1)), u=U, w_perp_sq=np.zeros(3), scale=1.0)
+    return OrthogonalData(np.ones(6), y), net
+
+
+def test_flow_error_decays_like_exp_minus_gap_times_log_scale():
+    """A competitor at gap δ = 0.05: the flow's ‖θ‖² approaches the limit's like e^{−δL}.
+
+    The premise of the prediction of L*. Reached: the relative error over
+    λ = 1e-30, 1e-60, 1e-90 has log-slope −0.0500 against L = log(1/λ), and
+    error / E(L) = 0.524, 0.538, 0.538 (E(L) = w e^{−δL} with its first-order
+    weight). Asserted: slope within 3 % of −δ, error / E(L) in (0.3, 1).
+    """
+    delta = 0.05
+    data, net = _near_tie(delta)
+    res = jump_process(data, net=net)
+    assert res.competitor_gap[0] == pytest.approx(delta, rel=1e-12)
+    Ls, errs = [], []
+    for e10 in (30, 60, 90):
+        lam = 10.0**-e10
+        small = Network(a=net.a * lam, u=net.u * lam, w_perp_sq=np.zeros(3), scale=lam)
+        traj = gradient_flow(data, small, rtol=1e-11, loss_tol=1e-24)
+        Ls.append(e10 * math.log(10))
+        errs.append(abs(traj.final.norm_sq(data) / res.norm_sq - 1))
+    slope = np.polyfit(Ls, np.log(errs), 1)[0]
+    assert slope == pytest.approx(-delta, rel=0.03)
+    for L, err in zip(Ls, errs, strict=True):
+        assert 0.3 < err / predicted_error(res, L) < 1
+    # and the predicted L* is where that error reaches the tolerance
+    L5 = predicted_log_inv_scale(res, 0.05)
+    assert predicted_error(res, L5) == pytest.approx(0.05, rel=1e-8)
+
+
+def test_prediction_is_monotone_and_handles_no_competitors():
+    data = orthogonal_data(256, seed=3)
+    res = jump_process(data, 20, seed=3)
+    assert predicted_log_inv_scale(res, 0.01) > predicted_log_inv_scale(res, 0.05) > 0
+    Ls = np.linspace(1, 2000, 30)
+    E = [predicted_error(res, L) for L in Ls]
+    assert np.all(np.diff(E) < 0)
+    lone = jump_process(OrthogonalData(np.ones(2), np.array([1.0, -1.0])), 2, seed=0)
+    assert len(competitor_gaps(lone)) == 0
+    assert predicted_error(lone, 100.0) == 0.0 and predicted_log_inv_scale(lone) == 0.0
