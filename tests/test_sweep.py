@@ -2,24 +2,27 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 from _stores import assert_same_results
 
-from reluflow import sweep as S
 from reluflow.cli import main
 from reluflow.errors import InputError
 from reluflow.store import ResultsStore
 from reluflow.sweep import expand_spec, load_spec, normalize_config, run_config, run_id, run_sweep
+from reluflow.sweep import runs as S
 
 # Columns that legitimately differ between two computations of the same run.
 
@@ -341,7 +344,7 @@ def test_results_cli_lists_filters_and_exports(tmp_path, capsys):
 
     assert main(["results", str(store), "--where", "m = 8", "--format", "csv"]) == 0
     out = capsys.readouterr().out
-    df = pd.read_csv(__import__("io").StringIO(out))
+    df = pd.read_csv(io.StringIO(out))
     assert len(df) == 3 and set(df.m) == {8} and {"run_id", "ratio", "version"} <= set(df.columns)
 
     assert main(["results", str(store), "--format", "json", "--columns", "run_id,seed,ratio"]) == 0
@@ -359,3 +362,169 @@ def test_results_cli_lists_filters_and_exports(tmp_path, capsys):
     assert main(["results", str(tmp_path / "none.sqlite")]) == 2
     assert main(["results", str(store), "--where", "bogus > 1"]) == 2
     assert "bogus" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- spec names, dry run
+
+
+def test_scale_is_the_canonical_name_and_lambda_an_alias(tmp_path):
+    base = 'experiment = "s"\ndynamics = "flow"\nn = 6\nm = 3\nseeds = 2\n'
+    canonical = write(tmp_path / "scale.toml", base + "scale = [1e-4, 1e-6]\n")
+    alias = write(tmp_path / "lambda.toml", base + "lambda = [1e-4, 1e-6]\n")
+    assert expand_spec(alias) == expand_spec(canonical)
+    # the same checks under either name, the message naming the key as written
+    for key in ("scale", "lambda"):
+        bad = write(tmp_path / f"bad_{key}.toml", base + f"{key} = [1e-4, -1e-6]\n")
+        with pytest.raises(InputError, match=rf"line 6: key '{key}'.*> 0"):
+            expand_spec(bad)
+    both = write(tmp_path / "both.toml", base + "scale = 1e-4\nlambda = 1e-6\n")
+    with pytest.raises(InputError, match="given twice"):
+        expand_spec(both)
+    # one name in the store, whichever the spec used
+    store = tmp_path / "s.sqlite"
+    run_sweep(alias, store, workers=1, progress=False)
+    with ResultsStore(store) as s:
+        df = s.frame()
+        configs = [s.record(r).config for r in df.run_id]
+    assert "scale" in df.columns and "lambda" not in df.columns
+    assert all("scale" in c and "lambda" not in c for c in configs)
+    # the examples use the canonical name
+    examples = Path(__file__).resolve().parents[1] / "examples"
+    for f in examples.glob("*.*ml"):
+        assert not re.search(r"^\s*(lambda|\"?λ\"?)\s*[:=]", f.read_text(), re.M), f
+
+
+def test_dry_run_lists_every_run_then_the_count(tmp_path, capsys):
+    spec = write(
+        tmp_path / "d.toml",
+        'experiment = "d"\ndynamics = "limit"\nn = 16\nm = [2, 4]\nseeds = "0:3"\n',
+    )
+    store = tmp_path / "d.sqlite"
+    runs = expand_spec(spec)
+    ids = [run_id(c) for c in runs]
+    run_sweep(runs[:2], store, workers=1, progress=False)  # two of six already done
+
+    assert main(["sweep", str(spec), "--store", str(store), "--dry-run"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    listed = [ln for ln in lines if not ln.startswith("#")][:-1]
+    assert [ln.split()[0] for ln in listed] == ids  # every run, in grid order
+    assert [ln.split()[1] for ln in listed] == ["done"] * 2 + ["todo"] * 4
+    assert "m=2" in listed[0] and "seed=0" in listed[0] and "m=4 seed=2" in listed[-1]
+    assert "6 runs, 2 already in" in lines[-1] and "4 to run" in lines[-1]
+
+    assert main(["sweep", str(spec), "--store", str(store), "--dry-run", "--json"]) == 0
+    rows = [json.loads(ln) for ln in capsys.readouterr().out.splitlines()]
+    assert [r["run_id"] for r in rows[:-1]] == ids
+    assert [r["config"] for r in rows[:-1]] == runs
+    assert [r["done"] for r in rows[:-1]] == [True, True, False, False, False, False]
+    assert {k: rows[-1][k] for k in ("total", "done", "todo")} == {"total": 6, "done": 2, "todo": 4}
+    with ResultsStore(store) as s:
+        assert len(s) == 2  # nothing ran
+
+    fresh = tmp_path / "never.sqlite"
+    assert main(["sweep", str(spec), "--store", str(fresh), "--dry-run"]) == 0
+    assert "6 to run" in capsys.readouterr().out and not fresh.exists()
+
+
+# --------------------------------------------------------------------------- results order, filters
+
+
+def test_results_come_sorted_by_parameters_whatever_the_write_order(tmp_path, capsys):
+    runs = expand_spec(
+        {"experiment": "o", "dynamics": "limit", "n": 12, "m": [8, 2, 4], "seeds": 3}
+    )
+    shuffled = [runs[i] for i in np.random.default_rng(0).permutation(len(runs))]
+    a, b = tmp_path / "a.sqlite", tmp_path / "b.sqlite"
+    run_sweep(runs[::-1], a, workers=1, progress=False)
+    run_sweep(shuffled, b, workers=1, progress=False)
+    outs = []
+    for store in (a, b):
+        assert main(["results", str(store), "--columns", "run_id,m,seed", "--format", "csv"]) == 0
+        outs.append(capsys.readouterr().out)
+    assert outs[0] == outs[1]
+    df = pd.read_csv(io.StringIO(outs[0]))
+    assert list(zip(df.m, df.seed, strict=True)) == [(m, s) for m in (2, 4, 8) for s in range(3)]
+    # the order they were written, on request
+    assert main(["results", str(a), "--columns", "m", "--order", "written", "--format", "csv"]) == 0
+    written = pd.read_csv(io.StringIO(capsys.readouterr().out))
+    assert list(written.m) == [r["m"] for r in runs[::-1]] == [4] * 3 + [2] * 3 + [8] * 3
+
+
+@pytest.mark.parametrize(
+    ("where", "words"),
+    [
+        ("m >>= 3", "cannot read the filter 'm >>= 3'"),
+        ("bogus > 1", "no column 'bogus'"),
+        ("m + 1", "must be a condition"),
+        ("dynamics > 3", "different types"),
+        ("__import__('os').getcwd() == 1", "is not a column"),
+    ],
+)
+def test_bad_filters_give_one_line_naming_the_filter_and_the_syntax(tmp_path, capsys, where, words):
+    store = tmp_path / "w.sqlite"
+    run_sweep({"dynamics": "limit", "n": 8, "m": [2, 4]}, store, workers=1, progress=False)
+    capsys.readouterr()
+    assert main(["results", str(store), "--where", where]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and words in err, err
+    assert "==" in err and "and/or/not" in err  # the allowed syntax
+    assert "pandas" not in err and "Traceback" not in err and "Error" not in err
+
+
+def test_filter_language_agrees_with_plain_python(tmp_path):
+    with ResultsStore(tmp_path / "f.sqlite") as s:
+        for rec in (
+            run_config({"dynamics": "limit", "n": 8, "m": m, "seed": k})
+            for m in (2, 4, 8)
+            for k in range(2)
+        ):
+            s.put(rec)
+        df = s.frame()
+        rows = df.to_dict(orient="records")
+        cases = {
+            "m >= 4 and seed = 1": lambda r: r["m"] >= 4 and r["seed"] == 1,
+            "NOT (m <> 2) OR seed == 0": lambda r: r["m"] == 2 or r["seed"] == 0,
+            "2 < m <= 8": lambda r: 2 < r["m"] <= 8,
+            "m in [2, 8] and not interpolates": lambda r: (
+                r["m"] in (2, 8) and not r["interpolates"]
+            ),
+            "m not in [4] and dynamics == 'limit'": lambda r: r["m"] != 4,
+            "norm_sq / min_norm_sq > 1": lambda r: r["norm_sq"] / r["min_norm_sq"] > 1,
+            "-m < -3": lambda r: r["m"] > 3,
+        }
+        for where, keep in cases.items():
+            got = list(s.frame(where=where).run_id)
+            assert got == [r["run_id"] for r in rows if keep(r)], where
+
+
+# --------------------------------------------------------------------------- compiled kernels
+
+
+def test_kernels_are_compiled_once_in_the_driver_before_the_progress_bar(
+    tmp_path, monkeypatch, capsys
+):
+    from reluflow.sweep import _kernels
+
+    real, tiny = S.run_config, []
+
+    def slow_first_call(cfg):  # a compilation that takes a while
+        if cfg["n"] == 4 and cfg["m"] == 2:
+            tiny.append(dict(cfg))
+            time.sleep(_kernels.ANNOUNCE_AFTER_S + 0.3)
+        return real(cfg)
+
+    monkeypatch.setattr(S, "run_config", slow_first_call)
+    spec = {"dynamics": ["flow", "limit"], "n": 8, "m": 3, "scale": 1e-6, "seeds": 2}
+    summary = run_sweep(spec, tmp_path / "k.sqlite", workers=1, progress=True)
+    err = capsys.readouterr().err
+    assert summary.ran == 4 and summary.failed == 0
+    assert len(tiny) == 1 and tiny[0]["dynamics"] == "flow"  # once, for the flow's kernel
+    assert _kernels.MESSAGE in err and err.index(_kernels.MESSAGE) < err.index("sweep")
+    with ResultsStore(tmp_path / "k.sqlite") as s:
+        assert set(s.frame().n) == {8}  # the warm-up run is not stored
+    # nothing to compile for the jump process, nothing said
+    tiny.clear()
+    run_sweep(
+        {"dynamics": "limit", "n": 8, "m": 3}, tmp_path / "l.sqlite", workers=1, progress=True
+    )
+    assert not tiny and _kernels.MESSAGE not in capsys.readouterr().err

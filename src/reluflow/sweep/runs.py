@@ -1,0 +1,211 @@
+"""One run: compute a configuration from scratch into a :class:`~reluflow.store.RunRecord`.
+
+:func:`run_config` uses the public API alone (data and network from the seed,
+then the dynamics), so the same configuration gives bit-identical results in any
+process, locally, on a Dask worker or in a SLURM job. :func:`_run_batch` is what
+every execution back-end sends to its workers.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import math
+import platform
+import time
+import warnings
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from .._provenance import config_hash
+from .._provenance import provenance as _provenance
+from .._version import __version__
+from ..store import RunRecord
+from .config import SOLVER_OPTIONS, normalize_config
+
+# Final loss below this fraction of the initial loss mean(y²)/2 counts as interpolating
+# (flow and descent; the jump process knows exactly whether it fitted every sample).
+INTERPOLATION_RTOL = 1e-6
+
+Batch = list[tuple[str, dict[str, Any]]]  # (run_id, normalised configuration) pairs
+
+
+def run_config(config: Mapping[str, Any]) -> RunRecord:
+    """Run one configuration from scratch: data and network from its seed, then its dynamics.
+
+    Deterministic: the same configuration gives bit-identical ``results`` and
+    ``arrays`` in any process (only ``wall_s``, ``created`` and the host differ).
+
+    Results (scalars): ``final_loss``, ``initial_loss``, ``norm_sq`` (‖θ‖² of the
+    final or limit network), ``min_norm_sq`` (THEORY.md §5, orthogonal data; NaN
+    otherwise) and ``ratio = norm_sq / min_norm_sq``, ``interpolates`` (the jump
+    process's flag; for flow and descent ``final_loss <= 1e-6 · mean(y²)/2``),
+    ``n_events`` (activations), ``success``, ``status``, ``run_wall_s`` (the
+    dynamics alone); the limit adds ``ties``, the flow and descent
+    ``conservation_drift``, ``steps`` and ``kinks``.
+
+    Arrays: flow and descent: ``t``, ``tau``, ``loss``, ``a_abs`` (T, m),
+    ``event_tau``, ``event_neuron`` (:func:`reluflow.activation_events`); limit:
+    ``tau``, ``plateau_loss``, ``event_fitted``, ``event_neuron`` (first neuron of
+    each event), ``a`` and ``initial_loss`` (0-d). All float64 or int64.
+    """
+    from ..analysis import activation_events
+    from ..data import gaussian_data, orthogonal_data
+    from ..descent import gradient_descent
+    from ..flow import gradient_flow
+    from ..limit import jump_process
+    from ..network import init_network
+    from ..theory import min_norm_sq
+
+    cfg = normalize_config(config)
+    rid = config_hash(cfg)
+    wall0 = time.perf_counter()
+    dyn, seed = cfg["dynamics"], cfg["seed"]
+    opts = {k: v for k, v in cfg.items() if k in SOLVER_OPTIONS}
+    if cfg["data"] == "orthogonal":
+        data = orthogonal_data(
+            cfg["n"],
+            cfg["d"],
+            labels=cfg["labels"],
+            norms=cfg["norms"],
+            frame=cfg["frame"],
+            seed=seed,
+        )
+    else:
+        data = gaussian_data(cfg["n"], cfg["d"], labels=cfg["labels"], seed=seed)
+    y = np.asarray(data.y, dtype=np.float64)
+    initial_loss = float(y @ y) / (2 * data.n)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        if dyn == "limit":
+            res = jump_process(data, cfg["m"], seed=seed, init=cfg["init"], **opts)
+            results: dict[str, Any] = {
+                "final_loss": res.final_loss,
+                "initial_loss": res.initial_loss,
+                "norm_sq": res.norm_sq,
+                "min_norm_sq": res.min_norm_sq,
+                "ratio": res.ratio,
+                "interpolates": bool(res.interpolates),
+                "n_events": res.n_events,
+                "ties": res.n_ties,
+                "success": bool(res.ties_resolved),
+                "status": "complete" if res.ties_resolved else "ties_unresolved",
+                "run_wall_s": res.wall_s,
+            }
+            arrays = {
+                "tau": res.tau,
+                "plateau_loss": res.plateau_loss,
+                "event_fitted": res.event_fitted,
+                "event_neuron": np.array([g[0] for g in res.event_neurons], dtype=np.int64),
+                "a": res.a,
+                "initial_loss": np.array(res.initial_loss),
+            }
+            inner = res.provenance
+        else:
+            net = init_network(data, cfg["m"], cfg["scale"], seed=seed, init=cfg["init"])
+            if dyn == "flow":
+                traj = gradient_flow(data, net, **opts)
+            else:
+                traj = gradient_descent(data, net, opts.pop("lr"), **opts)
+            ev = activation_events(traj)
+            norm_sq = traj.final.norm_sq(data)
+            if cfg["data"] == "orthogonal":
+                mn = min_norm_sq(y, data.norms)
+            else:
+                mn = math.nan
+            results = {
+                "final_loss": traj.final_loss,
+                "initial_loss": initial_loss,
+                "norm_sq": norm_sq,
+                "min_norm_sq": mn,
+                "ratio": norm_sq / mn if mn > 0 else math.nan,
+                "interpolates": bool(traj.final_loss <= INTERPOLATION_RTOL * initial_loss),
+                "n_events": len(ev),
+                "success": bool(traj.success),
+                "status": traj.status,
+                "conservation_drift": traj.conservation_drift,
+                "steps": traj.stats.steps,
+                "kinks": traj.stats.kinks,
+                "run_wall_s": traj.wall_s,
+            }
+            arrays = {
+                "t": traj.t,
+                "tau": traj.tau,
+                "loss": traj.loss,
+                "a_abs": traj.a_abs,
+                "event_tau": ev["tau"].to_numpy(dtype=np.float64),
+                "event_neuron": ev["neuron"].to_numpy(dtype=np.int64),
+            }
+            inner = traj.provenance
+    wall = time.perf_counter() - wall0
+    results = {k: _scalar(v) for k, v in results.items()}
+    arrays = {k: _array(v) for k, v in arrays.items()}
+    prov = _provenance(**cfg)
+    prov.update(
+        host=platform.node(),
+        warnings=[f"{w.category.__name__}: {w.message}" for w in caught],
+        dynamics=_plain(inner),
+    )
+    return RunRecord(
+        run_id=rid,
+        experiment=cfg["experiment"],
+        config=cfg,
+        results=results,
+        arrays=arrays,
+        version=__version__,
+        seed=seed,
+        wall_s=wall,
+        created=_dt.datetime.now(_dt.UTC).isoformat(timespec="milliseconds"),
+        provenance=prov,
+    )
+
+
+def _scalar(v: Any) -> Any:
+    if isinstance(v, bool | np.bool_):
+        return bool(v)
+    if isinstance(v, int | np.integer):
+        return int(v)
+    if isinstance(v, float | np.floating):
+        return float(v)
+    return str(v)
+
+
+def _array(v: Any) -> np.ndarray:
+    a = np.asarray(v)
+    if a.dtype.kind == "f":
+        return a.astype(np.float64, copy=False)
+    if a.dtype.kind in "iu":
+        return a.astype(np.int64, copy=False)
+    return a
+
+
+def _plain(obj: Any) -> Any:
+    """JSON-able copy of a provenance dict (arrays summarised)."""
+    if isinstance(obj, Mapping):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return obj.tolist() if obj.size <= 16 else f"<array shape={obj.shape}>"
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if obj is None or isinstance(obj, str | int | float | bool):
+        return obj
+    return repr(obj)
+
+
+def _run_batch(configs: list[dict[str, Any]]) -> list[tuple[str, RunRecord | None, str]]:
+    """What a worker (process or Dask) executes: runs, each returned with its record or error."""
+    out: list[tuple[str, RunRecord | None, str]] = []
+    for cfg in configs:
+        try:
+            out.append((config_hash(cfg), run_config(cfg), ""))
+        except Exception as exc:
+            out.append((config_hash(cfg), None, _describe(exc)))
+    return out
+
+
+def _describe(exc: BaseException) -> str:
+    msg = f"{type(exc).__name__}: {exc}"
+    return msg if len(msg) < 2000 else msg[:2000] + "..."
