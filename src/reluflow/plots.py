@@ -24,6 +24,7 @@ from .trajectory import Trajectory  # noqa: E402
 __all__ = [
     "limit_staircase",
     "plot_bias",
+    "plot_by_parameter",
     "plot_convergence",
     "plot_incremental",
     "plot_threshold",
@@ -133,6 +134,82 @@ def plot_convergence(
     return _finish(fig, path, title)
 
 
+def plot_by_parameter(
+    table: pd.DataFrame,
+    x: str,
+    series: Sequence[str] = (),
+    path: str | Path | None = None,
+    *,
+    title: str | None = None,
+) -> matplotlib.figure.Figure:
+    """Key results of a sweep against one parameter: P(interpolation) and the norm ratio.
+
+    Left: ``p_interp`` with its Wilson interval (``p_lo``, ``p_hi``) against
+    ``x`` (and ``p_exact`` dashed where finite), one line per combination of the ``series`` columns (at most 10; the
+    rest are in the table). Right: ``ratio_mean ± ratio_se`` where the table has
+    it (interpolating runs on orthogonal data), otherwise ``final_loss_median``
+    on a log scale. A logarithmic ``x`` axis is used when ``x`` spans more than
+    a factor 20.
+
+    Args:
+        table: one row per parameter combination (``report.overview``'s table).
+        x: the column on the horizontal axis. series: the columns that label the lines.
+        path: where to write the figure. title: figure title.
+
+    Gids: ``p-{label}``, ``p-exact-{label}`` and ``right-{label}`` for each series label.
+    """
+    fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(10.0, 3.8))
+    groups = list(table.groupby(list(series), sort=True)) if series else [((), table)]
+    use_ratio = bool(np.isfinite(table["ratio_mean"].to_numpy(float)).any())
+    cmap = plt.get_cmap("viridis")
+    markers = "osD^vP*Xh<>"
+    for i, (key, d) in enumerate(groups[:10]):
+        key = key if isinstance(key, tuple) else (key,)
+        label = ", ".join(f"{s} = {k:g}" if isinstance(k, float) else f"{s} = {k}"
+                          for s, k in zip(series, key, strict=True)) or "all runs"
+        d = d.sort_values(x)
+        c = cmap(0.85 * i / max(1, min(len(groups), 10) - 1))
+        mk = markers[i % len(markers)]
+        yerr = np.clip(np.vstack([d["p_interp"] - d["p_lo"], d["p_hi"] - d["p_interp"]]), 0, 1)
+        eb = ax0.errorbar(d[x], d["p_interp"], yerr=yerr, fmt=mk + "-", ms=4, color=c, lw=1.0,
+                          capsize=2, label=label)
+        eb.lines[0].set_gid(f"p-{label}")
+        if "p_exact" in d and np.isfinite(d["p_exact"].to_numpy(float)).any():
+            (ln,) = ax0.plot(d[x], d["p_exact"], color=c, lw=0.9, ls="--")
+            ln.set_gid(f"p-exact-{label}")
+        if use_ratio:
+            eb = ax1.errorbar(d[x], d["ratio_mean"], yerr=d["ratio_se"], fmt=mk + "-", ms=4,
+                              color=c, lw=1.0, capsize=2, label=label)
+            eb.lines[0].set_gid(f"right-{label}")
+        else:
+            (ln,) = ax1.plot(d[x], d["final_loss_median"], mk + "-", ms=4, color=c, lw=1.0,
+                             label=label)
+            ln.set_gid(f"right-{label}")
+    xs = table[x].to_numpy(float)
+    for ax in (ax0, ax1):
+        if np.all(xs > 0) and xs.max() / xs.min() > 20:
+            ax.set_xscale("log")
+        ax.set_xlabel(x)
+    ax0.set_ylabel("P(interpolation)")
+    ax0.set_ylim(-0.04, 1.04)
+    ax0.set_title("fraction of interpolating runs (Wilson 95%)", fontsize=8)
+    if use_ratio:
+        ax1.set_ylabel("‖θ‖² / min ‖θ‖²")
+        ax1.set_title("ratio to the minimal norm (interpolating runs, ± s.e.)", fontsize=8)
+    else:
+        ax1.set_ylabel("final loss (median)")
+        ax1.set_yscale("log")
+        ax1.set_title("final training loss", fontsize=8)
+    handles, labels = ax0.get_legend_handles_labels()
+    if len(groups) > 1:
+        fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False,
+                   fontsize=7)
+    if len(groups) > 10:
+        ax0.text(0.01, 0.01, f"first 10 of {len(groups)} series", transform=ax0.transAxes,
+                 fontsize=7)
+    return _finish(fig, path, title)
+
+
 # --------------------------------------------------------------------------- reproduce figures
 #
 # The three reference figures of ``reluflow reproduce`` take plain arrays and
@@ -158,10 +235,12 @@ def plot_incremental(
     """Incremental learning: the flow's loss staircase and every ``|a_j|`` at several λ, on the limit's.
 
     Top panel: the training loss against ``τ = t / log(1/λ)`` for each λ, with
-    the jump process's staircase (THEORY.md §4: plateaus ``(1/2n) Σ_{i ∉ F} y_i²``)
-    dashed. Below, one panel per λ: every ``|a_j(τ)|`` on a log scale, the flow's
-    activation events (dotted, coloured as their neuron) and the limit's event
-    times (dashed grey); on the right, the limit's final ``|a_j|`` as ticks.
+    the jump process's staircase (docs/limit.md: plateaus ``(1/2n) Σ_{i ∉ F} y_i²``)
+    dashed. Below, one panel per λ: every ``|a_j(τ)|`` on a log scale, one
+    colour per neuron, the flow's activation events (dotted, in their neuron's
+    colour) and the limit's event times (dashed grey); at the right edge, the
+    limit's final ``|a_j|`` as ◀ marks. A key on the right names each neuron's
+    colour (and whether the limit activates it) and each line style and marker.
 
     Args:
         flows: one dict per λ with ``scale``, ``tau``, ``loss``, ``a_abs`` (T, m),
@@ -172,14 +251,16 @@ def plot_incremental(
         title: figure title.
 
     Gids: ``flow-loss-{λ:g}``, ``flow-a-{λ:g}-{j}``, ``limit-staircase``,
-    ``flow-event-{λ:g}-{j}``, ``limit-event-{k}``.
+    ``flow-event-{λ:g}-{j}``, ``limit-event-{k}``, ``key-neurons``, ``key-styles``.
     """
+    from matplotlib.lines import Line2D
+
     flows = sorted(flows, key=lambda f: -float(f["scale"]))
     k = len(flows)
     fig, axes = plt.subplots(
         k + 1,
         1,
-        figsize=(6.4, 2.0 + 1.45 * k),
+        figsize=(9.0, 2.2 + 1.45 * k),
         sharex=True,
         gridspec_kw={"height_ratios": [1.6] + [1.0] * k},
     )
@@ -202,30 +283,73 @@ def plot_incremental(
     (ln,) = ax0.step(st, sl, where="post", color="k", ls="--", lw=1.2, label="λ → 0 limit")
     ln.set_gid("limit-staircase")
     ax0.set_ylabel("training loss")
-    ax0.legend(frameon=False, fontsize=7, ncol=2, loc="upper right")
+    ax0.legend(frameon=False, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     lim_a = np.abs(np.asarray(limit["a"], dtype=float))
+    m = int(lim_a.size) if lim_a.size else max(np.asarray(f["a_abs"]).shape[1] for f in flows)
     ncol = plt.get_cmap("tab20")
+
+    def colour(j: int) -> tuple:  # neighbours get different hues: 10 dark ones, then 10 light
+        return ncol((2 * j) % 20 + (j // 10) % 2)
+
     for ax, f in zip(axes[1:], flows, strict=True):
         lam = float(f["scale"])
         a_abs = np.asarray(f["a_abs"], dtype=float)
         for j in range(a_abs.shape[1]):
-            (ln,) = ax.plot(f["tau"], a_abs[:, j], color=ncol(j % 20), lw=0.8)
+            (ln,) = ax.plot(f["tau"], a_abs[:, j], color=colour(j), lw=0.8)
             ln.set_gid(f"flow-a-{lam:g}-{j}")
         for tj, nj in zip(f["event_tau"], f["event_neuron"], strict=True):
-            vl = ax.axvline(float(tj), color=ncol(int(nj) % 20), lw=0.7, ls=":")
+            vl = ax.axvline(float(tj), color=colour(int(nj)), lw=0.7, ls=":")
             vl.set_gid(f"flow-event-{lam:g}-{int(nj)}")
         for q, tq in enumerate(lim_tau):
             vl = ax.axvline(float(tq), color="0.55", lw=0.6, ls="--")
             vl.set_gid(f"limit-event-{q}")
         for j in np.flatnonzero(lim_a > 0):
-            ax.plot([tau_end], [lim_a[j]], marker="<", ms=4, color=ncol(int(j) % 20), clip_on=False)
+            ax.plot([tau_end], [lim_a[j]], marker="<", ms=4, color=colour(int(j)), clip_on=False)
         ax.set_yscale("log")
         ax.set_ylim(max(lam * 1e-2, 1e-300), max(2.0, float(lim_a.max(initial=1.0)) * 2))
         ax.set_ylabel("|a_j|")
         ax.text(0.01, 0.92, _lam_label(lam), transform=ax.transAxes, fontsize=7, va="top")
     axes[-1].set_xlabel("τ = t / log(1/λ)")
     axes[-1].set_xlim(0, tau_end)
+    if k:
+        # the key: one colour per neuron (with its limit event, if any), then the styles
+        order = list(limit.get("event_neuron", []))
+        handles = [
+            Line2D([], [], color=colour(j), lw=2,
+                   label=f"neuron {j}" + (f" (limit event {order.index(j) + 1})"
+                                          if j in order else
+                                          " (limit: in a tied event)"
+                                          if j < lim_a.size and lim_a[j] > 0
+                                          else ""))
+            for j in range(m)
+        ]
+        styles = [
+            Line2D([], [], color="0.3", lw=0.8, ls=":", label="flow activation (neuron's colour)"),
+            Line2D([], [], color="0.55", lw=0.8, ls="--", label="limit event time"),
+            Line2D([], [], color="0.3", ls="none", marker="<", ms=4,
+                   label="limit's final |a_j| (right edge)"),
+        ]
+        # the keys sit in a right-hand margin of the figure, not inside an axes, so that
+        # the panels keep their spacing whatever the number of neurons
+        right = 0.74 if m <= 14 else 0.6
+        fig.tight_layout(rect=(0.0, 0.0, right, 0.96 if title else 1.0))
+        leg = fig.legend(handles=handles, title="|a_j| colour", fontsize=6.5,
+                         title_fontsize=7, frameon=False, loc="upper left",
+                         bbox_to_anchor=(right + 0.01, axes[1].get_position().y1),
+                         ncol=1 if m <= 14 else 2)
+        leg.set_gid("key-neurons")
+        leg = fig.legend(handles=styles, fontsize=6.5, frameon=False, loc="lower left",
+                         bbox_to_anchor=(right + 0.01, axes[-1].get_position().y0))
+        leg.set_gid("key-styles")
+        if title:
+            fig.suptitle(title)
+        save_figure(fig, path)
+        return fig
     return _finish(fig, path, title)
+
+
+def _n_label(n: int) -> str:
+    return f"n = 2^{int(round(np.log2(n)))}" if n & (n - 1) == 0 else f"n = {n}"
 
 
 def plot_threshold(
@@ -240,119 +364,122 @@ def plot_threshold(
 ) -> matplotlib.figure.Figure:
     """Interpolation threshold: P(interpolation) over ``(n, m)``, its boundary and the collapse.
 
-    (a) P against ``m`` for each ``n``: Monte Carlo of the limit (points with
-    confidence intervals), the exact curve (THEORY.md §5, lines) and the flow at
-    small λ (open squares). (b) The Monte Carlo P over the ``(log₂ n, m)`` grid
-    with the measured 50% widths and the fitted boundary ``m = c log₂ n``.
-    (c) The same curves against ``m / log₂ n``: they collapse.
+    (a) One small panel per ``n``: P against ``m``, Monte Carlo of the limit
+    (points with Wilson intervals), the exact formula (docs/limit.md, line)
+    and the flow at small λ (open squares); one key above all of them.
+    (b) The Monte Carlo P over the ``(log₂ n, m)`` grid with the measured and
+    exact 50% widths and the fitted boundary ``m = c log₂ n + b``. (c) The
+    curves against ``m / log₂ n``: they collapse (key: ``n`` by colour).
 
     Args:
         mc: limit Monte Carlo, one row per ``(n, m)``: ``n, m, trials, p, lo, hi``.
         exact: exact curve, rows ``n, m, p`` (every integer ``m`` of the range).
         boundary: rows ``n, m50_mc, m50_exact`` (50% widths).
-        fit: ``c`` and ``c_se`` (slope of ``m50`` against ``log₂ n``), ``c_exact``.
+        fit: ``c`` and ``c_se`` (slope of ``m50`` against ``log₂ n``), ``b``.
         flow: the flow's Monte Carlo, same columns as ``mc`` (optional).
         path: where to write the figure. title: figure title.
 
     Gids: ``limit-mc-n{n}``, ``exact-n{n}``, ``flow-mc-n{n}``, ``boundary-fit``,
-    ``m50-mc``, ``collapse-mc-n{n}``, ``collapse-exact-n{n}``.
+    ``m50-mc``, ``m50-exact``, ``collapse-mc-n{n}``, ``collapse-exact-n{n}``.
     """
-    fig, (ax0, ax1, ax2) = plt.subplots(1, 3, figsize=(13.0, 3.9))
+    from matplotlib.lines import Line2D
+
     ns = sorted(int(v) for v in mc["n"].unique())
+    per_row = min(len(ns), 7)
+    rows = -(-len(ns) // per_row)
+    fig = plt.figure(figsize=(max(12.0, 2.1 * per_row), 2.0 * rows + 4.4))
+    gs = fig.add_gridspec(rows + 1, 1, height_ratios=[1.0] * rows + [2.1], hspace=0.55)
+    top = gs[:rows].subgridspec(rows, per_row, wspace=0.16, hspace=0.5)
+    bottom = gs[rows].subgridspec(1, 2, wspace=0.28, width_ratios=[1.1, 1.0])
+    ax1 = fig.add_subplot(bottom[0])
+    ax2 = fig.add_subplot(bottom[1])
     cmap = plt.get_cmap("plasma")
+    lam = (f", λ = {float(flow['scale'].iloc[0]):.0e}"
+           if flow is not None and len(flow) and "scale" in flow else "")
 
     def colour(n: int) -> tuple:
         return cmap(0.85 * ns.index(n) / max(1, len(ns) - 1))
 
-    for n in ns:
+    first = None
+    for i, n in enumerate(ns):
+        ax = fig.add_subplot(top[i // per_row, i % per_row], sharey=first)
+        first = first or ax
         c = colour(n)
         d = mc[mc["n"] == n].sort_values("m")
-        yerr = np.vstack([d["p"] - d["lo"], d["hi"] - d["p"]])
-        eb = ax0.errorbar(
-            d["m"],
-            d["p"],
-            yerr=yerr,
-            fmt="o",
-            ms=3,
-            color=c,
-            lw=0.8,
-            capsize=1.5,
-            label=f"n = 2^{int(round(np.log2(n)))}" if n & (n - 1) == 0 else f"n = {n}",
-        )
+        yerr = np.clip(np.vstack([d["p"] - d["lo"], d["hi"] - d["p"]]), 0, 1)
+        eb = ax.errorbar(d["m"], d["p"], yerr=yerr, fmt="o", ms=3, color=c, lw=0.8, capsize=1.5)
         eb.lines[0].set_gid(f"limit-mc-n{n}")
         e = exact[exact["n"] == n].sort_values("m")
-        (ln,) = ax0.plot(e["m"], e["p"], color=c, lw=1.0)
+        (ln,) = ax.plot(e["m"], e["p"], color="k", lw=0.9)
         ln.set_gid(f"exact-n{n}")
-        x = d["m"] / np.log2(n)
-        eb = ax2.errorbar(x, d["p"], yerr=yerr, fmt="o", ms=3, color=c, lw=0.8, capsize=1.5)
-        eb.lines[0].set_gid(f"collapse-mc-n{n}")
-        (ln,) = ax2.plot(e["m"] / np.log2(n), e["p"], color=c, lw=0.9)
-        ln.set_gid(f"collapse-exact-n{n}")
         if flow is not None and len(flow):
             fd = flow[flow["n"] == n].sort_values("m")
             if len(fd):
-                fyerr = np.vstack([fd["p"] - fd["lo"], fd["hi"] - fd["p"]])
-                eb = ax0.errorbar(
-                    fd["m"],
-                    fd["p"],
-                    yerr=fyerr,
-                    fmt="s",
-                    ms=5,
-                    mfc="none",
-                    color=c,
-                    lw=0.6,
-                    capsize=1.5,
-                )
+                fyerr = np.clip(np.vstack([fd["p"] - fd["lo"], fd["hi"] - fd["p"]]), 0, 1)
+                eb = ax.errorbar(fd["m"], fd["p"], yerr=fyerr, fmt="s", ms=5, mfc="none",
+                                 color="C2", lw=0.6, capsize=1.5)
                 eb.lines[0].set_gid(f"flow-mc-n{n}")
-    ax0.set_xlabel("width m")
-    ax0.set_ylabel("P(interpolation)")
-    ax0.set_title("(a) limit MC (●, Wilson 95%), exact (—), flow (□)", fontsize=8)
-    ax0.legend(frameon=False, fontsize=6.5, ncol=2, loc="lower right")
+        ax.set_title(_n_label(n), fontsize=8, color=c)
+        ax.set_ylim(-0.05, 1.05)
+        ax.tick_params(labelsize=7)
+        if i % per_row:
+            ax.tick_params(labelleft=False)
+        else:
+            ax.set_ylabel("P(interpolation)", fontsize=8)
+        if i // per_row == rows - 1 or i + per_row >= len(ns):
+            ax.set_xlabel("width m", fontsize=8)
+        x = d["m"] / np.log2(n)
+        eb = ax2.errorbar(x, d["p"], yerr=yerr, fmt="o", ms=3, color=c, lw=0.8, capsize=1.5,
+                          label=_n_label(n))
+        eb.lines[0].set_gid(f"collapse-mc-n{n}")
+        (ln,) = ax2.plot(e["m"] / np.log2(n), e["p"], color=c, lw=0.9)
+        ln.set_gid(f"collapse-exact-n{n}")
+    key = [
+        Line2D([], [], color="0.3", marker="o", ms=3, ls="none",
+               label="limit, Monte Carlo (Wilson 95%)"),
+        Line2D([], [], color="k", lw=0.9, label="exact formula"),
+    ]
+    if lam:
+        key.append(Line2D([], [], color="C2", marker="s", ms=5, mfc="none", ls="none",
+                          label=f"flow{lam}"))
+    fig.legend(handles=key, loc="upper center", ncol=len(key), frameon=False, fontsize=8,
+               bbox_to_anchor=(0.5, 1.0))
+    fig.text(0.01, 1.0, "(a) P(interpolation) against m, one panel per n", fontsize=9,
+             va="top")
     # (b) the MC probability on the (log2 n, m) grid, one square per cell
     log2n = np.log2(np.array(ns, dtype=float))
-    sc = ax1.scatter(
-        np.log2(mc["n"].astype(float)),
-        mc["m"],
-        c=mc["p"],
-        cmap="viridis",
-        vmin=0,
-        vmax=1,
-        marker="s",
-        s=60 if len(mc) < 150 else 22,
-        edgecolors="none",
-    )
+    sc = ax1.scatter(np.log2(mc["n"].astype(float)), mc["m"], c=mc["p"], cmap="viridis",
+                     vmin=0, vmax=1, marker="s", s=60 if len(mc) < 150 else 22,
+                     edgecolors="none")
     sc.set_gid("limit-mc-grid")
     fig.colorbar(sc, ax=ax1, label="P (limit MC)", fraction=0.05)
     dx = 0.5
     b = boundary.sort_values("n")
-    (ln,) = ax1.plot(
-        np.log2(b["n"]), b["m50_mc"], "o", mfc="w", ms=4, mec="k", ls="none", label="50% (MC)"
-    )
+    (ln,) = ax1.plot(np.log2(b["n"]), b["m50_mc"], "o", mfc="w", ms=5, mec="k", ls="none",
+                     label="50% width (MC)")
     ln.set_gid("m50-mc")
     xs = np.linspace(log2n[0] - dx, log2n[-1] + dx, 50)
     (ln,) = ax1.plot(
-        xs,
-        fit["c"] * xs + fit.get("b", 0.0),
-        color="C3",
-        lw=1.2,
-        ls="--",
-        label=f"m = {fit['c']:.2f}({fit['c_se']:.2f}) log₂ n"
-        + (f" {fit['b']:+.2f}" if fit.get("b") else ""),
-    )
+        xs, fit["c"] * xs + fit.get("b", 0.0), color="C3", lw=1.2, ls="--",
+        label=f"fit m = {fit['c']:.2f}({fit['c_se']:.2f}) log₂ n"
+        + (f" {fit['b']:+.2f}" if fit.get("b") else ""))
     ln.set_gid("boundary-fit")
+    if "m50_exact" in b:
+        (ln,) = ax1.plot(np.log2(b["n"]), b["m50_exact"], "x", color="k", ms=5, ls="none",
+                         label="50% width (exact)")
+        ln.set_gid("m50-exact")
     ax1.set_xlabel(_LOG2)
     ax1.set_ylabel("width m")
     ax1.set_title("(b) P over (n, m); boundary m ≈ c log₂ n", fontsize=8)
-    if "m50_exact" in b:
-        (ln,) = ax1.plot(
-            np.log2(b["n"]), b["m50_exact"], "x", color="k", ms=4, ls="none", label="50% (exact)"
-        )
-        ln.set_gid("m50-exact")
-    ax1.legend(frameon=True, fontsize=6.5, loc="upper left")
+    ax1.legend(frameon=True, fontsize=7, loc="upper left")
     ax2.set_xlabel("m / log₂ n")
     ax2.set_ylabel("P(interpolation)")
-    ax2.set_title("(c) collapse under m → m / log₂ n", fontsize=8)
-    return _finish(fig, path, title)
+    ax2.set_title("(c) collapse under m → m / log₂ n (points: MC, lines: exact)", fontsize=8)
+    ax2.legend(frameon=False, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    if title:
+        fig.suptitle(title, y=1.04)
+    save_figure(fig, path)
+    return fig
 
 
 def plot_bias(
@@ -366,7 +493,7 @@ def plot_bias(
     """Implicit bias: ``‖θ‖²`` of the learned interpolator against ``n``, beside the minimal norm.
 
     (a) Log-log: mean ``‖θ‖²`` of the limit (●) and the flow at small λ (□)
-    with standard errors, the minimal interpolating norm (THEORY.md §5, ×), and
+    with standard errors, the minimal interpolating norm (docs/limit.md, ×), and
     the fitted power laws ``‖θ‖² ∝ n^slope`` (slope ± standard error in the
     legend). (b) The ratio ``‖θ‖² / min ‖θ‖²`` with 95% bootstrap intervals, its
     apparent limit as ``n`` grows (band), and for reference ``1 + √2``: the
