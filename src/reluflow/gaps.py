@@ -30,7 +30,7 @@ from scipy.special import logsumexp
 from . import _validate as V
 from .limit import LimitResult
 
-__all__ = ["competitor_gaps", "predicted_error", "predicted_log_inv_scale"]
+__all__ = ["competitor_gaps", "log_inv_scale_for", "predicted_error", "predicted_log_inv_scale"]
 
 
 def competitor_gaps(res: LimitResult) -> pd.DataFrame:
@@ -59,10 +59,14 @@ def competitor_gaps(res: LimitResult) -> pd.DataFrame:
 
 
 def _log_terms(res: LimitResult) -> tuple[np.ndarray, np.ndarray]:
-    rv = res.rivals
-    q_total = float((res._y**2 / res._x_sq).sum())
-    ok = rv[:, 3] > 0
-    return np.log(rv[ok, 3] / q_total), rv[ok, 2]
+    g = competitor_gaps(res)
+    return _terms(g["gap"].to_numpy(), g["weight"].to_numpy())
+
+
+def _terms(gap: np.ndarray, weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    gap, weight = np.asarray(gap, dtype=np.float64), np.asarray(weight, dtype=np.float64)
+    ok = weight > 0
+    return np.log(weight[ok]), gap[ok]
 
 
 def predicted_error(res: LimitResult, log_inv_scale: float) -> float:
@@ -86,25 +90,37 @@ def predicted_log_inv_scale(res: LimitResult, tol: float = 0.05) -> float:
     """The ``L = log(1/λ)`` at which :func:`predicted_error` falls to ``tol``.
 
     ``E(L)`` is a sum of decreasing exponentials, so the root is unique; it is
-    0 when ``E`` is below ``tol`` from the start (``E(0) = Σ w``) and ``inf``
-    when some competitor sits at gap 0 (an exact tie counted as a competitor:
-    never, ties are resolved as groups).
+    0 when ``E`` is below ``tol`` from the start (``E(0) = Σ w``).
 
     Args:
         res: a jump process. tol: relative tolerance on ``‖θ‖²``, in (0, 1).
+    """
+    lw, gap = _log_terms(res)
+    return log_inv_scale_for(gap, np.exp(lw), tol)
+
+
+def log_inv_scale_for(gap: np.ndarray, weight: np.ndarray, tol: float = 0.05) -> float:
+    """:func:`predicted_log_inv_scale` from the pairs' gaps and weights (e.g. as stored by a sweep).
+
+    Args:
+        gap: ``δ`` of every (event, competitor) pair (> 0). weight: their ``w`` (>= 0).
+        tol: relative tolerance on ``‖θ‖²``, in (0, 1).
     """
     tol = V.finite_float(
         "tol", tol, low=0.0, high=1.0, low_open=True, high_open=True,
         allowed="a relative tolerance in (0, 1), e.g. 0.05",
     )
-    lw, gap = _log_terms(res)
-    if lw.size == 0 or logsumexp(lw) <= math.log(tol):
-        return 0.0
-    if (gap <= 0).any() and logsumexp(lw[gap <= 0]) >= math.log(tol):
-        return math.inf
+    lw, gap = _terms(gap, weight)
     target = math.log(tol)
-    f = lambda L: float(logsumexp(lw - gap * L)) - target  # noqa: E731
+    if lw.size == 0 or logsumexp(lw) <= target:
+        return 0.0
+    if (gap <= 0).any() and logsumexp(lw[gap <= 0]) >= target:
+        return math.inf
+
+    def excess(L: float) -> float:
+        return float(logsumexp(lw - gap * L)) - target
+
     hi = 1.0
-    while f(hi) > 0:
+    while excess(hi) > 0:
         hi *= 2.0
-    return float(brentq(f, 0.0, hi, xtol=1e-9 * hi, rtol=1e-12))
+    return float(brentq(excess, 0.0, hi, xtol=1e-9 * hi, rtol=1e-12))

@@ -15,6 +15,7 @@ from typing import Any
 from ..errors import InputError
 from ._base import SCALES, VERDICTS, Claim, Design, Experiment, verdict_from_interval
 from .bias import EXPERIMENT as _bias
+from .finite_scale import EXPERIMENT as _finite_scale
 from .incremental import EXPERIMENT as _incremental
 from .threshold import EXPERIMENT as _threshold
 
@@ -36,6 +37,7 @@ EXPERIMENTS: dict[str, Experiment] = {
         _incremental,
         _threshold,
         _bias,
+        _finite_scale,
     )
 }
 
