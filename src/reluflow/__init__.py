@@ -25,6 +25,7 @@ from .limit import LimitResult, Tie, jump_process
 from .network import Network, init_network, load_init, save_init
 from .theory import interpolation_probability, min_norm_sq, width_for_probability
 from .trajectory import SolverStats, Trajectory
+from .width_law import coverage_depth, fit_width_law, halving_ratio
 
 __all__ = [
     "ArrayData",
@@ -42,9 +43,12 @@ __all__ = [
     "activation_events",
     "array_data",
     "competitor_gaps",
+    "coverage_depth",
+    "fit_width_law",
     "gaussian_data",
     "gradient_descent",
     "gradient_flow",
+    "halving_ratio",
     "init_network",
     "interpolation_probability",
     "jump_process",
