@@ -6,10 +6,12 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from reluflow import _rng
 from reluflow.data import OrthogonalData, orthogonal_data
+from reluflow.experiments.finite_scale import FiniteScale, analyse_finite_scale
 from reluflow.flow import gradient_flow
 from reluflow.gaps import competitor_gaps, predicted_error, predicted_log_inv_scale
 from reluflow.limit import jump_process
@@ -161,3 +163,66 @@ def test_width_law_collapses_n_and_m():
     assert abs(cs[256] / cs[16384] - 1) < 0.25
     pooled = fit_width_law(n, m, r)
     assert pooled["points"] == len(r) and pooled["c"] > math.sqrt(2)
+
+
+# --------------------------------------------------------------------------- the analysis
+
+
+def _synthetic_store(ns, seeds, Ls, delta_of_n, censor=()):
+    """Flow/limit rows whose deviation is exactly −0.5 e^{−δ(n) L} (log-linear in L)."""
+    rows, arrays = [], {}
+    for n in ns:
+        for s in seeds:
+            rid = f"lim-{n}-{s}"
+            rows.append({"run_id": rid, "dynamics": "limit", "n": n, "m": 8, "seed": s,
+                         "scale": math.nan, "norm_sq": 10.0, "min_norm_sq": 5.0,
+                         "interpolates": True, "success": True})
+            arrays[rid] = {"a": np.array([1.0, -1.0, 0.0]), "tau": np.array([1.0, 2.0]),
+                           "event_neuron": np.array([0, 1]),
+                           "competitor_gap": np.array([0.1, np.inf]),
+                           "rival_event": np.array([0]), "rival_gap": np.array([0.1]),
+                           "rival_weight": np.array([0.5])}
+            for L in Ls:
+                rid = f"flow-{n}-{s}-{L}"
+                dev = -0.5 * math.exp(-delta_of_n(n) * L)
+                if (n, s) in censor:
+                    dev = -0.2
+                rows.append({"run_id": rid, "dynamics": "flow", "n": n, "m": 8, "seed": s,
+                             "scale": math.exp(-L), "norm_sq": 10.0 * (1 + dev),
+                             "min_norm_sq": 5.0, "interpolates": True, "success": True})
+                arrays[rid] = {"event_tau": np.array([1.1, 2.2]), "event_neuron": np.array([0, 1])}
+    return pd.DataFrame(rows), arrays.__getitem__
+
+
+def test_analysis_recovers_a_known_power_law():
+    """L*_5% = ln(10)/δ and L*_1% = ln(50)/δ exactly when the deviation is 0.5 e^{−δL};
+    with δ = ln(10)/(2√n) the fit gives L* = 2 n^0.5."""
+    ns = [64, 256, 1024]
+    frame, arrays = _synthetic_store(ns, range(4), [10, 20, 40, 80, 160, 320],
+                                     lambda n: math.log(10) / (2 * math.sqrt(n)))
+    a = analyse_finite_scale(frame, arrays)
+    ls = a["lstar"].set_index("n")
+    for n in ns:
+        assert ls.loc[n, "L_star_5pct"] == pytest.approx(2 * math.sqrt(n), rel=1e-9)
+        assert ls.loc[n, "L_star_1pct"] == pytest.approx(2 * math.sqrt(n) * math.log(50) / math.log(10), rel=1e-9)
+        assert ls.loc[n, "censored_5pct"] == 0
+    f = a["fits"]["measured_5pct"]
+    assert f["exponent"] == pytest.approx(0.5, abs=1e-9) and f["prefactor"] == pytest.approx(2.0, rel=1e-9)
+    # the prediction from the stored pair (δ = 0.1, w = 0.5): E(L) = 0.5 e^{−0.1 L}
+    assert a["lstar"]["pred_5pct"].iloc[0] == pytest.approx(10 * math.log(10), rel=1e-9)
+    cells = a["cells"]
+    assert (cells["extra"] == 0).all() and (cells["missing"] == 0).all()
+    assert cells["tau_gap"].to_numpy() == pytest.approx(0.1)
+    claims = FiniteScale().claims(a)
+    assert claims[0].verdict == "confirmed" and "0.5" in claims[0].measured
+
+
+def test_analysis_marks_censored_seeds():
+    """A seed that never comes within 5 % is censored; with most seeds censored L* is inf."""
+    frame, arrays = _synthetic_store([64], range(4), [10, 20, 40], lambda n: 0.2,
+                                     censor={(64, 0), (64, 1), (64, 2)})
+    a = analyse_finite_scale(frame, arrays)
+    row = a["lstar"].iloc[0]
+    assert row["censored_5pct"] == 3 and math.isinf(row["L_star_5pct"])
+    res = FiniteScale().results(a)
+    assert res["rows"][0]["L_star_5pct"] is None and res["rows"][0]["censored_5pct"] == 3

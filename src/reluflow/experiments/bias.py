@@ -316,7 +316,7 @@ def _finding(a: Mapping[str, Any]) -> str:
             f"Finding 1 (scale): at n = {n_top} the flow's ratio is {vals}{lr}. At a fixed λ "
             "the flow follows the limit only while the competitor gaps δ of its events satisfy "
             "δ log(1/λ) ≫ 1; the gaps shrink as n grows, so the log(1/λ) needed grows like a "
-            "power of n (experiment finite_scale, figure finite_scale_lstar).")
+            "power of n (experiment finite_scale, figure finite_scale).")
     w = a["width"]
     if w and math.isfinite(w["law"]["c"]):
         law = w["law"]
