@@ -93,7 +93,7 @@ class InitialPhase:
         for j in above:
             rows = np.array([j])
 
-            def la(t: float, rows: np.ndarray = rows) -> float:
+            def la(t: float, rows: np.ndarray = rows, j: int = j) -> float:
                 k = np.searchsorted(seg.t_lo[j], [t], side="right") - 1
                 return float(seg.ell0[j] + seg._log_a_and_b(rows, k, np.array([t]))[0][0])
 
