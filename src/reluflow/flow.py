@@ -36,6 +36,7 @@ its 4th-order dense output, and two choices specific to this problem:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 
@@ -50,6 +51,7 @@ from ._dynamics import (
     KinkLog,
     Recorder,
     StopRules,
+    activation_level,
     log_inv_scale,
     make_trajectory,
     max_steps_message,
@@ -58,6 +60,7 @@ from ._dynamics import (
 )
 from ._field import Field
 from ._linear import InitialPhase, initial_phase
+from ._plateau import Jump, try_jump
 from .data import Dataset
 from .errors import InputError
 from .network import Network
@@ -72,6 +75,7 @@ _PROGRESS_CHUNK = 500
 _A, _B, _C, _E, _P = RK45.A, RK45.B, RK45.C, RK45.E, RK45.P
 # successive zero-length kink events after which the solver gives up (chattering)
 _MAX_STUCK = 200
+_LN2 = math.log(2.0)
 
 
 def gradient_flow(
@@ -138,7 +142,7 @@ def gradient_flow(
         )
     engine = V.choice("engine", engine, ENGINES)
     if engine == "auto":
-        engine = "numba" if data.is_orthogonal else "numpy"
+        engine = "numba" if data.is_orthogonal and net.exact is None else "numpy"
     elif engine == "numba" and not data.is_orthogonal:
         raise InputError(
             f"engine='numba' needs orthogonal data (data.is_orthogonal), got {data!r} with "
@@ -201,13 +205,28 @@ def _gradient_flow_numpy(
     record_kinks: bool,
     progress: bool,
     wall0: float,
+    log_coordinates: bool = True,
 ) -> Trajectory:
-    """The reference loop of :func:`gradient_flow` (any data)."""
+    """The reference loop of :func:`gradient_flow` (any data).
+
+    ``log_coordinates=False`` integrates the float64 parameters themselves (no
+    log-scales, no projection): the plain engine of moderate scales, kept as an
+    independent reference for the tests (it refuses networks below 1e-100).
+    """
     n, m = data.n, net.m
     rtol, atol, max_steps = options["rtol"], options["atol"], options["max_steps"]
     t_end = rules.t_end
     field = Field(data)
-    rec, kinks, t, a, u = _begin(data, net, rules, start, points_per_decade)
+    orth = field.orthogonal
+    if not log_coordinates and net.exact is not None:
+        raise InputError(
+            f"log_coordinates=False integrates float64 parameters and cannot hold lambda = "
+            f"1e{net.log10_scale:.6g}: use the default (log-scale) engine"
+        )
+    rec, kinks, t, ell, a, u = _begin(data, net, rules, start, points_per_decade)
+    if not log_coordinates:
+        a, u = np.exp(ell) * a, np.exp(ell)[:, None] * u
+        ell = np.zeros(m)
     mask = (u > 0).astype(float)
     N = m + m * n
     yv = np.concatenate([a, u.ravel()])
@@ -216,30 +235,77 @@ def _gradient_flow_numpy(
     # general data only: coordinates held at 0 by a sliding mode (see Field.velocity)
     sliding = np.zeros((m, n), dtype=bool)
 
-    def f(state: np.ndarray, out: np.ndarray) -> np.ndarray:
-        da, du, r = field.velocity(
+    def f(state: np.ndarray, out: np.ndarray, dt: float = 0.0) -> np.ndarray:
+        """The field at ``state`` (neuron ``j`` in units of ``e^{ℓ_j}``; ``dt`` unused: the
+        log-scales are constant over a step)."""
+        weight = None
+        if log_coordinates:
+            with np.errstate(under="ignore", over="ignore"):
+                weight = np.exp(2.0 * ell)
+        return field.velocity(
             state[:m],
             state[m:].reshape(m, n),
             mask,
             out_a=out[:m],
             out_u=out[m:].reshape(m, n),
             sliding=sliding,
-        )
-        return r
+            neuron_weight=weight,
+        )[2]
+
+    def atol_units() -> float | np.ndarray:
+        """``atol`` in each neuron's units: ``atol e^{−ℓ_j}`` (inf: no absolute control)."""
+        if atol == 0.0 or not log_coordinates:
+            return atol
+        with np.errstate(over="ignore"):
+            return atol * np.exp(-ell)
+
+    def renormalise(k0: np.ndarray) -> None:
+        """Scale every neuron whose size left [1/4, 4] by an exact power of two.
+
+        ``(â_j, û_j)`` and its velocity ``K_0`` are divided by ``2^e`` and ``ℓ_j``
+        grows by ``e ln 2``: no rounding, the same network; the field of neuron
+        ``j`` is homogeneous of degree 1 in its own parameters for a fixed
+        residual, which the weights ``e^{2ℓ_j}`` keep fixed.
+        """
+        nonlocal ell
+        size = neuron_scale(yv, m, n)
+        off = (size > 4.0) | ((size < 0.25) & (size > 0))
+        if off.any():
+            e = np.frexp(size[off])[1] - 1  # size = mant 2^(e+1), mant in [0.5, 1)
+            fac = np.ldexp(1.0, -e)
+            xa, xu = yv[:m], yv[m:].reshape(m, n)
+            ka, ku = k0[:m], k0[m:].reshape(m, n)
+            xa[off] *= fac
+            xu[off] *= fac[:, None]
+            ka[off] *= fac
+            ku[off] *= fac[:, None]
+            ell = ell.copy()
+            ell[off] += e * _LN2
 
     stats = dict(steps=0, rejected=0, evaluations=0, kinks=len(kinks), kink_steps=0, sliding=0)
     stats["closed_form_t"] = t
+    stats["plateau_jumps"] = 0
+    # plateaus in closed form (see reluflow._plateau): outputs below eps of the labels
+    # count as negligible, as in the closed-form initial phase
+    eps_out = 1e-2 * rtol
+    ymax = float(np.abs(data.y).max(initial=0.0))
+    bound = np.maximum(np.abs(data.y), 1e-3 * ymax)
+    rest_tol = rtol * rules.rate_unit
     scratch = np.empty(N)
     stuck = 0  # successive events that did not advance time
     stall = rules.stall_watch()
+    log_level = math.log(activation_level(data))
+    act_t = _initial_activations(start, ell, yv[:m], log_level)
 
     r = f(yv, K[0])
     stats["evaluations"] += 1
-    h = _initial_step(yv, K[0], m, n, rtol, atol, rules.gamma_all)
+    if log_coordinates:
+        renormalise(K[0])
+    h = _initial_step(yv, K[0], m, n, rtol, atol_units(), rules.gamma_all)
     status, message = "", ""
     bar = tqdm(total=None, disable=not progress, unit=" steps", desc="flow", leave=False)
-    orth = field.orthogonal
     nbr = np.empty(N)
+    fails = 0  # successive trial steps with a non-finite state (rejected, h shrinks)
     try:
         while True:
             if t >= t_end:
@@ -249,22 +315,31 @@ def _gradient_flow_numpy(
                 status, message = "max_steps", max_steps_message(max_steps, t, net)
                 break
             h = min(h, t_end - t)
+            atol_j = atol_units()
             # -- one Dormand-Prince trial step with the mask frozen
-            for s in range(1, 6):
-                np.dot(_A[s, :s] * h, K[:s], out=nbr)
-                nbr += yv
-                f(nbr, K[s])
-            y_new = yv + h * (_B @ K[:6])
-            r_new = f(y_new, K[6])
-            stats["evaluations"] += 6
-            err = h * (_E @ K)
-            ratio = _error_ratio(err, yv, y_new, m, n, rtol, atol)
+            with np.errstate(over="ignore", invalid="ignore"):
+                for s in range(1, 6):
+                    np.dot(_A[s, :s] * h, K[:s], out=nbr)
+                    nbr += yv
+                    f(nbr, K[s])
+                y_new = yv + h * (_B @ K[:6])
+                r_new = f(y_new, K[6])
+                stats["evaluations"] += 6
+                err = h * (_E @ K)
+                ratio = _error_ratio(err, yv, y_new, m, n, rtol, atol_j)
             if not np.isfinite(ratio):
-                status, message = (
-                    "failed",
-                    f"the state became non-finite at t = {t:.6g}: the flow diverged or overflowed",
-                )
-                break
+                # a trial step so long that a log-scale overflowed in a stage: shorter
+                fails += 1
+                if fails > 60 or h < 1e-14 * max(t, 1.0):
+                    status, message = (
+                        "failed",
+                        f"the state became non-finite at t = {t:.6g}: the flow diverged or overflowed",
+                    )
+                    break
+                stats["rejected"] += 1
+                h *= 0.2
+                continue
+            fails = 0
             if ratio > 1.0:
                 stats["rejected"] += 1
                 h *= max(0.2, 0.9 * ratio**-0.2)
@@ -291,7 +366,7 @@ def _gradient_flow_numpy(
             theta_star = 1.0
             flip = np.zeros(0, dtype=np.int64)
             if cand.size:
-                theta_star, flip = E.locate_kinks(K, yv, h, m, cand, u_old, act, rtol, atol)
+                theta_star, flip = E.locate_kinks(K, yv, h, m, cand, u_old, act, rtol, atol_j)
             exit_slide = False
             if sliding.any() and E.outside_unit(field.alpha[2]):
                 th = E.locate_sliding_exit(f, K, yv, h, theta_star, field, scratch)
@@ -301,20 +376,22 @@ def _gradient_flow_numpy(
                     theta_star, exit_slide = th, True
             event = flip.size > 0 or exit_slide
             t_next = t + theta_star * h
-            Q = None
+            # activations inside the step (located on the dense output)
+            Qa = K[:, :m].T @ _P
+            a_end = y_new[:m] if not event else yv[:m] + h * (Qa @ _powers(theta_star))
+            _locate_activations(act_t, t, h, theta_star, ell, yv[:m], a_end, Qa, log_level)
             pts = rec.grid_points(t, min(t_next, t_end))
-            if pts or event:
-                Q = K.T @ _P
+            Q = K.T @ _P if pts or event else None
             for tp in pts:
                 th = (tp - t) / h
-                ys = yv + h * (Q @ (th ** np.arange(1, 5)))
-                rec.add(tp, ys[:m], ys[m:].reshape(m, n), mask)
+                ys = yv + h * (Q @ _powers(th))
+                rec.add_scaled(tp, ell, ys[:m], ys[m:].reshape(m, n), mask)
             stats["steps"] += 1
             h_prop = h * min(5.0, max(0.2, 0.9 * max(ratio, 1e-10) ** -0.2))
             if event:
                 stats["kink_steps"] += 1
                 stuck = stuck + 1 if theta_star * h <= 1e-13 * max(t, 1.0) else 0
-                yv = yv + h * (Q @ (theta_star ** np.arange(1, 5)))
+                yv = yv + h * (Q @ _powers(theta_star))
                 t = t_next
                 if orth:  # an active coordinate reached 0 and stays there (THEORY.md §3)
                     switched = flip
@@ -345,26 +422,53 @@ def _gradient_flow_numpy(
                         ),
                     )
                     break
-                if record_kinks and (not pts or pts[-1] < t):
-                    rec.add(t, yv[:m], yv[m:].reshape(m, n), mask)
+                if record_kinks and rec.t[-1] < t:
+                    rec.add_scaled(t, ell, yv[:m], yv[m:].reshape(m, n), mask)
                 h = max(h_prop, h * (1.0 - theta_star)) if theta_star < 1 else h_prop
             else:
                 stuck = 0
                 yv, r, t = y_new, r_new, t + h
                 K[0] = K[6]
                 h = h_prop
+            if log_coordinates:
+                renormalise(K[0])
+            if log_coordinates and not event and not sliding.any():
+                jump = try_jump(
+                    ell=ell,
+                    a=yv[:m],
+                    u=yv[m:].reshape(m, n),
+                    mask=mask,
+                    velocity=K[0],
+                    r=r,
+                    n=n,
+                    gram=field.K,
+                    D=field.D,
+                    bound=bound,
+                    eps=eps_out,
+                    rest_tol=rest_tol,
+                    h=h,
+                    s_max=t_end - t,
+                )
+                if jump is not None:
+                    ell, t = _take_jump(jump, t, ell, yv, m, n, mask, rec, act_t, log_level)
+                    stats["plateau_jumps"] += 1
+                    r = f(yv, K[0])
+                    stats["evaluations"] += 1
+                    renormalise(K[0])
             bar.update(1)
             loss = float(r @ r) / (2 * n)
             if stats["steps"] % 200 == 0:
                 bar.set_postfix(
-                    tau=f"{t / math.log(1 / net.scale):.3g}" if net.scale < 1 else "",
+                    tau=f"{t / net.log_inv_scale:.3g}" if net.log10_scale < 0 else "",
                     loss=f"{loss:.3e}",
                 )
             if loss <= rules.loss_tol:
                 status = "loss_tol"
                 message = f"loss {loss:.3e} <= loss_tol = {rules.loss_tol:.3e}"
                 break
-            if stall.check(K[0], yv, data, m, t, loss):
+            with np.errstate(under="ignore"):
+                weight = np.exp(2.0 * ell)
+            if stall.check(K[0], yv, data, m, t, loss, weight):
                 status, message = "stalled", STALLED_MESSAGE
                 break
     finally:
@@ -373,12 +477,15 @@ def _gradient_flow_numpy(
     a_f = yv[:m].copy()
     u_f = yv[m:].reshape(m, n).copy()
     if rec.t[-1] < t:
-        rec.add(t, a_f, u_f, mask)
+        rec.add_scaled(t, ell, a_f, u_f, mask)
+    final = net.with_log_params(ell, a_f, u_f) if log_coordinates else net.with_params(a_f, u_f)
+    if orth:
+        final = _keep_frozen(final, net)
     return make_trajectory(
         "flow",
         data=data,
         net=net,
-        final=net.with_params(a_f, u_f),
+        final=final,
         samples=rec.samples(),
         status=status,
         message=message,
@@ -387,7 +494,141 @@ def _gradient_flow_numpy(
         kinks=kinks.arrays(),
         wall0=wall0,
         provenance=run_provenance("flow", data, net, **options, engine="numpy"),
+        activation_t=act_t,
+        activation_level=math.exp(log_level),
     )
+
+
+def _take_jump(
+    jump: Jump,
+    t: float,
+    ell: np.ndarray,
+    yv: np.ndarray,
+    m: int,
+    n: int,
+    mask: np.ndarray,
+    rec: Recorder,
+    act_t: np.ndarray,
+    log_level: float,
+) -> tuple[np.ndarray, float]:
+    """Cross a plateau in closed form: record its grid points and activations, move the state.
+
+    Updates ``yv`` in place; returns the new ``(ℓ, t)``.
+    """
+    idx = jump.small
+    a, u = yv[:m], yv[m:].reshape(m, n)
+
+    def full(ds: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        dl, ah, uh = jump.state(ds)
+        e, aa, uu = ell.copy(), a.copy(), u.copy()
+        e[idx] += dl
+        aa[idx] = ah
+        uu[idx] = uh
+        return e, aa, uu
+
+    for tp in rec.grid_points(t, t + jump.s):
+        rec.add_scaled(tp, *full(tp - t), mask)
+    # activations inside the stretch: ln|a_j(s)| = ℓ_j + γ_j s + ln|α_j + β_j e^{−2γ_j s}|
+    for k, j in enumerate(idx):
+        if not np.isnan(act_t[j]):
+            continue
+
+        def phi(ds: float, k: int = k, j: int = j) -> float:
+            dl, ah, _ = jump.state(ds)
+            return ell[j] + dl[k] + math.log(abs(ah[k])) - log_level if ah[k] else -math.inf
+
+        if phi(jump.s) < 0:
+            continue
+        lo, hi = 0.0, jump.s
+        for _ in range(200):
+            if hi - lo <= 1e-15 * hi:
+                break
+            mid = 0.5 * (lo + hi)
+            lo, hi = (lo, mid) if phi(mid) >= 0 else (mid, hi)
+        act_t[j] = t + hi
+    e, aa, uu = full(jump.s)
+    a[:] = aa
+    u[:] = uu
+    return e, t + jump.s
+
+
+def _keep_frozen(final: Network, net: Network) -> Network:
+    """On orthogonal data a coordinate with ``u_ji(0) < 0`` never moves (THEORY.md §3):
+    give it back its initial value exactly (the solver carries it in units of its
+    neuron's moving log-scale, which rounds it)."""
+    frozen = net.u < 0
+    if not frozen.any():
+        return final
+    u = final.u.copy()
+    u[frozen] = net.u[frozen]
+    out = dataclasses.replace(final, u=u)
+    if final.exact is not None:
+        p0, p = net.log_params, final.exact
+        u_hat = p.u_hat.copy()
+        shift = np.broadcast_to((p0.ell - p.ell)[:, None], u_hat.shape)
+        u_hat[frozen] = p0.u_hat[frozen] * np.exp(shift[frozen])
+        out = dataclasses.replace(out, exact=p._replace(u_hat=u_hat))
+    return out
+
+
+def _powers(th: float) -> np.ndarray:
+    """``(θ, θ², θ³, θ⁴)``: the dense output is ``y0 + h Σ_q Q_q θ^(q+1)``."""
+    return th ** np.arange(1, 5)
+
+
+def _initial_activations(
+    start: InitialPhase | None, ell: np.ndarray, a_hat: np.ndarray, log_level: float
+) -> np.ndarray:
+    """Activation times already known when the solver starts (NaN: not yet)."""
+    if start is not None:
+        return start.activation_times(log_level)
+    with np.errstate(divide="ignore"):
+        la = ell + np.log(np.abs(a_hat))
+    return np.where(la >= log_level, 0.0, np.nan)
+
+
+def _locate_activations(
+    act_t: np.ndarray,
+    t: float,
+    h: float,
+    theta_end: float,
+    ell: np.ndarray,
+    a0: np.ndarray,
+    a_end: np.ndarray,
+    Qa: np.ndarray,
+    log_level: float,
+) -> None:
+    """Set ``act_t[j]`` for the neurons whose ``ln|a_j|`` reaches ``log_level`` in ``[0, θ_end]``.
+
+    ``ln|a_j(θ)| = ℓ_j + ln|â_j(θ)|`` with ``â_j`` the step's dense
+    output; its first crossing is bracketed on 16 points and bisected to 1e-15 of
+    the step (the same location rule as a kink).
+    """
+    with np.errstate(divide="ignore"):
+        la_end = ell + np.log(np.abs(a_end))
+    for j in np.flatnonzero(np.isnan(act_t) & (la_end >= log_level)):
+
+        def phi(th: float, j: int = j) -> float:
+            aj = a0[j] + h * float(Qa[j] @ _powers(th))
+            with np.errstate(divide="ignore"):
+                return ell[j] + math.log(abs(aj)) - log_level if aj else -math.inf
+
+        lo, hi = 0.0, theta_end
+        for gi in range(1, 17):
+            th = theta_end * gi / 16
+            if phi(th) >= 0:
+                hi = th
+                break
+            lo = th
+        for _ in range(60):
+            if hi - lo <= 1e-15:
+                break
+            mid = 0.5 * (lo + hi)
+            if phi(mid) >= 0:
+                hi = mid
+            else:
+                lo = mid
+        act_t[j] = t + hi * h
 
 
 def _gradient_flow_numba(
@@ -413,7 +654,12 @@ def _gradient_flow_numba(
     rtol, atol, max_steps = options["rtol"], options["atol"], options["max_steps"]
     y = np.ascontiguousarray(data.y, dtype=float)
     D = np.ascontiguousarray(data.sq_norms(), dtype=float)
-    rec, kinks0, t0, a, u = _begin(data, net, rules, start, points_per_decade)
+    rec, kinks0, t0, ell, a, u = _begin(data, net, rules, start, points_per_decade)
+    if start is None:
+        a, u = net.a.astype(float), net.u.astype(float)
+    else:
+        a, u = np.exp(ell) * a, np.exp(ell)[:, None] * u
+        u = np.where(net.u < 0, net.u, u)  # never moved (the closed form rounds them)
     a = np.ascontiguousarray(a, dtype=float).copy()
     u = np.ascontiguousarray(u, dtype=float).copy()
     act = u > 0
@@ -533,10 +779,13 @@ def _gradient_flow_numba(
         )
     nrec, nk = int(ist[NB.I_NREC]), int(ist[NB.I_NKINK])
     # the kernel's first row (at its start time) repeats the recorder's last one
+    prev = rec.samples()
     samples = {
-        key: np.concatenate([before, b[1:nrec]])
-        for (key, before), b in zip(rec.samples().items(), bufs, strict=True)
+        key: np.concatenate([prev[key], b[1:nrec]])
+        for key, b in zip(("t", "loss", "a_abs", "w_norm", "n_active"), bufs, strict=True)
     }
+    with np.errstate(divide="ignore"):
+        samples["log_abs_a"] = np.concatenate([prev["log_abs_a"], np.log(bufs[2][1:nrec])])
     kink_t, kink_j, kink_i = (b[:nk] for b in kbufs)
     kinks0.add_many(kink_t, kink_j * n + kink_i, np.zeros(nk, dtype=bool))
     stats = SolverStats(
@@ -551,7 +800,7 @@ def _gradient_flow_numba(
         "flow",
         data=data,
         net=net,
-        final=net.with_params(a, u),
+        final=_keep_frozen(net.with_params(a, u), net),
         samples=samples,
         status=status,
         message=message,
@@ -569,21 +818,25 @@ def _begin(
     rules: StopRules,
     start: InitialPhase | None,
     points_per_decade: int,
-) -> tuple[Recorder, KinkLog, float, np.ndarray, np.ndarray]:
-    """Recorder, kink log, start time and state of the solver (after the closed-form phase).
+) -> tuple[Recorder, KinkLog, float, np.ndarray, np.ndarray, np.ndarray]:
+    """Recorder, kink log, start time and state ``(ℓ, â, û)`` of the solver.
 
-    The recorder holds the row at ``t = 0`` and, when ``start`` is given, the
-    grid points of the closed-form phase and its end; the kink log its kinks.
+    The state is the network's log-scale representation, ``(a, u) = e^{ℓ}(â, û)``
+    per neuron, after the closed-form phase when ``start`` is given. The recorder
+    holds the row at ``t = 0`` and, with ``start``, the grid points of the
+    closed-form phase and its end; the kink log its kinks.
     """
     rec = Recorder(data, net, points_per_decade, t0=1e-3 / rules.gamma_all)
-    a0, u0 = net.a.astype(float), net.u.astype(float)
-    rec.add(0.0, a0, u0, (u0 > 0).astype(float))
+    p = net.log_params
+    a0, u0 = np.asarray(p.a_hat, float), np.asarray(p.u_hat, float)
+    ell0 = np.asarray(p.ell, float)
+    rec.add_scaled(0.0, ell0, a0, u0, (u0 > 0).astype(float))
     kinks = KinkLog(data.n)
     if start is None:
-        return rec, kinks, 0.0, a0.copy(), u0.copy()
+        return rec, kinks, 0.0, ell0.copy(), a0.copy(), u0.copy()
     start.record(rec)
     kinks.add_many(start.kink_t, start.kink_flat, np.zeros(start.kink_t.size, dtype=bool))
-    return rec, kinks, start.t1, start.a.copy(), start.u.copy()
+    return rec, kinks, start.t1, start.ell.copy(), start.a_hat.copy(), start.u_hat.copy()
 
 
 def _error_ratio(
