@@ -393,7 +393,7 @@ class Bias(Experiment):
         "intervals, and the flow at fixed λ is set beside the limit on the same seeds."
     )
     designs = {
-        "paper": BiasDesign(scale="paper"),
+        "paper": BiasDesign(scale="paper", flow_scales=(1e-16, 1e-100, 1e-300)),
         "quick": BiasDesign(scale="quick", log2n=(4, 6, 8, 10, 12, 14, 16, 18, 20), extra_n=(),
                             reps=12, flow_log2n=(4, 6, 8, 10, 12), flow_reps=4,
                             width_n=(64, 256, 4096, 65536), width_factors=(2, 4, 8, 16, 32),

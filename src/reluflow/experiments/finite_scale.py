@@ -41,7 +41,6 @@ from ._base import (
     Claim,
     Design,
     Experiment,
-    flow_run,
     pm,
     quantity,
     run,
@@ -61,7 +60,9 @@ class FiniteScaleDesign(Design):
 
     Attributes:
         log2n: exponents of ``n`` for the flow (and its limit twins).
-        log10_scales: the ladder, as ``log10(1/λ)``.
+        log10_scales: the ladder, as ``log10(1/λ)``. Scales below float64's range
+            (``λ < 1e-300``) are run only where run configurations carry
+            ``log10_scale`` (:func:`scale_supported`); the rest of the ladder runs.
         reps: seeds per ``n`` (flow and limit alike).
         gap_log2n: exponents of ``n`` for the gap distribution and the predicted
             ``L*`` (jump process only); ``gap_extra_n``: further ``n``.
@@ -70,13 +71,28 @@ class FiniteScaleDesign(Design):
     """
 
     log2n: tuple[int, ...] = (6, 7, 8, 9, 10, 11, 12)
-    log10_scales: tuple[float, ...] = (8, 16, 32, 64, 100, 150)
+    log10_scales: tuple[float, ...] = (8, 16, 32, 64, 100, 150, 200, 300, 500, 1000, 2000)
     reps: int = 8
     gap_log2n: tuple[int, ...] = tuple(range(6, 21))
     gap_extra_n: tuple[int, ...] = (10**6,)
     gap_reps: int = 16
     p: float = 0.999
     rtol: float = 1e-9
+
+
+def scale_supported(log10_inv: float) -> bool:
+    """Whether a flow run at ``λ = 10^(−log10_inv)`` can be configured for a sweep."""
+    from ..sweep.config import CONFIG_KEYS
+
+    return log10_inv <= 300 or "log10_scale" in CONFIG_KEYS
+
+
+def _scale_keys(log10_inv: float) -> dict[str, Any]:
+    from ..sweep.config import CONFIG_KEYS
+
+    if log10_inv <= 300 or "log10_scale" not in CONFIG_KEYS:
+        return {"scale": 10.0 ** (-log10_inv)}
+    return {"log10_scale": -float(log10_inv)}
 
 
 def _width(n: int, p: FiniteScaleDesign) -> int:
@@ -359,6 +375,7 @@ class FiniteScale(Experiment):
     designs = {
         "paper": FiniteScaleDesign(scale="paper"),
         "quick": FiniteScaleDesign(scale="quick", log2n=(6, 7, 8, 9, 10), reps=4,
+                                   log10_scales=(8, 16, 32, 64, 100, 150, 200, 300, 1000),
                                    gap_log2n=(6, 8, 10, 12, 14, 16, 18, 20), gap_extra_n=(),
                                    gap_reps=8),
         "smoke": FiniteScaleDesign(scale="smoke", log2n=(4, 5), log10_scales=(8, 16, 32),
@@ -377,8 +394,10 @@ class FiniteScale(Experiment):
             n = 2**e
             m = _width(n, p)
             for l10 in p.log10_scales:
-                out += [flow_run(p, self.name, n, m, p.seed_base + r, 10.0 ** (-l10))
-                        for r in range(p.reps)]
+                if not scale_supported(l10):
+                    continue
+                out += [run(p, self.name, "flow", n, m, p.seed_base + r, rtol=float(p.rtol),
+                            **_scale_keys(l10)) for r in range(p.reps)]
         return out
 
     def analyse(self, frame: pd.DataFrame, arrays: Arrays) -> dict[str, Any]:
