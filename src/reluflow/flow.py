@@ -224,7 +224,7 @@ def _gradient_flow_numpy(
     if not log_coordinates and net.exact is not None:
         raise InputError(
             f"log_coordinates=False integrates float64 parameters and cannot hold lambda = "
-            f"1e{net.log10_scale:.6g}: use the default (log-scale) engine"
+            f"{V.format_scale(net.log10_scale)}: use the default (log-scale) engine"
         )
     rec, kinks, t, ell, a, u = _begin(data, net, rules, start, points_per_decade)
     if not log_coordinates:
@@ -548,7 +548,6 @@ def _gradient_flow_numpy(
         wall0=wall0,
         provenance=run_provenance("flow", data, net, **options, engine="numpy"),
         activation_t=act_t,
-        activation_level=math.exp(log_level),
     )
 
 
@@ -974,7 +973,6 @@ def _gradient_flow_numba(
         wall0=wall0,
         provenance=run_provenance("flow", data, net, **options, engine="numba"),
         activation_t=act_t,
-        activation_level=math.exp(log_level),
     )
 
 
