@@ -384,14 +384,16 @@ def make_trajectory(
     wall0: float,
     provenance: dict[str, Any],
     activation_t: np.ndarray | None = None,
-    activation_level: float = math.nan,
 ) -> Trajectory:
-    """The :class:`Trajectory` of a finished run (``samples`` as :meth:`Recorder.samples`)."""
+    """The :class:`Trajectory` of a finished run (``samples`` as :meth:`Recorder.samples`).
+
+    ``activation_t``: activation times located by the dynamics (the flow), or None.
+    """
     return Trajectory(
         dynamics=dynamics,
         tau=samples["t"] / log_inv_scale(net),
         activation_t=activation_t,
-        activation_level=activation_level,
+        activation_level=activation_level(data),
         final=final,
         initial=net,
         success=status in SUCCESS,

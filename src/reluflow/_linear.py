@@ -326,7 +326,7 @@ def initial_phase(
 
     def small(t: float) -> bool:
         ell, a_hat, u_hat = seg.state(t)
-        with np.errstate(under="ignore", over="ignore"):
+        with np.errstate(under="ignore", over="ignore", invalid="ignore"):
             f = (np.exp(2.0 * ell) * a_hat) @ np.maximum(u_hat, 0.0)
         return bool(np.all(np.abs(f) <= bound))  # False on NaN (an overflowed output)
 

@@ -61,43 +61,30 @@ class Jump:
         return g * ds, a, u
 
 
-def try_jump(
+def plateau_ready(
     *,
     ell: np.ndarray,
     a: np.ndarray,
     u: np.ndarray,
     mask: np.ndarray,
     velocity: np.ndarray,
-    r: np.ndarray,
-    n: int,
-    gram: np.ndarray | None,
-    D: np.ndarray,
     bound: np.ndarray,
     eps: float,
     rest_tol: float,
-    h: float,
-    s_max: float,
-) -> Jump | None:
-    """The closed-form stretch from the current state, or None if this is no plateau.
+) -> np.ndarray | None:
+    """The small neurons when the state is on a plateau, else None.
 
-    Args:
-        ell, a, u: the state ``(a, u) = e^{ℓ}(â, û)`` (rows: neurons).
-        mask: activity (float 0/1). velocity: the true field ``F`` at the state, flat
-            ``(a, u)`` in the same units. r: the residual.
-        gram: the Gram matrix (None for orthogonal data). D: ``‖x_i‖²``.
-        bound: ``max(|y_i|, 1e-3 max|y|)``; a neuron is small while
-            ``e^{2ℓ_j} |â_j| σ(û_ji) <= eps · bound_i`` for every ``i``.
-        rest_tol: a visible neuron counts as at rest when
-            ``max|F_j| <= rest_tol · max(|â_j|, max_i |û_ji|)``.
-        h: the solver's current step; a stretch shorter than 50 h is not taken.
-        s_max: the time left before the stop time.
+    Small: ``e^{2ℓ_j} |â_j| σ(û_ji) <= eps · bound_i`` for every ``i``; on a plateau
+    every other (visible) neuron is at rest, ``max|F_j| <= rest_tol · max(|â_j|,
+    max_i |û_ji|)`` (``velocity``: the true field ``F``, flat ``(a, u)``, in the
+    neurons' units). The compiled engine evaluates the same test in its kernel.
     """
     m = a.shape[0]
     with np.errstate(under="ignore", over="ignore"):
         w2 = np.exp(2.0 * ell)
         contrib = w2 * np.abs(a) * (np.maximum(u, 0.0) * mask / bound[None, :]).max(axis=1)
     small = contrib <= eps
-    if small.all() or not small.any():
+    if not small.any():
         return None
     va, vu = velocity[:m], velocity[m:].reshape(m, -1)
     size = np.maximum(np.abs(a), np.abs(u).max(axis=1))
@@ -105,6 +92,35 @@ def try_jump(
     vis = ~small
     if not (speed[vis] <= rest_tol * size[vis]).all():
         return None
+    return small
+
+
+def try_jump(
+    *,
+    small: np.ndarray,
+    ell: np.ndarray,
+    a: np.ndarray,
+    u: np.ndarray,
+    mask: np.ndarray,
+    r: np.ndarray,
+    n: int,
+    gram: np.ndarray | None,
+    D: np.ndarray,
+    bound: np.ndarray,
+    eps: float,
+    h: float,
+    s_max: float,
+) -> Jump | None:
+    """The closed-form stretch from a plateau (``small``: from :func:`plateau_ready`), or None.
+
+    Args:
+        small: the small neurons. ell, a, u: the state ``(a, u) = e^{ℓ}(â, û)``.
+        mask: activity (float 0/1). r: the residual.
+        gram: the Gram matrix (None for orthogonal data). D: ``‖x_i‖²``.
+        bound, eps: as in :func:`plateau_ready`.
+        h: the solver's current step; a stretch shorter than 50 h is not taken.
+        s_max: the time left before the stop time.
+    """
     idx = np.flatnonzero(small)
     # residuals within eps of a fitted sample count as 0, like the small outputs: a
     # tiny residual left by the solver would otherwise drive the coordinates of small

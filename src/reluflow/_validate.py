@@ -131,13 +131,13 @@ def log10_scale(value: Any, name: str = "log10_scale") -> float:
         raise InputError(f"{name} must be finite (log10 of lambda > 0), got {value!r}")
     if x < LOG10_SCALE_MIN:
         raise InputError(
-            f"{name}: lambda = 1e{x:.6g} is below 1e{LOG10_SCALE_MIN:.0f}, the smallest scale "
+            f"{name}: lambda = {format_scale(x)} is below 1e{LOG10_SCALE_MIN:.0f}, the smallest scale "
             "the engine represents to its tolerance (per-neuron log-scales are float64; "
             "see docs/any-scale.md)"
         )
     if x > LOG10_SCALE_MAX:
         raise InputError(
-            f"{name}: lambda = 1e{x:.6g} is above 1e{LOG10_SCALE_MAX:.0f}: the initial "
+            f"{name}: lambda = {format_scale(x)} is above 1e{LOG10_SCALE_MAX:.0f}: the initial "
             "network's squared weights would overflow float64"
         )
     return x

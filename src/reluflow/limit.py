@@ -721,8 +721,10 @@ def jump_process(
                 f"net.u must have shape (m, n) = ({net.m}, {n}) for this data, got {net.u.shape}"
             )
         m = net.m
-        signs = np.sign(np.asarray(net.a, dtype=np.float64))
-        bits = np.asarray(net.u) > 0
+        # the O(1) parts: their signs are those of a and u at any scale (docs/any-scale.md)
+        lp = net.log_params
+        signs = np.sign(np.asarray(lp.a_hat, dtype=np.float64))
+        bits = np.asarray(lp.u_hat) > 0
         seed_used = net.seed
     else:
         m = V.positive_int("m", m)
@@ -789,12 +791,20 @@ def jump_process(
         """``|c_j|`` of the linear phase for the given neurons (cached)."""
         need = np.array([j for j in rows if int(j) not in amp0_cache], dtype=np.int64)
         if need.size:
+            scale = np.ones(need.size)
             if net is not None:
-                a0s, u0s = np.asarray(net.a, float)[need], np.asarray(net.u, float)[need]
+                # homogeneous of degree 1: from the O(1) parts, times e^{ℓ_j − max ℓ} (only
+                # the ratios between neurons matter, and they hold at any scale)
+                a0s, u0s = np.asarray(lp.a_hat, float)[need], np.asarray(lp.u_hat, float)[need]
+                ell = np.asarray(lp.ell, float)
+                with np.errstate(under="ignore", invalid="ignore"):
+                    top = ell[np.isfinite(ell)].max(initial=-np.inf)
+                    scale = np.exp(ell[need] - (top if np.isfinite(top) else 0.0))
             else:
                 a0s, u0s = _seed_initial_rows(data, m, seed_used, init, need, bits, signs)
             for k, j in enumerate(need):
-                amp0_cache[int(j)] = abs(_alignment_amplitude(a0s[k], u0s[k], y, x_sq))
+                c = abs(_alignment_amplitude(a0s[k], u0s[k], y, x_sq))
+                amp0_cache[int(j)] = c * float(scale[k])
         return np.array([amp0_cache[int(j)] for j in rows])
 
     # Exact amplitudes through earlier events, computed only when a tie needs them:
