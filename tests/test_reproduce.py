@@ -87,6 +87,14 @@ def test_only_selects_experiments_by_name():
         experiment_configs("smoke", only="bias,nope")
 
 
+def test_every_experiment_is_documented():
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "experiments.md").read_text()
+    for name in EXPERIMENTS:
+        assert f"## Experiment `{name}`" in text, f"docs/experiments.md has no section for {name}"
+
+
 def test_every_experiment_implements_the_interface():
     from reluflow.experiments import SCALES, Experiment
 

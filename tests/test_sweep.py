@@ -7,6 +7,7 @@ import json
 import os
 import re
 import signal
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -206,25 +207,84 @@ def test_failed_runs_are_reported_and_not_stored(tmp_path, monkeypatch):
 
 # --------------------------------------------------------------------------- crash safety
 
-# ~0.1 s per run: long enough to kill the sweep in the middle
-SLOW_SPEC = """
+KILL_RUNS = 36
+# ~20 ms per run (no ties: Gaussian labels): a sweep lasts long enough to be killed in it
+KILL_SPEC = f"""
 experiment = "killed"
 dynamics = "limit"
-n = 100000
+n = 8000
 m = 48
 labels = "gaussian"
-seeds = "0:36"
+seeds = {KILL_RUNS}
+"""
+# A sweep driver (two pool workers) that says what it writes: "mid-write" when it is
+# about to execute its HOLD-th INSERT, inside the run's transaction, and then waits there
+# to be killed; "written RUN_ID" when the store's put has returned; the summary at the end.
+DRIVER = """
+import json, sys, time
+from reluflow.store import ResultsStore
+from reluflow.sweep import run_sweep
+spec, path, hold = sys.argv[1], sys.argv[2], int(sys.argv[3])
+store = ResultsStore(path)
+inserts = 0
+def trace(statement):
+    global inserts
+    if statement.startswith("INSERT"):
+        inserts += 1
+        if inserts == hold:
+            print("mid-write", flush=True)
+            time.sleep(600)
+store._con.set_trace_callback(trace)
+put = store.put
+def reporting_put(record):
+    new = put(record)
+    print("written", record.run_id, flush=True)
+    return new
+store.put = reporting_put
+summary = run_sweep(spec, store, workers=2, progress=False)
+print("summary", json.dumps(summary.as_dict()), flush=True)
 """
 
 
-def _count(path) -> int:
-    if not path.exists():
-        return 0
-    try:
-        with ResultsStore(path, create=False) as s:
-            return len(s)
-    except Exception:  # the schema may not exist yet
-        return 0
+class Driver:
+    """The DRIVER in a subprocess (its own process group), read line by line."""
+
+    def __init__(self, spec, store, hold: int = 0):
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", DRIVER, str(spec), str(store), str(hold)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        )  # fmt: skip
+        self.written: set[str] = set()
+        self.summary: dict | None = None
+
+    def read_until(self, stop) -> str:
+        """Read lines until ``stop(line)``; the line."""
+        for line in self.proc.stdout:
+            if line.startswith("written "):
+                self.written.add(line.split()[1])
+            elif line.startswith("summary "):
+                self.summary = json.loads(line.split(" ", 1)[1])
+            if stop(line):
+                return line
+        self.proc.wait()
+        raise AssertionError(
+            f"the driver ended ({self.proc.returncode}): {self.proc.stderr.read()}"
+        )
+
+    def kill(self) -> None:
+        """SIGKILL the driver alone; its pool workers must notice and exit by themselves."""
+        os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+        deadline = time.monotonic() + 15
+        try:
+            while _group_alive(self.proc.pid):
+                assert time.monotonic() < deadline, "worker processes outlived the driver"
+                time.sleep(0.05)
+        finally:
+            if _group_alive(self.proc.pid):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.stdout.close()
+        self.proc.stderr.close()
 
 
 def _group_alive(pgid: int) -> bool:
@@ -235,60 +295,122 @@ def _group_alive(pgid: int) -> bool:
     return True
 
 
-def test_sigkill_mid_sweep_then_resume_runs_each_run_once(tmp_path):
-    spec = write(tmp_path / "slow.toml", SLOW_SPEC)
-    store = tmp_path / "killed.sqlite"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import sys; from reluflow.cli import main; sys.exit(main(sys.argv[1:]))",
-            "sweep",
-            str(spec),
-            "--store",
-            str(store),
-            "--workers",
-            "2",
-            "--quiet",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        start_new_session=True,  # a process group of its own: the driver and its workers
-    )
+def _committed(store) -> set[str]:
+    """The runs another connection sees (only committed transactions are visible)."""
+    if not store.exists():
+        return set()
+    con = sqlite3.connect(store, isolation_level=None)
     try:
-        deadline = time.monotonic() + 60
-        while _count(store) < 6:
-            assert proc.poll() is None, proc.stderr.read().decode()
-            assert time.monotonic() < deadline, "the sweep wrote nothing in 60 s"
-            time.sleep(0.02)
-        os.kill(proc.pid, signal.SIGKILL)  # the driver, in the middle of the sweep
-        proc.wait()
-        deadline = time.monotonic() + 15
-        while _group_alive(proc.pid):  # its orphaned workers notice and exit
-            assert time.monotonic() < deadline, "worker processes outlived the driver"
-            time.sleep(0.1)
+        return {r[0] for r in con.execute("SELECT run_id FROM runs")}
+    except sqlite3.OperationalError:  # no schema yet
+        return set()
     finally:
-        if _group_alive(proc.pid):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-    assert proc.returncode == -signal.SIGKILL
-    with ResultsStore(store) as s:
-        killed_at = len(s)
-        assert s.integrity_ok()
-    assert 6 <= killed_at < 36, killed_at
+        con.close()
 
-    res = cli("sweep", str(spec), "--store", str(store), "--workers", "2", "--json")
-    assert res.returncode == 0, res.stderr
-    summary = json.loads(res.stdout)
-    assert summary["total"] == 36 and summary["failed"] == 0
-    assert summary["skipped"] >= killed_at and summary["skipped"] + summary["ran"] == 36
-    with ResultsStore(store) as s:
-        assert s.integrity_ok()
-        df = s.frame()
-        assert len(df) == 36 and df.run_id.is_unique and sorted(df.seed) == list(range(36))
 
-    reference = tmp_path / "reference.sqlite"
-    run_sweep(spec, reference, workers=1, progress=False)
+def _survivors(store) -> set[str]:
+    with ResultsStore(store) as s:
+        assert s.integrity_ok(), "a run without its arrays (or a damaged file)"
+        return s.done_ids()
+
+
+@pytest.fixture(scope="module")
+def kill_spec(tmp_path_factory):
+    """The spec, and the reference: its runs computed in this process."""
+    folder = tmp_path_factory.mktemp("kill")
+    spec = write(folder / "spec.toml", KILL_SPEC)
+    run_sweep(spec, folder / "reference.sqlite", workers=1, progress=False)
+    return spec, folder / "reference.sqlite"
+
+
+def test_driver_killed_at_random_instants_keeps_every_committed_run(kill_spec, tmp_path):
+    """Three SIGKILLs of the driver (inside a write's transaction, before its row and between
+    its row and its arrays, and at a random instant), each followed by a resume; every run committed before a kill survives it,
+    no run is ever half-written, and the end is the reference, each run once."""
+    spec, reference = kill_spec
+    store = tmp_path / "killed.sqlite"
+    rng = np.random.default_rng(15)
+    for kind in ("mid-write row", "any instant", "mid-write arrays"):
+        before = _survivors(store) if store.exists() else set()
+        if kind.startswith("mid-write"):
+            # a few runs in, this driver's INSERT of a row (odd) or of its arrays (even)
+            hold = 2 * int(rng.integers(2, 8)) + (1 if kind.endswith("row") else 2)
+            driver = Driver(spec, store, hold=hold)
+            driver.read_until(lambda line: line.startswith("mid-write"))
+            committed = _committed(store)
+            driver.kill()
+            # blocked inside a transaction: exactly the runs whose put returned are there
+            assert committed == before | driver.written
+            assert _survivors(store) == committed, f"kill in INSERT {hold}"
+        else:
+            driver = Driver(spec, store)
+            n = int(rng.integers(2, 8))
+            driver.read_until(lambda line, d=driver, n=n: len(d.written) >= n)
+            time.sleep(float(rng.uniform(0.0, 0.15)))
+            committed = _committed(store) | driver.written
+            driver.kill()
+            assert committed <= _survivors(store)
+        assert len(_survivors(store)) < KILL_RUNS, f"the {kind} kill came after the end"
+
+    killed_at = _survivors(store)
+    driver = Driver(spec, store)
+    driver.read_until(lambda line: line.startswith("summary "))
+    driver.proc.wait()
+    s = driver.summary
+    assert (s["total"], s["skipped"], s["failed"]) == (KILL_RUNS, len(killed_at), 0)
+    assert s["ran"] == KILL_RUNS - len(killed_at)  # only what was missing
+    with ResultsStore(store) as db:
+        assert db.integrity_ok()
+        df = db.frame()
+    assert len(df) == KILL_RUNS and df.run_id.is_unique
+    assert_same_results(store, reference)
+
+
+def _pool_workers(parent: int) -> list[int]:
+    """The pids of the worker processes of ``parent``'s process pool (not its helpers)."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = open(f"/proc/{entry}/stat").read()  # noqa: SIM115
+            cmdline = open(f"/proc/{entry}/cmdline", "rb").read()  # noqa: SIM115
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        if ppid == parent and b"spawn_main" in cmdline:
+            out.append(int(entry))
+    return out
+
+
+def test_killed_pool_worker_loses_no_run(kill_spec, tmp_path):
+    """SIGKILL one worker of the local pool, twice, at seeded random moments: the runs it
+    held run again, none is dropped or written twice, and the sweep ends complete."""
+    spec, reference = kill_spec
+    store = tmp_path / "pool.sqlite"
+    rng = np.random.default_rng(12)
+    driver = Driver(spec, store)
+    victims = []
+    for _ in range(2):
+        n = len(driver.written) + int(rng.integers(3, 8))
+        driver.read_until(lambda line, n=n: len(driver.written) >= n)
+        workers = sorted(_pool_workers(driver.proc.pid))
+        assert len(workers) == 2, workers
+        victim = workers[int(rng.integers(len(workers)))]
+        committed = _committed(store) | driver.written
+        os.kill(victim, signal.SIGKILL)
+        victims.append((victim, len(committed)))
+        assert committed <= _committed(store)
+    driver.read_until(lambda line: line.startswith("summary "))
+    driver.proc.wait()
+    assert driver.proc.returncode == 0
+    assert all(n < KILL_RUNS for _, n in victims), f"the kills came after the end: {victims}"
+    s = driver.summary
+    assert (s["total"], s["ran"], s["written"], s["failed"]) == (KILL_RUNS,) * 3 + (0,)
+    with ResultsStore(store) as db:
+        assert db.integrity_ok()
+        df = db.frame()
+    assert len(df) == KILL_RUNS and df.run_id.is_unique
     assert_same_results(store, reference)
 
 

@@ -26,7 +26,7 @@ from .network import Network
 from .trajectory import SolverStats, Trajectory
 
 # statuses that mean "the requested stopping criterion was reached"
-SUCCESS = ("t_max", "loss_tol", "stalled", "steps")
+SUCCESS = ("t_max", "loss_tol", "stalled", "steps", "noise_floor")
 
 STALLED_MESSAGE = (
     "nothing moves any more (every neuron's relative speed < stall_rate and "

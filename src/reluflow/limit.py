@@ -41,12 +41,13 @@ import numpy as np
 import pandas as pd
 from scipy.integrate import solve_ivp
 
-from . import _rng
+from . import _memory, _rng
 from . import _validate as V
 from ._provenance import provenance as _provenance
 from .data import ArrayData, Dataset, OrthogonalData
 from .errors import InputError, NotOrthogonalError
 from .network import INITS, Network, init_network
+from .theory import _norm_ratio
 from .theory import min_norm_sq as _min_norm_sq
 
 __all__ = ["LimitResult", "Tie", "jump_process"]
@@ -145,7 +146,8 @@ class LimitResult:
             over the neurons that activated alone, plus ``Σ a² + ‖w‖²`` of each
             tied group as its flow resolved it. NaN when ties were left unresolved.
         min_norm_sq: the minimal interpolating norm (THEORY.md §5) of the data.
-        ratio: ``norm_sq / min_norm_sq``.
+        ratio: ``norm_sq / min_norm_sq`` for an interpolating network (>= 1);
+            NaN otherwise, with the reason in :attr:`ratio_note`.
         ties: every tie, in event order.
         tie_rtol: relative tolerance on τ below which activations count as tied.
         ties_resolved: whether overlapping ties were resolved by their group flow.
@@ -180,6 +182,11 @@ class LimitResult:
     _x_sq: np.ndarray = field(repr=False)
     # u of the tied neurons on their group's samples: (rows, cols, values).
     _tie_u: tuple[np.ndarray, np.ndarray, np.ndarray] = field(repr=False)
+
+    @property
+    def ratio_note(self) -> str:
+        """Why :attr:`ratio` is NaN (e.g. "does not interpolate ..."), or "" when it is defined."""
+        return _norm_ratio(self.norm_sq, self.min_norm_sq, self.interpolates)[1]
 
     @property
     def m(self) -> int:
@@ -318,6 +325,7 @@ class LimitResult:
             "norm_sq": self.norm_sq,
             "min_norm_sq": self.min_norm_sq,
             "ratio": self.ratio,
+            "ratio_note": self.ratio_note,
             "wall_s": self.wall_s,
         }
 
@@ -729,6 +737,7 @@ def jump_process(
     else:
         m = V.positive_int("m", m)
         seed_used = V.seed("seed", seed)
+        _memory.check_limit(n, m)
         signs = _rng.output_signs(seed_used, m)
         bits = _rng.sign_bits(seed_used, m, n)
 
@@ -1021,7 +1030,7 @@ def jump_process(
         interpolates=interpolates,
         norm_sq=float(norm_sq),
         min_norm_sq=mn,
-        ratio=float(norm_sq / mn) if mn > 0 else math.nan,
+        ratio=_norm_ratio(float(norm_sq), mn, interpolates)[0],
         ties=tuple(ties),
         tie_rtol=tie_rtol,
         ties_resolved=bool(resolve_ties),

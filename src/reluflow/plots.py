@@ -26,6 +26,8 @@ __all__ = [
     "limit_staircase",
     "plot_bias",
     "plot_by_parameter",
+    "plot_directions",
+    "plot_neurons_1d",
     "plot_convergence",
     "plot_incremental",
     "plot_threshold",
@@ -645,4 +647,154 @@ def plot_bias(
     ax1.set_ylabel("‖θ‖² / min ‖θ‖²")
     ax1.set_title("(b) ratio to the minimal norm (95% bootstrap CI)", fontsize=8)
     ax1.legend(frameon=False, fontsize=6.5, loc="lower right")
+    return _finish(fig, path, title)
+
+
+# --------------------------------------------------------------------------- the neurons themselves
+#
+# Pictures of the weights, from snapshots (reluflow.snapshots.network_snapshots): arrays in,
+# figure out, every series tagged with a gid ("f-2", "neurons-2", ...).
+
+_NEG, _POS = "firebrick", "darkviolet"
+
+
+def plot_neurons_1d(
+    x: np.ndarray,
+    y: np.ndarray,
+    t: np.ndarray,
+    a: np.ndarray,
+    W: np.ndarray,
+    path: str | Path | None = None,
+    *,
+    time_label: str = "t",
+    title: str | None = None,
+) -> matplotlib.figure.Figure:
+    """One-dimensional data with a bias: the learned function and the neurons over time.
+
+    Neuron ``j`` computes ``a_j σ(w_j x + b_j)``: a kink at ``x = −b_j / w_j``,
+    active to its right if ``w_j > 0`` and to its left otherwise. Top row, one
+    panel per time: the data, the learned function ``f(x) = Σ_j a_j σ(w_j x + b_j)``
+    and its kinks (ticks at the bottom, for neurons with ``|a_j| ‖(w_j, b_j)‖`` above
+    1e-3 of the largest). Bottom row: each neuron as the point ``(−b_j / w_j, a_j)``
+    (Boursier et al. 2022), ▲ for ``w_j > 0`` and ▼ for ``w_j < 0``, coloured by the
+    sign of ``a_j``; points beyond the plotted range sit on its edge, hollow.
+
+    Args:
+        x, y: the inputs (n,) (without the bias feature) and labels.
+        t: snapshot times (T,). a: output weights (T, m). W: ``(w_j, b_j)``, (T, m, 2).
+        path: where to write the figure. time_label: the name of the time axis.
+
+    Gids: ``data-{k}``, ``f-{k}``, ``kinks-{k}``, ``neurons-{k}`` for snapshot ``k``.
+    """
+    x, y, t = (np.asarray(v, dtype=float) for v in (x, y, t))
+    a, W = np.asarray(a, dtype=float), np.asarray(W, dtype=float)
+    T = len(t)
+    span = max(float(x.max() - x.min()), 1.0)
+    lo, hi = float(x.min()) - 0.5 * span, float(x.max()) + 0.5 * span
+    grid = np.linspace(lo, hi, 400)
+    fig, axes = plt.subplots(
+        2, T, figsize=(2.1 * T + 0.6, 4.2), sharex=True, sharey="row", squeeze=False
+    )
+    a_max = max(float(np.abs(a).max()), 1e-300)
+    for k in range(T):
+        w, b, ak = W[k, :, 0], W[k, :, 1], a[k]
+        f = np.maximum(np.outer(grid, w) + b, 0.0) @ ak
+        ax0, ax1 = axes[0, k], axes[1, k]
+        sc = ax0.scatter(x, y, color="tab:green", s=18, zorder=3)
+        sc.set_gid(f"data-{k}")
+        (ln,) = ax0.plot(grid, f, color="tab:blue", lw=1.4)
+        ln.set_gid(f"f-{k}")
+        size = np.abs(ak) * np.hypot(w, b)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            kink = -b / w
+        big = (size >= 1e-3 * max(size.max(), 1e-300)) & np.isfinite(kink)
+        kk = kink[big & (kink > lo) & (kink < hi)]
+        ln = ax0.vlines(kk, 0, 0.06, transform=ax0.get_xaxis_transform(), color="k", lw=0.8)
+        ln.set_gid(f"kinks-{k}")
+        ax0.set_title(f"{time_label} = {t[k]:.3g}", fontsize=8)
+        pos = np.clip(np.nan_to_num(kink, nan=hi, posinf=hi, neginf=lo), lo, hi)
+        inside = (pos > lo) & (pos < hi)
+        colors = np.where(ak > 0, _POS, _NEG)
+        for mk, sel in (("^", w > 0), ("v", w <= 0)):
+            for filled in (True, False):
+                s = sel & (inside == filled)
+                if s.any():
+                    pts = ax1.scatter(
+                        pos[s],
+                        ak[s],
+                        marker=mk,
+                        s=16,
+                        c=list(colors[s]) if filled else "none",
+                        edgecolors=list(colors[s]),
+                        linewidths=0.7,
+                    )
+                    if filled and mk == "^":
+                        pts.set_gid(f"neurons-{k}")
+        ax1.axhline(0, color="0.6", lw=0.6, ls="--")
+        ax1.set_ylim(-1.1 * a_max, 1.1 * a_max)
+        ax1.set_xlabel("x  (kink −b_j / w_j)")
+    axes[0, 0].set_ylabel("f(x)")
+    axes[1, 0].set_ylabel("a_j")
+    axes[0, 0].set_xlim(lo, hi)
+    return _finish(fig, path, title)
+
+
+def plot_directions(
+    t: np.ndarray,
+    a: np.ndarray,
+    W: np.ndarray,
+    path: str | Path | None = None,
+    *,
+    time_label: str = "t",
+    title: str | None = None,
+) -> matplotlib.figure.Figure:
+    """First-layer directions over time, in polar coordinates on the top two principal axes.
+
+    The principal axes are those of the final first layer (uncentred PCA: the
+    top right singular vectors ``v_1, v_2`` of ``W(t_end)``, as in Boursier et
+    al. 2022). Neuron ``j`` at time ``t`` is drawn at angle ``atan2(<w_j, v_2>,
+    <w_j, v_1>)`` and radius ``‖(<w_j, v_1>, <w_j, v_2>)‖`` divided by the largest
+    such radius at that time (the weights grow by many orders of magnitude; the
+    largest radius is printed), coloured by the sign of ``a_j``. Early alignment
+    shows as the neurons gathering on a few directions while still small.
+
+    Args:
+        t: snapshot times (T,). a: output weights (T, m). W: first layers (T, m, d).
+
+    Gids: ``directions-{k}`` for snapshot ``k``.
+    """
+    t, a, W = (np.asarray(v, dtype=float) for v in (t, a, W))
+    T = len(t)
+    _, sv, vt = np.linalg.svd(W[-1], full_matrices=False)
+    V2 = vt[:2] if vt.shape[0] >= 2 else np.vstack([vt, np.zeros_like(vt)])
+    share = float((sv[:2] ** 2).sum() / max((sv**2).sum(), 1e-300))
+    fig, axes = plt.subplots(
+        1, T, figsize=(2.2 * T + 0.4, 2.8), subplot_kw={"projection": "polar"}, squeeze=False
+    )
+    for k in range(T):
+        ax = axes[0, k]
+        p = W[k] @ V2.T
+        r = np.hypot(p[:, 0], p[:, 1])
+        rmax = max(float(r.max()), 1e-300)
+        sc = ax.scatter(
+            np.arctan2(p[:, 1], p[:, 0]),
+            r / rmax,
+            c=list(np.where(a[k] > 0, _POS, _NEG)),
+            marker="*",
+            s=22,
+        )
+        sc.set_gid(f"directions-{k}")
+        ax.set_rorigin(-0.05)
+        ax.set_ylim(0, 1.05)
+        ax.set_yticklabels([])
+        ax.set_xticklabels([])
+        ax.set_title(f"{time_label} = {t[k]:.3g}\nmax radius {rmax:.1e}", fontsize=7)
+    fig.text(
+        0.5,
+        0.01,
+        f"top-2 principal axes of the final W ({100 * share:.0f}% of its energy); "
+        "purple: a_j > 0, red: a_j < 0",
+        ha="center",
+        fontsize=7,
+    )
     return _finish(fig, path, title)

@@ -126,7 +126,12 @@ def build_report(
                 analyses[name] = ex.analyse(df.reset_index(drop=True), st.arrays)
             except InputError as e:
                 skipped[name] = str(e)
-        overview = analyse_overview(frame, recognised=tuple(analyses))
+        keys: dict[str, list[str]] = {}
+        for (exp, _), d in frame.groupby(["experiment", "dynamics"], sort=False):
+            cfg = st.record(d["run_id"].iloc[0]).config  # one run per dynamics: its keys
+            keys.setdefault(str(exp), [])
+            keys[str(exp)] += [k for k in cfg if k not in keys[str(exp)]]
+        overview = analyse_overview(frame, recognised=tuple(analyses), config_keys=keys)
     finally:
         if own:
             st.close()

@@ -27,6 +27,7 @@ _NOT_PARAMS = {
     "run_id", "experiment", "version", "seed", "config_hash", "wall_s", "created", "final_loss",
     "initial_loss", "norm_sq", "min_norm_sq", "ratio", "interpolates", "n_events", "ties",
     "success", "status", "run_wall_s", "conservation_drift", "steps", "kinks", "description",
+    "ratio_note",
 }
 # preferred x axes of the figure, in order
 _AXES = ("m", "n", "scale", "d", "lr", "batch_size", "rtol")
@@ -37,8 +38,11 @@ def _succeeded(df: pd.DataFrame) -> pd.Series:
     return s.where(s.notna(), True).astype(bool)
 
 
-def _params(df: pd.DataFrame) -> list[str]:
-    return [c for c in df.columns if c not in _NOT_PARAMS and df[c].notna().any()]
+def _params(df: pd.DataFrame, keys: Sequence[str] | None = None) -> list[str]:
+    """The configuration columns of ``df``: ``keys`` when known, else all but results and bookkeeping."""
+    cols = [c for c in keys if c in df.columns] if keys is not None else [
+        c for c in df.columns if c not in _NOT_PARAMS]
+    return [c for c in cols if c not in ("experiment", "seed") and df[c].notna().any()]
 
 
 def _describe(v: pd.Series) -> str:
@@ -51,13 +55,13 @@ def _describe(v: pd.Series) -> str:
     return ", ".join(f"{x:g}" if isinstance(x, float) else str(x) for x in out)
 
 
-def _varying(df: pd.DataFrame) -> list[str]:
+def _varying(df: pd.DataFrame, keys: Sequence[str] | None = None) -> list[str]:
     """Parameters that vary, less those that are a one-to-one relabelling of an earlier one.
 
     (``d`` defaults to ``n`` on orthogonal data: grouping by both would repeat ``n``.)
     """
     order = {c: i for i, c in enumerate(_AXES)}
-    cand = sorted((c for c in _params(df) if df[c].dropna().nunique() > 1),
+    cand = sorted((c for c in _params(df, keys) if df[c].dropna().nunique() > 1),
                   key=lambda c: order.get(c, len(order)))
     keep: list[str] = []
     for c in cand:
@@ -128,8 +132,16 @@ def _by_parameter(df: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def analyse_overview(frame: pd.DataFrame, recognised: Sequence[str] = ()) -> dict[str, Any]:
+def analyse_overview(
+    frame: pd.DataFrame,
+    recognised: Sequence[str] = (),
+    config_keys: Mapping[str, Sequence[str]] | None = None,
+) -> dict[str, Any]:
     """What the store holds, and key results by parameter for the experiments not in ``recognised``.
+
+    ``config_keys`` names each experiment's configuration keys (the store's
+    ``config`` of one of its runs); without it, every column that is not a
+    known result or bookkeeping column counts as a parameter.
 
     Returns ``counts`` (runs, successes, interpolating runs, seeds per
     experiment × dynamics × data), ``status`` (status counts), ``params``
@@ -148,8 +160,9 @@ def analyse_overview(frame: pd.DataFrame, recognised: Sequence[str] = ()) -> dic
               .groupby(["experiment", "status"], as_index=False, sort=False)
               .agg(runs=("run_id", "size")))
     prow = []
+    keys_of = dict(config_keys or {})
     for exp, d in frame.groupby("experiment", sort=False):
-        for c in _params(d):
+        for c in _params(d, keys_of.get(exp)):
             prow.append({"experiment": exp, "parameter": c, "values": _describe(d[c]),
                          "distinct": int(d[c].dropna().nunique())})
     params = pd.DataFrame(prow, columns=["experiment", "parameter", "values", "distinct"])
@@ -158,7 +171,7 @@ def analyse_overview(frame: pd.DataFrame, recognised: Sequence[str] = ()) -> dic
         if exp in recognised:
             continue
         d = d.dropna(axis=1, how="all")
-        axes = _varying(d)
+        axes = _varying(d, keys_of.get(exp))
         num = [a for a in axes if pd.api.types.is_numeric_dtype(d[a])]
         x = next((a for a in _AXES if a in num), None) or (
             max(num, key=lambda a: d[a].nunique()) if num else None)

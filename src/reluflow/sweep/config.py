@@ -21,15 +21,32 @@ from collections.abc import Mapping
 from typing import Any
 
 from .. import _validate as V
+from .._loss import LOSSES
 from .._provenance import config_hash
 from ..errors import InputError
+from ..generators import TOY_EXAMPLES
+from ..inits import INITS
 
 DYNAMICS = ("flow", "descent", "limit")
-DATA_KINDS = ("orthogonal", "gaussian")
-LABELS = ("balanced", "random", "gaussian")
+# orthogonal, gaussian: reluflow.orthogonal_data / gaussian_data; sphere: reluflow.sphere_data,
+# sphere_orthogonal: the same with orthogonal=True; teacher: reluflow.teacher_data;
+# toy1d: reluflow.toy_1d_data (the example in toy_example, with its bias feature)
+DATA_KINDS = ("orthogonal", "gaussian", "sphere", "sphere_orthogonal", "teacher", "toy1d")
+LABELS = ("balanced", "random", "gaussian", "signed_uniform")
 FRAMES = ("canonical", "random")
-INITS = ("balanced", "independent")
 ENGINES = ("auto", "numpy", "numba")
+# keys of the field's setups, left out of a configuration at their default so that
+# the run ids of configurations written before they existed do not change
+_OMIT_AT_DEFAULT = {"bias": False, "loss": "half_mean", "snapshots": False}
+
+
+def _flag(name: str) -> Any:
+    def check(v: Any) -> bool:
+        if not isinstance(v, bool | int) or v not in (0, 1):
+            raise InputError(f"{name} must be true or false, got {v!r}")
+        return bool(v)
+
+    return check
 
 
 class ConfigError(InputError):
@@ -84,6 +101,8 @@ SOLVER_OPTIONS: dict[str, tuple[tuple[str, ...], Any]] = {
     "batch_size": (("descent",), lambda v: V.positive_int("batch_size", v)),
     "batch_seed": (("descent",), lambda v: V.seed("batch_seed", v)),
     "tie_rtol": (("limit",), lambda v: V.tolerance("tie_rtol", v)),
+    # also store the full weights at a few times around the first activation (explicit data)
+    "snapshots": (("flow", "descent"), _flag("snapshots")),
 }
 
 # Configuration keys (besides the solver options): key -> check of one value.
@@ -99,6 +118,10 @@ CONFIG_KEYS: dict[str, Any] = {
     "norms": _norms,
     "frame": lambda v: V.choice("frame", v, FRAMES),
     "init": lambda v: V.choice("init", v, INITS),
+    "bias": _flag("bias"),
+    "teacher_width": lambda v: V.positive_int("teacher_width", v),
+    "toy_example": lambda v: V.choice("toy_example", v, TOY_EXAMPLES),
+    "loss": lambda v: V.choice("loss", v, LOSSES),
     "seed": lambda v: V.seed("seed", v),
 }
 # Other spellings accepted in a configuration or a spec; the store holds the canonical name only.
@@ -112,10 +135,15 @@ DEFAULTS = {
     "norms": 1.0,
     "frame": "canonical",
     "init": "balanced",
+    "bias": False,
+    "loss": "half_mean",
     "seed": 0,
 }
 # Configuration keys that apply to some dynamics only (dropped for the others).
-KEY_DYNAMICS: dict[str, tuple[str, ...]] = {"scale": ("flow", "descent")}
+KEY_DYNAMICS: dict[str, tuple[str, ...]] = {
+    "scale": ("flow", "descent"),
+    "loss": ("flow", "descent"),
+}
 
 
 def applies_to(key: str) -> tuple[str, ...]:
@@ -173,27 +201,36 @@ def normalize_config(config: Mapping[str, Any]) -> dict[str, Any]:
             cfg[key] = check_value(key, raw[key])
         elif key in DEFAULTS:
             cfg[key] = DEFAULTS[key]
+    _field_setups(cfg, raw, dyn)
     n = cfg["n"]
-    if cfg["data"] == "orthogonal":
+    if cfg["data"] in ("orthogonal", "sphere_orthogonal"):
         d = cfg.get("d") or n
         if d < n:
             raise ConfigError("d", f"d must be >= n = {n} for orthogonal data, got {d}")
         cfg["d"] = d
         if dyn == "limit" and cfg["frame"] != "canonical":
             cfg["frame"] = "canonical"  # the jump process never sees the frame
+        if cfg["data"] == "sphere_orthogonal":
+            for key in ("norms", "frame"):
+                if cfg[key] != DEFAULTS[key]:
+                    raise ConfigError(
+                        key,
+                        f"{key} applies to data 'orthogonal' only (sphere_orthogonal "
+                        "has norms U[1, 2] in the canonical frame)",
+                    )
+            del cfg["norms"], cfg["frame"]
     else:
+        kind = cfg["data"]
         if "d" not in cfg:
-            raise ConfigError("d", "data 'gaussian' needs d (the input dimension)")
+            raise ConfigError("d", f"data {kind!r} needs d (the input dimension)")
         for key in ("norms", "frame"):
             if cfg[key] != DEFAULTS[key]:
-                raise ConfigError(
-                    key, f"{key} applies to orthogonal data only, got data 'gaussian'"
-                )
+                raise ConfigError(key, f"{key} applies to orthogonal data only, got data {kind!r}")
         del cfg["norms"], cfg["frame"]
-        if dyn == "limit":
+        if dyn == "limit" and kind != "toy1d":
             raise ConfigError(
                 "data",
-                "dynamics 'limit' (the jump process) needs data 'orthogonal', got 'gaussian'",
+                f"dynamics 'limit' (the jump process) needs orthogonal data, got {kind!r}",
             )
     if dyn in applies_to("scale") and "scale" not in cfg:
         raise ConfigError(
@@ -209,6 +246,53 @@ def normalize_config(config: Mapping[str, Any]) -> dict[str, Any]:
     if "t_max" in cfg and "tau_max" in cfg:
         raise ConfigError("tau_max", "give t_max or tau_max, not both")
     return {k: cfg[k] for k in CONFIG_ORDER if k in cfg}
+
+
+def _field_setups(cfg: dict[str, Any], raw: Mapping[str, Any], dyn: str) -> None:
+    """Checks and defaults of the field's data kinds, initialisations, bias and loss (in place)."""
+    kind = cfg["data"]
+    if cfg.get("labels") == "signed_uniform" and kind not in ("sphere", "sphere_orthogonal"):
+        raise ConfigError(
+            "labels",
+            f"labels 'signed_uniform' apply to data 'sphere' or 'sphere_orthogonal', "
+            f"got data {kind!r}",
+        )
+    if kind == "teacher":
+        cfg.setdefault("teacher_width", 6)
+        if "labels" in raw:
+            raise ConfigError("labels", "data 'teacher' takes its labels from the teacher network")
+        cfg.pop("labels", None)
+    elif "teacher_width" in cfg:
+        raise ConfigError("teacher_width", f"teacher_width applies to data 'teacher', got {kind!r}")
+    if kind == "toy1d":
+        from ..generators import toy_1d_data
+
+        cfg.setdefault("toy_example", "orthogonal")
+        size = toy_1d_data(cfg["toy_example"]).n
+        if cfg["n"] != size:
+            raise ConfigError(
+                "n", f"toy example {cfg['toy_example']!r} has n = {size}, got {cfg['n']}"
+            )
+        if "labels" in raw:
+            raise ConfigError("labels", "data 'toy1d' has its own labels")
+        cfg.pop("labels", None)
+        cfg["d"] = 2
+        cfg["bias"] = True  # the example's inputs carry the bias feature
+    elif "toy_example" in cfg:
+        raise ConfigError("toy_example", f"toy_example applies to data 'toy1d', got {kind!r}")
+    if cfg.get("bias") and kind in ("orthogonal", "sphere_orthogonal") and dyn == "limit":
+        raise ConfigError(
+            "bias",
+            "the jump process needs orthogonal data; with the bias feature the samples "
+            "are not orthogonal (<(x_i,1),(x_k,1)> = <x_i,x_k> + 1 = 1)",
+        )
+    if dyn == "limit" and cfg["init"] not in ("balanced", "independent"):
+        raise ConfigError(
+            "init", f"the jump process takes init 'balanced' or 'independent', got {cfg['init']!r}"
+        )
+    for key, default in _OMIT_AT_DEFAULT.items():
+        if key in cfg and cfg[key] == default:
+            del cfg[key]
 
 
 def run_id(config: Mapping[str, Any]) -> str:
