@@ -244,6 +244,23 @@ class Recorder:
             mask.sum(axis=1).astype(np.int64)[None, :],
         )
 
+    def extend(
+        self,
+        t: np.ndarray,
+        loss: np.ndarray,
+        a: np.ndarray,
+        wsq: np.ndarray,
+        n_active: np.ndarray,
+    ) -> None:
+        """Append rows computed elsewhere in float64: ``a`` and ``‖w‖²`` (``w^⊥`` included), (T, m)."""
+        a = np.asarray(a, dtype=float)
+        wsq = np.maximum(np.asarray(wsq, dtype=float), 0.0)
+        size = np.maximum(np.abs(a), np.sqrt(wsq))
+        safe = np.where(size > 0, size, 1.0)
+        with np.errstate(divide="ignore"):
+            ell = np.where(size > 0, np.log(safe), -np.inf)
+        self.extend_scaled(t, loss, ell, a / safe, wsq / safe**2, n_active)
+
     def extend_scaled(
         self,
         t: np.ndarray,
