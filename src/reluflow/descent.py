@@ -241,6 +241,15 @@ def gradient_descent(
             f"network and data disagree: the network has n = {net.n} reduced "
             f"coordinates per neuron, the data n = {data.n} samples"
         )
+    if net.exact is not None:
+        # A step of size lr at lambda = 1e-1000 moves a neuron by lr times its own size:
+        # the ~log(1/lambda)/(lr gamma) steps of the first plateau cannot be skipped
+        # without changing the dynamics, and the float64 iterates would underflow.
+        raise InputError(
+            f"gradient descent runs in float64 coordinates and supports scale >= 1e-100, got "
+            f"lambda = {V.format_scale(net.log10_scale)}; use gradient_flow (any scale, "
+            "docs/any-scale.md)"
+        )
     lr = V.finite_float("lr", lr, low=0.0, low_open=True, allowed="a finite number > 0")
     conv = LossConvention(loss)
     user = dict(lr=lr, t_max=t_max, tau_max=tau_max, loss_tol=loss_tol, stall_rate=stall_rate)
