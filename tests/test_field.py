@@ -1,4 +1,4 @@
-"""The reduced-coordinate vector field equals the full-parameter gradient (THEORY.md §2)."""
+"""The reduced-coordinate vector field equals the full-parameter gradient (docs/model.md)."""
 
 import numpy as np
 import pytest
