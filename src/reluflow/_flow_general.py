@@ -315,10 +315,13 @@ def _run(
     if nrec == 0 or bufs[0][nrec - 1] < t:
         bufs = NB.add_row(t, a, u, z, maskb, y, w_perp_sq, balance0, fs, ist, *bufs)
         nrec = int(ist[NB.I_NREC])
+    prev = rec.samples()
     samples = {
-        key: np.concatenate([before, b[:nrec]])
-        for (key, before), b in zip(rec.samples().items(), bufs, strict=True)
+        key: np.concatenate([prev[key], b[:nrec]])
+        for key, b in zip(("t", "loss", "a_abs", "w_norm", "n_active"), bufs, strict=True)
     }
+    with np.errstate(divide="ignore"):
+        samples["log_abs_a"] = np.concatenate([prev["log_abs_a"], np.log(bufs[2][:nrec])])
     drift = max(rec.drift, float(fs[NB.F_DRIFT]))
     return make_trajectory(
         "flow",
