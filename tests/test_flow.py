@@ -290,7 +290,10 @@ def test_closed_form_start_changes_nothing_but_the_cost(engine):
     fast = rf.gradient_flow(data, net, engine=engine)
     slow = rf.gradient_flow(data, net, engine=engine, closed_form_start=False)
     assert fast.stats.closed_form_t > 0 and slow.stats.closed_form_t == 0
-    assert fast.stats.steps < slow.stats.steps / 2
+    # the kinks of the phase get exact times instead of one solver restart each (the
+    # plateaus that follow are crossed in closed form either way)
+    assert fast.stats.kink_steps == 0 < slow.stats.kink_steps
+    assert fast.stats.steps < slow.stats.steps
     assert fast.stats.kinks == slow.stats.kinks
     ev_f, ev_s = rf.activation_events(fast), rf.activation_events(slow)
     assert list(ev_f.neuron) == list(ev_s.neuron)

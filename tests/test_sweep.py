@@ -519,11 +519,15 @@ def test_results_cli_lists_filters_and_exports(tmp_path, capsys):
     df = pd.read_csv(io.StringIO(out))
     assert len(df) == 3 and set(df.m) == {8} and {"run_id", "ratio", "version"} <= set(df.columns)
 
-    assert main(["results", str(store), "--format", "json", "--columns", "run_id,seed,ratio"]) == 0
+    assert (
+        main(["results", str(store), "--format", "json", "--columns", "run_id,norm_sq,ratio"]) == 0
+    )
     rows = json.loads(capsys.readouterr().out)
     with ResultsStore(store) as s:
-        ref = s.frame()
-    assert [r["ratio"] for r in rows] == list(ref.ratio)  # floats exact through JSON
+        ref = s.frame(order="parameters")
+    assert [r["run_id"] for r in rows] == list(ref.run_id)
+    assert [r["norm_sq"] for r in rows] == list(ref.norm_sq)  # floats exact through JSON
+    assert [r["ratio"] for r in rows] == [None if math.isnan(v) else v for v in ref.ratio]
 
     pq = tmp_path / "r.parquet"
     assert main(["results", str(store), "-o", str(pq)]) == 0

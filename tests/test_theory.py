@@ -1,4 +1,4 @@
-"""Closed forms of THEORY.md §5 against brute force, Monte Carlo and their own invariants."""
+"""Closed forms of docs/limit.md against brute force, Monte Carlo and their own invariants."""
 
 from __future__ import annotations
 

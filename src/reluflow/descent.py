@@ -2,7 +2,7 @@
 
 Full-batch descent with step ``η`` is the explicit Euler discretisation of the
 flow, ``θ_{k+1} = θ_k − η ∇L(θ_k)``, and is exact in reduced coordinates:
-``u_{k+1} = W_{k+1} Xᵀ = u_k − η ∇_W L Xᵀ`` (THEORY.md §2), with
+``u_{k+1} = W_{k+1} Xᵀ = u_k − η ∇_W L Xᵀ`` (docs/model.md), with
 σ'(0) = 0. Its time is ``t_k = k η``. Minibatch SGD replaces ``L`` by
 ``(1/2|B|) Σ_{i∈B} r_i²`` over a batch ``B`` drawn without replacement, one
 epoch after another, from its own seed.
@@ -240,6 +240,15 @@ def gradient_descent(
         raise InputError(
             f"network and data disagree: the network has n = {net.n} reduced "
             f"coordinates per neuron, the data n = {data.n} samples"
+        )
+    if net.exact is not None:
+        # A step of size lr at lambda = 1e-1000 moves a neuron by lr times its own size:
+        # the ~log(1/lambda)/(lr gamma) steps of the first plateau cannot be skipped
+        # without changing the dynamics, and the float64 iterates would underflow.
+        raise InputError(
+            f"gradient descent runs in float64 coordinates and supports scale >= 1e-100, got "
+            f"lambda = {V.format_scale(net.log10_scale)}; use gradient_flow (any scale, "
+            "docs/any-scale.md)"
         )
     lr = V.finite_float("lr", lr, low=0.0, low_open=True, allowed="a finite number > 0")
     conv = LossConvention(loss)
