@@ -252,9 +252,8 @@ def test_slurm_sweep_killed_then_resumed_submits_only_what_is_missing(sweeps, lo
     sweep.kill()  # SIGKILL: the driver cannot cancel its jobs
     committed = sweep.stored()  # what the killed driver had committed
     assert 5 <= len(committed) < RUNS
-    # its orphaned workers lose the scheduler and their jobs end
-    sweep.assert_no_jobs_left(timeout=60)
-
+    # started again at once; the killed driver's workers lose their scheduler and their
+    # jobs end meanwhile (checked at the end: the same job name)
     again = sweeps()
     again.store, again.spec = sweep.store, sweep.spec
     again.name = sweep.name
