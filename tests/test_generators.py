@@ -83,8 +83,6 @@ def test_bias_and_orthogonality():
         assert not data.is_orthogonal
         with pytest.raises(NotOrthogonalError, match="coherence"):
             rf.jump_process(data, 4, seed=0)
-        with pytest.raises(InputError, match="engine='numba' needs orthogonal data"):
-            rf.gradient_flow(data, rf.init_network(data, 3, 1e-3), engine="numba")
     with pytest.raises(InputError, match="already has a bias"):
         rf.with_bias(toy)
     assert rf.with_bias(rf.orthogonal_data(3)).describe()["bias"] is True

@@ -8,8 +8,8 @@
   are orthogonal iff ``<x_i, x_k> = −1`` for every pair ``i ≠ k`` (Boursier et
   al.'s two-point toy data ``x = (−0.5, 2)`` is such a case); generic data
   (Gaussian, sphere, any data with ``<x_i, x_k> = 0``) never is, and the
-  orthogonal-only methods (the jump process, ``engine="numba"``) refuse it
-  with :class:`~reluflow.errors.NotOrthogonalError`.
+  orthogonal-only method, the jump process, refuses it with
+  :class:`~reluflow.errors.NotOrthogonalError`.
 * :func:`sphere_data`: directions uniform on the sphere, norms ``U[1, 2]``,
   labels ``±U[1, 2]`` (Dana, Bach & Pillaud-Vivien 2025).
 * :func:`teacher_data` / :func:`teacher_labels`: labels from a random
@@ -50,8 +50,7 @@ def with_bias(data: Dataset) -> ArrayData:
     per neuron on the original inputs (no output bias). ``fan_in`` stays ``d``
     (PyTorch's convention for the initialisations), ``has_bias`` is True.
     The result is orthogonal only if ``<x_i, x_k> = −1`` for all ``i ≠ k`` (see
-    the module docstring); the orthogonal-only methods check this and refuse
-    anything else.
+    the module docstring); the jump process checks this and refuses anything else.
 
     Args:
         data: any dataset with explicit inputs (orthogonal data is materialised).

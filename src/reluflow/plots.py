@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -28,7 +29,9 @@ __all__ = [
     "plot_directions",
     "plot_neurons_1d",
     "plot_convergence",
+    "plot_convergence_threshold",
     "plot_incremental",
+    "plot_loss_curves",
     "plot_threshold",
     "plot_trajectory",
     "save_figure",
@@ -88,20 +91,23 @@ def plot_trajectory(
     fig, (ax0, ax1) = plt.subplots(
         2, 1, figsize=(6.0, 5.0), sharex=True, gridspec_kw={"height_ratios": [1, 1.3]}
     )
-    x = traj.tau if traj.scale < 1 else traj.t
-    ax0.plot(x, traj.loss, color="C0", lw=1.4, label=f"{traj.dynamics}, λ = {traj.scale:.0e}")
+    small = traj.log10_scale < 0
+    x = traj.tau if small else traj.t
+    ax0.plot(
+        x, traj.loss, color="C0", lw=1.4, label=f"{traj.dynamics}, λ = {_fmt_lam(traj.log10_scale)}"
+    )
     if limit is not None:
         st, sl = limit_staircase(limit, tau_end=float(x[-1]))
         ax0.step(st, sl, where="post", color="k", ls="--", lw=1.0, label="λ → 0 limit")
     ax0.set_ylabel("training loss")
     ax0.set_yscale("symlog", linthresh=max(1e-4, float(traj.loss.min()) or 1e-4))
     ax0.legend(frameon=False, loc="upper right")
-    ax1.plot(x, traj.a_abs, lw=0.9)
-    ax1.set_yscale("log")
-    ax1.set_ylabel("|a_j|")
-    ax1.set_xlabel("τ = t / log(1/λ)" if traj.scale < 1 else "t")
+    # log10 |a_j| from the exact log-scales (|a_j| itself underflows below 1e-308)
+    ax1.plot(x, traj.log_abs_a / np.log(10.0), lw=0.9)
+    ax1.set_ylabel("log₁₀ |a_j|")
+    ax1.set_xlabel("τ = t / log(1/λ)" if small else "t")
     ev = activation_events(traj)
-    for tau_j in ev["tau"] if traj.scale < 1 else ev["t"]:
+    for tau_j in ev["tau"] if small else ev["t"]:
         for ax in (ax0, ax1):
             ax.axvline(tau_j, color="0.7", lw=0.6, ls=":")
     return _finish(fig, path, title)
@@ -113,26 +119,53 @@ def plot_convergence(
     path: str | Path | None = None,
     *,
     title: str | None = None,
+    summary: Any = None,
 ) -> matplotlib.figure.Figure:
-    """Loss staircases of the flow at several λ converging onto the limit's (dashed)."""
-    fig, (ax0, ax1) = plt.subplots(2, 1, figsize=(6.0, 5.5), sharex=True)
+    """The flow at several λ settling onto the λ → 0 limit.
+
+    (a) loss staircases against τ, the limit's dashed; (b) every neuron's log-scale
+    ``p_j = ln|a_j| / ln(1/λ)`` (exact at any λ), the limit's event times dashed;
+    (c) with ``summary`` (:attr:`reluflow.compare.Comparison.summary`): the gaps to
+    the limit (largest activation-time gap in τ, relative ‖θ‖² gap) against
+    ``ln(1/λ)`` on log-log axes, with the slope −1 of a ``1/ln(1/λ)`` decay.
+    """
+    panels = 3 if summary is not None else 2
+    fig, axes = plt.subplots(panels, 1, figsize=(6.0, 2.6 * panels + 0.3))
+    ax0, ax1 = axes[0], axes[1]
+    ax1.sharex(ax0)
     tau_end = max(float(tr.tau[-1]) for tr in trajs)
     cmap = plt.get_cmap("viridis")
     for k, tr in enumerate(trajs):
         c = cmap(k / max(1, len(trajs) - 1) * 0.85)
-        ax0.plot(tr.tau, tr.loss, color=c, lw=1.2, label=f"λ = {tr.scale:.0e}")
-        ax1.plot(
-            tr.tau, np.log(np.maximum(tr.a_abs, 1e-300)) / np.log(1 / tr.scale), color=c, lw=0.6
-        )
+        ax0.plot(tr.tau, tr.loss, color=c, lw=1.2, label=f"λ = {_fmt_lam(tr.log10_scale)}")
+        ax1.plot(tr.tau, tr.log_scale, color=c, lw=0.6)
     st, sl = limit_staircase(limit, tau_end=tau_end)
     ax0.step(st, sl, where="post", color="k", ls="--", lw=1.2, label="λ → 0 limit")
     for tau_k in limit.tau:
         ax1.axvline(tau_k, color="k", ls="--", lw=0.5)
     ax0.set_ylabel("training loss")
-    ax0.legend(frameon=False, fontsize=8)
-    ax1.set_ylabel("p_j = log|a_j| / log(1/λ)")
-    ax1.set_xlabel("τ = t / log(1/λ)")
+    ax0.legend(frameon=False, fontsize=7, ncol=2)
+    ax1.set_ylabel("p_j = ln|a_j| / ln(1/λ)")
+    ax1.set_xlabel("τ = t / ln(1/λ)")
     ax1.set_ylim(-1.3, 0.5)
+    if summary is not None:
+        ax2 = axes[2]
+        x = -np.asarray(summary["log10_scale"], float) * np.log(10.0)
+        for col, lab, mk in (
+            ("max_tau_gap", "max |τ_flow − τ_limit|", "o"),
+            ("norm_gap", "|‖θ‖²_flow − ‖θ‖²_limit| / ‖θ‖²_limit", "s"),
+        ):
+            yv = np.asarray(summary[col], float)
+            ok = np.isfinite(yv) & (yv > 0)
+            ax2.loglog(x[ok], yv[ok], marker=mk, lw=1.0, label=lab)
+        if len(x):
+            ref = np.array([x.min(), x.max()])
+            y0 = np.nanmax(np.asarray(summary["max_tau_gap"], float))
+            if np.isfinite(y0) and y0 > 0:
+                ax2.loglog(ref, y0 * ref[0] / ref, color="0.5", ls=":", lw=1.0, label="∝ 1/ln(1/λ)")
+        ax2.set_xlabel("ln(1/λ)")
+        ax2.set_ylabel("gap to the limit")
+        ax2.legend(frameon=False, fontsize=7)
     return _finish(fig, path, title)
 
 
@@ -221,6 +254,12 @@ def plot_by_parameter(
     if notes:
         ax0.text(0.01, 1.08, "; ".join(notes), transform=ax0.transAxes, fontsize=7)
     return _finish(fig, path, title)
+
+
+def _fmt_lam(log10: float) -> str:
+    from ._validate import format_scale
+
+    return format_scale(log10)
 
 
 # --------------------------------------------------------------------------- reproduce figures
@@ -771,4 +810,138 @@ def plot_directions(
         ha="center",
         fontsize=7,
     )
+    return _finish(fig, path, title)
+
+
+def plot_convergence_threshold(
+    cells: pd.DataFrame,
+    histories: Sequence[dict],
+    orthogonal: pd.DataFrame | None = None,
+    path: str | Path | None = None,
+    *,
+    labels: dict[str, str] | None = None,
+    title: str | None = None,
+) -> matplotlib.figure.Figure:
+    """Convergence over ``n`` by several dynamics, their sharpness, and the orthogonal coverage.
+
+    (a) fraction of draws converged against ``n`` for each ``d`` (colour) and dynamics
+    (marker), Wilson 95% bars; (b) median ``lr · max sharpness / 2`` per ``(d, n)`` for
+    each descent (1: the step at the stability bound); (c) ``lr · sharpness / 2`` along
+    a few runs against the step; (d) when given, the share of well-initialised draws per
+    width against the exact probability.
+
+    Args:
+        cells: ``d, n, run, runs, converged, fraction, lo, hi, edge_median``.
+        histories: dicts with ``step``, ``sharpness``, ``lr``, ``n``, ``seed``.
+        orthogonal: ``m, fraction, lo, hi, predicted_fraction`` per width.
+        labels: display name of each ``run``.
+
+    Gids: ``conv-{run}-d{d}``, ``edge-{run}-d{d}``, ``sharpness-{k}``, ``well-observed``,
+    ``well-exact``.
+    """
+    labels = labels or {}
+    npan = 4 if orthogonal is not None and len(orthogonal) else 3
+    fig, axes = plt.subplots(1, npan, figsize=(3.0 * npan + 0.5, 3.1))
+    markers = {"gd_step1": "o", "gd_small": "s", "flow": "D"}
+    dims = sorted(cells["d"].unique())
+    cmap = plt.get_cmap("viridis")
+    for i, d in enumerate(dims):
+        col = cmap(i / max(1, len(dims) - 1) * 0.85)
+        for run, c in cells[cells["d"] == d].groupby("run"):
+            c = c.sort_values("n")
+            eb = axes[0].errorbar(
+                c["n"], c["fraction"], yerr=[c["fraction"] - c["lo"], c["hi"] - c["fraction"]],
+                marker=markers.get(run, "x"), ms=4, color=col, lw=0.9, capsize=1.5,
+                mfc="none" if run != "gd_step1" else col,
+                ls="-" if run == "gd_step1" else ("--" if run == "gd_small" else ":"),
+                label=f"d = {d}, {labels.get(run, run)}",
+            )
+            eb.lines[0].set_gid(f"conv-{run}-d{d}")
+            if run != "flow":
+                (ln,) = axes[1].plot(c["n"], c["edge_median"], marker=markers.get(run, "x"),
+                                     ms=4, color=col, lw=0.9, mfc="none" if run != "gd_step1" else col,
+                                     ls="-" if run == "gd_step1" else "--")
+                ln.set_gid(f"edge-{run}-d{d}")
+    axes[0].set_xlabel("n")
+    axes[0].set_ylabel("fraction converged")
+    axes[0].set_ylim(-0.03, 1.03)
+    axes[0].legend(frameon=False, fontsize=5.5, loc="best")
+    axes[0].set_title("(a) convergence within their budget", fontsize=8)
+    axes[1].axhline(1.0, color="k", lw=0.7, ls=":")
+    axes[1].set_yscale("log")
+    axes[1].set_xlabel("n")
+    axes[1].set_ylabel("median lr · max sharpness / 2")
+    axes[1].set_title("(b) step against 2 / sharpness", fontsize=8)
+    for k, h in enumerate(histories):
+        steps = np.asarray(h["step"], float)
+        (ln,) = axes[2].plot(steps + 1, np.asarray(h["sharpness"]) * h["lr"] / 2, marker=".",
+                             lw=0.8, label=f"n = {h['n']}, seed {h['seed']}")
+        ln.set_gid(f"sharpness-{k}")
+    axes[2].axhline(1.0, color="k", lw=0.7, ls=":", label="2 / lr")
+    axes[2].set_xscale("log")
+    axes[2].set_xlabel("step + 1")
+    axes[2].set_ylabel("lr · sharpness / 2")
+    axes[2].set_title("(c) sharpness along step-1 runs", fontsize=8)
+    axes[2].legend(frameon=False, fontsize=5.5)
+    if npan == 4:
+        o = orthogonal.sort_values("m")
+        eb = axes[3].errorbar(o["m"], o["fraction"], yerr=[o["fraction"] - o["lo"], o["hi"] - o["fraction"]],
+                              fmt="o", ms=4, color="C0", capsize=1.5, label="observed (Wilson 95%)")
+        eb.lines[0].set_gid("well-observed")
+        (ln,) = axes[3].plot(o["m"], o["predicted_fraction"], "x-", color="k", lw=0.9,
+                             label="exact probability")
+        ln.set_gid("well-exact")
+        axes[3].set_xlabel("width m")
+        axes[3].set_ylabel("share well initialised")
+        axes[3].set_ylim(-0.03, 1.03)
+        axes[3].set_title(f"(d) orthogonal data, n = {int(o['n'].iloc[0])}", fontsize=8)
+        axes[3].legend(frameon=False, fontsize=6)
+    return _finish(fig, path, title)
+
+
+def plot_loss_curves(
+    panels: Sequence[dict],
+    path: str | Path | None = None,
+    *,
+    time_label: str = "t",
+    title: str | None = None,
+) -> matplotlib.figure.Figure:
+    """Training loss against time for several dynamics on the same problem, one panel per problem.
+
+    Args:
+        panels: dicts with ``title`` and ``curves``, a list of dicts with ``label``,
+            ``t``, ``loss`` and optionally ``step=True`` (a staircase, e.g. the
+            limit's plateaus, drawn ``where="post"``) and ``events`` (times marked by ticks).
+        time_label: the name of the time axis.
+
+    Gids: ``loss-{p}-{k}`` (panel ``p``, curve ``k``).
+    """
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.3 * len(panels) + 0.3, 2.9), squeeze=False)
+    styles = ["-", "--", ":", "-."]
+    for p, panel in enumerate(panels):
+        ax = axes[0, p]
+        # the floor of the log axis: a decade below the smallest positive loss of a dynamics
+        # (a limit's final plateau is exactly 0 when it interpolates)
+        pos = [np.asarray(c["loss"], float) for c in panel["curves"] if not c.get("step")]
+        pos = np.concatenate([x[x > 0] for x in pos]) if pos else np.zeros(0)
+        floor = float(pos.min()) / 10 if pos.size else 1e-12
+        for k, c in enumerate(panel["curves"]):
+            t, loss = np.asarray(c["t"], float), np.asarray(c["loss"], float)
+            loss = np.maximum(loss, floor)
+            if c.get("step"):
+                (ln,) = ax.step(t, loss, where="post", color="k", lw=1.0, ls="--", label=c["label"])
+            else:
+                (ln,) = ax.plot(t, loss, lw=1.3, ls=styles[k % 4], color=f"C{k}", label=c["label"])
+            ln.set_gid(f"loss-{p}-{k}")
+            ev = np.asarray(c.get("events", []), float)
+            if ev.size:
+                ax.vlines(
+                    ev, 0, 0.05, transform=ax.get_xaxis_transform(), color=ln.get_color(), lw=0.8
+                )
+        ax.set_yscale("log")
+        ax.set_ylim(bottom=floor)
+        ax.set_xlabel(time_label)
+        ax.set_title(panel["title"], fontsize=8)
+        ax.legend(frameon=False, fontsize=6)
+    axes[0, 0].set_ylabel("training loss")
     return _finish(fig, path, title)

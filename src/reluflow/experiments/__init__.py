@@ -15,6 +15,9 @@ from typing import Any
 from ..errors import InputError
 from ._base import SCALES, VERDICTS, Claim, Design, Experiment, verdict_from_interval
 from .bias import EXPERIMENT as _bias
+from .boursier2022 import EXPERIMENT as _boursier2022
+from .dana2025 import EXPERIMENT as _dana2025
+from .finite_scale import EXPERIMENT as _finite_scale
 from .incremental import EXPERIMENT as _incremental
 from .threshold import EXPERIMENT as _threshold
 
@@ -36,6 +39,9 @@ EXPERIMENTS: dict[str, Experiment] = {
         _incremental,
         _threshold,
         _bias,
+        _boursier2022,
+        _dana2025,
+        _finite_scale,
     )
 }
 
