@@ -486,7 +486,7 @@ def _gradient_flow_numpy(
                 break
             skip_checks = max(skip_checks - 1, 0)
             small = None
-            if log_coordinates and not event and not sliding.any() and skip_checks == 0:
+            if log_coordinates and not event and skip_checks == 0:
                 small = plateau_ready(
                     ell=ell,
                     a=yv[:m],
@@ -497,6 +497,8 @@ def _gradient_flow_numpy(
                     eps=eps_out,
                     rest_tol=rest_tol,
                 )
+            if small is not None and sliding[small].any():
+                small, skip_checks = None, _SKIP_AFTER_REFUSAL  # a small neuron slides
             if small is not None:
                 jump = try_jump(
                     small=small,
