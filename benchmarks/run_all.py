@@ -632,7 +632,9 @@ def main(argv: list[str] | None = None) -> int:
     mode.add_argument("--quick", action="store_true", help="smaller sizes, 10 s limit")
     mode.add_argument("--smoke", action="store_true", help="tiny sizes (seconds; the tests)")
     ap.add_argument("--out", default=str(HERE / "results.json"), help="JSON output file")
-    ap.add_argument("--parts", type=int, nargs="+", default=[1, 2, 3], choices=[1, 2, 3])
+    ap.add_argument(
+        "--parts", type=int, nargs="+", default=[1, 2, 3, 4], choices=[1, 2, 3, 4]
+    )
     ap.add_argument("--skip-torch", action="store_true", help="leave out the PyTorch baseline")
     ap.add_argument(
         "--inprocess",
@@ -688,6 +690,12 @@ def main(argv: list[str] | None = None) -> int:
     if 3 in args.parts:
         log("part 3: where it stops")
         results["part3"] = part3(cfg, preps, p1, log)
+    if 4 in args.parts:
+        log("part 4: the flow at any scale")
+        from bench_flow import scale_cost
+
+        sizes = {"smoke": (200,), "quick": (1000,), "full": (1000, 4000)}[name]
+        results["part4"] = scale_cost(sizes, 1 if name != "full" else 3)
     meta = results["meta"]
     meta["loadavg_end"] = os.getloadavg()
     meta["total_s"] = time.perf_counter() - t_all
@@ -714,6 +722,11 @@ def main(argv: list[str] | None = None) -> int:
     if "part3" in results:
         print(f"\n3. Where it stops ({cfg['limit_s']:g} s, {args.mem_cap_gib:g} GiB)")
         print(format_part3(results["part3"]))
+    if "part4" in results:
+        from bench_flow import format_scale_cost
+
+        print("\n4. The flow at any scale (numba, same data, median wall time)")
+        print(format_scale_cost(results["part4"]))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     with open(args.out, "w") as fh:
         json.dump(results, fh, indent=2, default=BT._jsonable)

@@ -75,8 +75,10 @@ _A, _B, _C, _E, _P = RK45.A, RK45.B, RK45.C, RK45.E, RK45.P
 # successive zero-length kink events after which the solver gives up (chattering)
 _MAX_STUCK = 200
 _LN2 = math.log(2.0)
-# accepted steps without a plateau check after a stretch was refused (too short)
+# accepted steps without a plateau check after a stretch was refused (too short, or a
+# kink ahead): 8, doubling with each refusal up to 1024, back to 8 after a stretch
 _SKIP_AFTER_REFUSAL = 8
+_MAX_SKIP = 1024
 # neurons below this fraction of the largest one are integrated in a growth frame
 _LOG_GROWTH_FRAME_BELOW = math.log(0.1)
 
@@ -145,7 +147,7 @@ def gradient_flow(
         )
     engine = V.choice("engine", engine, ENGINES)
     if engine == "auto":
-        engine = "numba" if data.is_orthogonal and net.exact is None else "numpy"
+        engine = "numba" if data.is_orthogonal else "numpy"
     elif engine == "numba" and not data.is_orthogonal:
         raise InputError(
             f"engine='numba' needs orthogonal data (data.is_orthogonal), got {data!r} with "
@@ -318,6 +320,7 @@ def _gradient_flow_numpy(
     bound = np.maximum(np.abs(data.y), 1e-3 * ymax)
     rest_tol = rtol * rules.rate_unit
     skip_checks = 0  # accepted steps before the next plateau check
+    backoff = _SKIP_AFTER_REFUSAL // 2  # doubles with each refusal, reset by a stretch
     scratch = np.empty(N)
     stuck = 0  # successive events that did not advance time
     stall = rules.stall_watch()
@@ -498,7 +501,9 @@ def _gradient_flow_numpy(
                     rest_tol=rest_tol,
                 )
             if small is not None and sliding[small].any():
-                small, skip_checks = None, _SKIP_AFTER_REFUSAL  # a small neuron slides
+                small = None  # a small neuron slides: refused
+                backoff = min(2 * backoff, _MAX_SKIP)
+                skip_checks = backoff
             if small is not None:
                 jump = try_jump(
                     small=small,
@@ -516,8 +521,10 @@ def _gradient_flow_numpy(
                     s_max=t_end - t,
                 )
                 if jump is None:
-                    skip_checks = _SKIP_AFTER_REFUSAL
+                    backoff = min(2 * backoff, _MAX_SKIP)
+                    skip_checks = backoff
                 else:
+                    backoff = _SKIP_AFTER_REFUSAL // 2
                     ell, t = _take_jump(jump, t, ell, yv, m, n, mask, rec, act_t, log_level)
                     stats["plateau_jumps"] += 1
                     g[:] = 0.0
@@ -856,6 +863,7 @@ def _gradient_flow_numba(
     ymax = float(np.abs(y).max(initial=0.0))
     bound = np.maximum(np.abs(y), 1e-3 * ymax)
     rest_tol = rtol * rules.rate_unit
+    backoff = _SKIP_AFTER_REFUSAL // 2
     jumps = 0
     # the kernel's rows start at index 1 (row 0 repeats the recorder's last one)
     bufs[0][0] = rec.t[-1]
@@ -894,8 +902,10 @@ def _gradient_flow_numba(
                         s_max=rules.t_end - float(fs[NB.F_T]),
                     )  # fmt: skip
                 if jump is None:
-                    ist[NB.I_SKIP] = _SKIP_AFTER_REFUSAL
+                    backoff = min(2 * backoff, _MAX_SKIP)
+                    ist[NB.I_SKIP] = backoff
                     continue
+                backoff = _SKIP_AFTER_REFUSAL // 2
                 tmp = Recorder(data, net, points_per_decade, t0=float(fs[NB.F_NEXT]))
                 yv = np.concatenate([a, u.ravel()])
                 ell, t_new = _take_jump(
