@@ -98,3 +98,50 @@ def test_bad_descent_input():
         rf.gradient_descent(data, net, 0.0)
     with pytest.raises(rf.InputError, match="batch_size"):
         rf.gradient_descent(data, net, 0.1, batch_size=9)
+
+
+def _stop_and_continue(data, net, lr, batch_size):
+    """SGD stopped by its noise-floor rule, and the same SGD (same batches) run 5x longer."""
+    a = rf.gradient_descent(data, net, lr, batch_size=batch_size, check_stability=False)
+    k = a.stats.steps
+    b = rf.gradient_descent(
+        data, net, lr, batch_size=batch_size, check_stability=False, noise_floor=False,
+        steps=5 * k,
+    )  # fmt: skip
+    # the continued run is the same run up to the stop
+    np.testing.assert_array_equal(b.loss[: len(a.loss) - 1], a.loss[:-1])
+    return a, b, k * lr
+
+
+def test_sgd_stops_at_its_noise_floor_not_before():
+    # Gaussian data with n > d: no interpolation, SGD hovers at a noise floor for ever
+    for seed in (0, 1):
+        data = rf.gaussian_data(40, 5, labels="balanced", seed=seed)
+        net = rf.init_network(data, 4, 1e-6, seed=seed)
+        a, b, t_stop = _stop_and_continue(data, net, 0.5, 8)
+        assert a.status == "noise_floor" and a.success
+        window = a.provenance["config"]["noise_floor_window"]
+        assert a.stats.steps < 20 * window  # a few windows after the floor, not max_steps
+        # every activation of the long run happened before the stop ...
+        assert rf.activation_events(b)["t"].max() < t_stop
+        # ... and the loss then was already the floor's: within the floor's own fluctuation
+        floor = b.loss[b.t > 2 * t_stop]
+        at_stop = a.loss[a.t > t_stop - 2 * window * 0.5]
+        assert floor.size > 20 and at_stop.size > 10
+        assert abs(at_stop.mean() - floor.mean()) < floor.std()
+        assert floor.mean() < 0.9 * a.loss[0]  # it did learn
+
+
+def test_sgd_does_not_stop_on_a_plateau():
+    # lambda = 1e-30: each saddle lasts tens of windows with a flat loss, while the next
+    # neuron grows; the rule must wait for it (and for every later one)
+    data = rf.orthogonal_data(24, seed=0)
+    net = rf.init_network(data, 6, 1e-30, seed=0)
+    a, b, t_stop = _stop_and_continue(data, net, 1.0, 6)
+    assert a.status == "noise_floor"
+    ev_b = rf.activation_events(b)
+    assert len(ev_b) >= 3 and ev_b["t"].max() < t_stop
+    assert list(rf.activation_events(a)["neuron"]) == list(ev_b["neuron"])
+    plateau = np.diff(np.r_[0.0, ev_b["t"].to_numpy()]).max()  # the first saddle, from t = 0
+    assert plateau > 3 * a.provenance["config"]["noise_floor_window"] * 1.0  # longer than patience
+    assert a.final_loss == pytest.approx(b.final_loss, rel=1e-9)

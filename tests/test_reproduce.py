@@ -22,8 +22,13 @@ import pandas as pd
 import pytest
 
 from reluflow.errors import InputError
-from reluflow.report import _interpolated, analyse_threshold, build_report, wilson_interval
-from reluflow.reproduce import EXPERIMENTS, experiment_configs, plan
+from reluflow.experiments import EXPERIMENTS, VERDICTS
+from reluflow.experiments._stats import interpolated as _interpolated
+from reluflow.experiments._stats import wilson_interval
+from reluflow.experiments.bias import width
+from reluflow.experiments.threshold import analyse_threshold
+from reluflow.report import build_report
+from reluflow.reproduce import experiment_configs
 from reluflow.theory import interpolation_probability
 
 QUICK_BUDGET_S = 300.0  # the README promises <= 5 minutes on 2 cores
@@ -40,9 +45,10 @@ def test_plans_cover_the_brief():
         for e, runs in cfgs.items():
             assert runs and all(c["experiment"] == e for c in runs)
             assert all(isinstance(c["seed"], int) and c["seed"] >= 0 for c in runs)
-            assert all(
-                c["data"] == "orthogonal" and c["dynamics"] in ("flow", "limit") for c in runs
-            )
+            if e not in ("boursier2022", "dana2025"):  # the peers' setups: their own data
+                assert all(
+                    c["data"] == "orthogonal" and c["dynamics"] in ("flow", "limit") for c in runs
+                )
             assert all("scale" in c for c in runs if c["dynamics"] == "flow")
             # no configuration twice (the store keys runs by configuration)
             keys = {json.dumps(c, sort_keys=True) for c in runs}
@@ -65,8 +71,7 @@ def test_plans_cover_the_brief():
 
 
 def test_threshold_widths_span_the_transition():
-    p = plan("quick")
-    thr = pd.DataFrame(experiment_configs(p)["threshold"])
+    thr = pd.DataFrame(experiment_configs("quick")["threshold"])
     for n, d in thr[thr["dynamics"] == "limit"].groupby("n"):
         probs = [interpolation_probability(n - n // 2, n // 2, int(m)) for m in d["m"].unique()]
         assert min(probs) < 0.1 and max(probs) > 0.9, (n, probs)
@@ -74,7 +79,31 @@ def test_threshold_widths_span_the_transition():
 
 def test_unknown_scale_is_refused():
     with pytest.raises(InputError, match="scale"):
-        plan("huge")
+        experiment_configs("huge")
+
+
+def test_only_selects_experiments_by_name():
+    assert list(experiment_configs("smoke", only="bias,threshold")) == ["threshold", "bias"]
+    with pytest.raises(InputError, match="only.*'nope'"):
+        experiment_configs("smoke", only="bias,nope")
+
+
+def test_every_experiment_is_documented():
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "experiments.md").read_text()
+    for name in EXPERIMENTS:
+        assert f"## Experiment `{name}`" in text, f"docs/experiments.md has no section for {name}"
+
+
+def test_every_experiment_implements_the_interface():
+    from reluflow.experiments import SCALES, Experiment
+
+    for name, ex in EXPERIMENTS.items():
+        assert isinstance(ex, Experiment) and ex.name == name
+        assert set(ex.designs) == set(SCALES) and ex.title and len(ex.description) > 80
+        for scale in SCALES:
+            assert ex.design(scale).scale == scale
 
 
 # --------------------------------------------------------------------------- statistics
@@ -118,19 +147,17 @@ def test_threshold_analysis_recovers_the_exact_boundary():
     a = analyse_threshold(pd.DataFrame(rows))
     f = a["fit"]
     assert abs(f["c"] - f["c_exact"]) < 3 * f["c_se"] + 0.05, f
-    assert 1.8 < f["c_exact"] < 2.6  # about 2 log2 n for balanced labels (THEORY.md §5)
+    assert 1.8 < f["c_exact"] < 2.6  # about 2 log2 n for balanced labels (docs/limit.md)
 
 
 # --------------------------------------------------------------------------- smoke run
 
 
 @pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
-    from reluflow.reproduce import reproduce
-
-    out = tmp_path_factory.mktemp("reproduce-smoke")
-    res = reproduce(out, "smoke", workers=2, progress=False)
-    rep = build_report(res.store, out / "check.html", keep_figures=True)
+def smoke(reproduce_smoke, tmp_path_factory):
+    res = reproduce_smoke
+    rep = build_report(res.store, tmp_path_factory.mktemp("check") / "check.html",
+                       keep_figures=True)
     yield res, rep
     import matplotlib.pyplot as plt
 
@@ -163,7 +190,13 @@ def test_outputs_written(smoke):
     assert set(summary["figure"]) == set(EXPERIMENTS)
     assert {"value", "error", "runs", "seeds", "configuration"} <= set(summary.columns)
     js = json.loads((res.out / "summary.json").read_text())
-    assert js["plan"]["scale"] == "smoke" and set(js["provenance"]) == set(EXPERIMENTS)
+    assert js["plan"]["scale"] == "smoke"
+    for name in EXPERIMENTS:  # one object per experiment
+        assert js[name]["provenance"]["runs"] > 0 and js[name]["quantities"], name
+    claims = pd.read_csv(res.out / "claims.csv")
+    assert set(claims["verdict"]) <= set(VERDICTS) and len(claims) >= 5
+    assert json.loads((res.out / "summary.json").read_text())["claims"] == json.loads(
+        claims.to_json(orient="records"))
 
 
 def test_staircase_figure_is_the_stored_trajectories(smoke):
@@ -172,7 +205,7 @@ def test_staircase_figure_is_the_stored_trajectories(smoke):
     fig = rep.figure_objects["incremental"]
     inc = frame[frame["experiment"] == "incremental"]
     flows = inc[inc["dynamics"] == "flow"]
-    assert len(flows) == len(plan("smoke").incremental_scales)
+    assert len(flows) == len(EXPERIMENTS["incremental"].design("smoke").scales)
     for _, r in flows.iterrows():
         a = arrays[r["run_id"]]
         lam = float(r["scale"])
@@ -231,6 +264,11 @@ def test_bias_figure_is_the_stored_runs(smoke):
     frame, _ = _frame(res)
     fig = rep.figure_objects["bias"]
     b = frame[frame["experiment"] == "bias"]
+    # the reference series: the width m(n) and, for the flow, the largest λ (the width
+    # axis and the smaller λ have their own figures)
+    design = EXPERIMENTS["bias"].design("smoke")
+    b = b[b["m"] == b["n"].map(lambda n: width(int(n), design))]
+    b = b[(b["dynamics"] == "limit") | (b["scale"] == b["scale"].max())]
     for dyn in ("limit", "flow"):
         d = b[(b["dynamics"] == dyn) & _interpolated(b)]
         means = d.groupby("n")["norm_sq"].mean().sort_index()
@@ -241,7 +279,7 @@ def test_bias_figure_is_the_stored_runs(smoke):
     n = np.asarray(mn.get_xdata(), dtype=float)
     np.testing.assert_allclose(
         np.asarray(mn.get_ydata(), float), 2 * (np.sqrt(n - n // 2) + np.sqrt(n // 2))
-    )  # THEORY.md §5 with unit norms, ±1 labels
+    )  # docs/limit.md with unit norms, ±1 labels
     assert rep.analyses["bias"]["fits"]["min_norm"]["slope"] == pytest.approx(0.5, abs=0.02)
 
 
@@ -249,7 +287,7 @@ def test_report_rebuilds_from_the_store_alone(smoke, tmp_path):
     """`reluflow report` gives the same numbers as the reproduce run, and embeds every figure."""
     from reluflow.cli import main
 
-    res, _ = smoke
+    res, rep = smoke
     out = tmp_path / "r.html"
     assert main(["report", str(res.store), "-o", str(out), "--tables", str(tmp_path)]) == 0
     a = pd.read_csv(res.out / "summary.csv")
@@ -257,7 +295,7 @@ def test_report_rebuilds_from_the_store_alone(smoke, tmp_path):
     pd.testing.assert_frame_equal(a, b)
     text = out.read_text()
     pngs = re.findall(r"src='data:image/png;base64,([A-Za-z0-9+/=]+)'", text)
-    assert len(pngs) == 3
+    assert len(pngs) == len(rep.figure_objects) >= 3
     import matplotlib.image as mpimg
 
     for p in pngs:
@@ -283,6 +321,88 @@ def test_report_of_missing_store_is_a_clear_error(tmp_path):
     from reluflow.cli import main
 
     assert main(["report", str(tmp_path / "nope.sqlite"), "-o", str(tmp_path / "x.html")]) == 2
+
+
+# --------------------------------------------------------------------------- any store
+
+
+@pytest.fixture(scope="module")
+def sweep_store(tmp_path_factory):
+    """A sweep store as the README makes one: one experiment no analysis knows, limit runs."""
+    from reluflow.sweep import expand_spec, run_sweep
+
+    path = tmp_path_factory.mktemp("sweep") / "width.sqlite"
+    spec = {"experiment": "width", "dynamics": "limit", "data": "orthogonal",
+            "n": [16, 64], "m": [3, 6, 12], "labels": "balanced", "seeds": "0:12"}
+    run_sweep(expand_spec(spec), path, workers=1, progress=False)
+    return path
+
+
+def test_report_of_a_sweep_store(sweep_store, tmp_path):
+    """`reluflow report` on a plain sweep store: the store's account, its numbers, its figure."""
+    from reluflow.cli import main
+    from reluflow.store import ResultsStore
+
+    out = tmp_path / "width.html"
+    assert main(["report", str(sweep_store), "-o", str(out), "--tables", str(tmp_path)]) == 0
+    rep = build_report(sweep_store, tmp_path / "again.html", keep_figures=True)
+    with ResultsStore(sweep_store) as st:
+        frame = st.frame()
+    assert rep.analyses == {} and len(rep.claims) == 0
+    counts = rep.overview["counts"]
+    assert counts["runs"].sum() == len(frame) == 2 * 3 * 12
+    table = pd.read_csv(tmp_path / "store_width_by_parameter.csv")
+    assert list(table.columns[:2]) == ["m", "n"]  # d = n is not a second axis
+    fig = rep.figure_objects["store_width"]
+    for n, d in frame.groupby("n"):
+        want = d.groupby("m")["interpolates"].mean().sort_index()
+        ln = _by_gid(fig, f"p-n = {n}")
+        np.testing.assert_array_equal(np.asarray(ln.get_xdata(), float), want.index.to_numpy())
+        np.testing.assert_allclose(np.asarray(ln.get_ydata(), float), want.to_numpy())
+        exact = _by_gid(fig, f"p-exact-n = {n}")
+        np.testing.assert_allclose(
+            np.asarray(exact.get_ydata(), float),
+            [interpolation_probability(n - n // 2, n // 2, int(m)) for m in want.index])
+        ok = d[d["interpolates"].astype(bool)]
+        if len(ok):
+            r = ok.groupby("m")["ratio"].mean()
+            ln = _by_gid(fig, f"right-n = {n}")
+            got = pd.Series(np.asarray(ln.get_ydata(), float),
+                            index=np.asarray(ln.get_xdata(), float))
+            np.testing.assert_allclose(got.dropna().to_numpy(), r.to_numpy())
+    text = out.read_text()
+    assert "What the store holds" in text and "id='fig-store_width'" in text
+    js = json.loads((tmp_path / "summary.json").read_text())
+    assert js["overview"]["counts"][0]["runs"] == len(frame)
+    import matplotlib.pyplot as plt
+
+    for f in rep.figure_objects.values():
+        plt.close(f)
+
+
+def test_unrecognised_runs_of_a_known_experiment_are_summarised(sweep_store, tmp_path):
+    """Runs labelled 'incremental' that are not its design: skipped with the reason, summarised."""
+    import shutil
+
+    from reluflow.sweep import expand_spec, run_sweep
+
+    path = tmp_path / "mixed.sqlite"
+    shutil.copy(sweep_store, path)
+    spec = {"experiment": "incremental", "dynamics": "limit", "n": [16, 32], "m": 4,
+            "seeds": 2}
+    run_sweep(expand_spec(spec), path, workers=1, progress=False)
+    rep = build_report(path, tmp_path / "mixed.html")
+    assert "incremental" in rep.skipped and "flow and limit" in rep.skipped["incremental"]
+    assert set(rep.overview["generic"]) == {"width", "incremental"}
+    assert "was not analysed" in (tmp_path / "mixed.html").read_text()
+
+
+def test_report_of_an_empty_store_is_a_clear_error(tmp_path):
+    from reluflow.cli import main
+    from reluflow.store import ResultsStore
+
+    ResultsStore(tmp_path / "empty.sqlite").close()
+    assert main(["report", str(tmp_path / "empty.sqlite"), "-o", str(tmp_path / "x.html")]) == 2
 
 
 # --------------------------------------------------------------------------- the real quick run
@@ -321,13 +441,20 @@ def test_quick_reproduce_end_to_end(tmp_path):
         return row.iloc[0]
 
     c = value("c in m50")
-    assert 1.6 < c["value"] < 2.8 and c["error"] < 0.5  # m50 ≈ 2 log2 n (THEORY.md §5)
+    assert 1.6 < c["value"] < 2.8 and c["error"] < 0.5  # m50 ≈ 2 log2 n (docs/limit.md)
     slope = value("(limit_large_n)")
     assert abs(slope["value"] - 0.5) < 0.1  # ‖θ‖² ∝ sqrt(n)
     r = value("apparent limit of the ratio")
     assert 2.0 < r["value"] < 3.0
     cover = value("fraction of cells whose Wilson")
     assert cover["value"] >= 0.8
+    claims = pd.read_csv(out / "claims.csv")
+    assert set(claims["verdict"]) <= set(VERDICTS)
+    by_start = {c[:40]: v for c, v in zip(claims["claim"], claims["verdict"], strict=True)}
+    # the paper's threshold, formula and sqrt(n) law hold at the quick scale (README numbers)
+    for start in ("The network interpolates with high proba", "P(interpolation) = Σ_k C(m,k) 2^(−m) (1",
+                  "The interpolator learned by the incremen"):
+        assert by_start[start] == "confirmed", (start, claims.to_string())
     from test_report_browser import assert_renders, browser_missing
 
     why = browser_missing()

@@ -42,7 +42,11 @@ def test_put_is_idempotent_and_round_trips_exactly(tmp_path):
         back = store.record(rec.run_id)
         arrays = store.arrays(rec.run_id)
     assert back.config == rec.config and back.provenance == rec.provenance
-    assert back.results == rec.results  # floats through JSON are exact
+    # floats through JSON are exact, NaN included
+    assert back.results.keys() == rec.results.keys()
+    for k, v in rec.results.items():
+        w = back.results[k]
+        assert type(w) is type(v) and (w == v or (math.isnan(v) and math.isnan(w))), k
     assert set(arrays) == set(rec.arrays)
     for k, v in rec.arrays.items():
         assert arrays[k].dtype == v.dtype and arrays[k].shape == v.shape
@@ -115,3 +119,42 @@ def test_concurrent_writers_never_corrupt_or_duplicate(tmp_path):
         for i in (0, 99, 150, 199):
             ref = _record(i)
             assert np.array_equal(store.arrays(ref.run_id)["tau"], ref.arrays["tau"])
+
+
+def _view(spy: sqlite3.Connection) -> tuple[set[str], set[str]]:
+    """What another connection sees: (run ids in runs, run ids in arrays)."""
+    runs = {r[0] for r in spy.execute("SELECT run_id FROM runs")}
+    arrays = {r[0] for r in spy.execute("SELECT run_id FROM arrays")}
+    return runs, arrays
+
+
+def test_a_run_and_its_arrays_are_one_transaction_committed_before_put_returns(tmp_path):
+    """Watched from a second connection at every statement the store executes.
+
+    Two transactions for the row and the arrays would show a row without arrays
+    (or arrays without a row) in between; a commit deferred past ``put``'s return
+    would show the run missing after ``put`` said it was written.
+    """
+    path = tmp_path / "s.sqlite"
+    records = [_record(i) for i in range(8)]
+    with ResultsStore(path) as store:
+        spy = sqlite3.connect(path, isolation_level=None)
+        torn: list[tuple[str, set[str], set[str]]] = []
+        statements: list[str] = []
+
+        def watch(statement: str) -> None:  # runs before each statement of the store
+            statements.append(statement.split()[0].upper())
+            runs, arrays = _view(spy)
+            if runs != arrays:
+                torn.append((statement, runs, arrays))
+
+        store._con.set_trace_callback(watch)
+        for i, rec in enumerate(records):
+            assert store.put(rec) is True
+            runs, arrays = _view(spy)
+            assert runs == arrays == {r.run_id for r in records[: i + 1]}, f"put {i} not committed"
+        assert store.put(records[0]) is False  # a duplicate writes nothing
+        store._con.set_trace_callback(None)
+        spy.close()
+    assert not torn, f"another connection saw a half-written run: {torn[0]}"
+    assert statements.count("INSERT") == 2 * len(records) + 1  # the watch saw every write

@@ -26,7 +26,7 @@ from .network import Network
 from .trajectory import SolverStats, Trajectory
 
 # statuses that mean "the requested stopping criterion was reached"
-SUCCESS = ("t_max", "loss_tol", "stalled", "steps")
+SUCCESS = ("t_max", "loss_tol", "stalled", "steps", "noise_floor")
 
 STALLED_MESSAGE = (
     "nothing moves any more (every neuron's relative speed < stall_rate and "
@@ -243,6 +243,23 @@ class Recorder:
             wsq_hat[None, :],
             mask.sum(axis=1).astype(np.int64)[None, :],
         )
+
+    def extend(
+        self,
+        t: np.ndarray,
+        loss: np.ndarray,
+        a: np.ndarray,
+        wsq: np.ndarray,
+        n_active: np.ndarray,
+    ) -> None:
+        """Append rows computed elsewhere in float64: ``a`` and ``‖w‖²`` (``w^⊥`` included), (T, m)."""
+        a = np.asarray(a, dtype=float)
+        wsq = np.maximum(np.asarray(wsq, dtype=float), 0.0)
+        size = np.maximum(np.abs(a), np.sqrt(wsq))
+        safe = np.where(size > 0, size, 1.0)
+        with np.errstate(divide="ignore"):
+            ell = np.where(size > 0, np.log(safe), -np.inf)
+        self.extend_scaled(t, loss, ell, a / safe, wsq / safe**2, n_active)
 
     def extend_scaled(
         self,

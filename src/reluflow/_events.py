@@ -186,12 +186,33 @@ def switch(
     u = yv[m:].reshape(m, n)
     u.ravel()[flip] = 0.0
     r = f(yv, buf)
-    crossing = np.zeros((m, n), dtype=bool)
-    crossing.ravel()[flip] = True
-    touched = crossing.any(axis=1)
+    left = np.zeros(m, dtype=bool)
     if sliding.any():
         j_s, _, alpha = field.alpha
-        touched[j_s[exited(alpha)]] = True
+        left[j_s[exited(alpha)]] = True
+    return resolve(field, r, left, yv, m, n, mask, sliding, flip)
+
+
+def resolve(
+    field: Field,
+    r: np.ndarray,
+    left: np.ndarray,
+    yv: np.ndarray,
+    m: int,
+    n: int,
+    mask: np.ndarray,
+    sliding: np.ndarray,
+    flip: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The body of :func:`switch` given the residuals ``r`` at the event and ``left``,
+    the neurons one of whose sliding fractions has left [0, 1] there (for a caller that
+    evaluates the field itself, e.g. a compiled kernel: the exit it located and the
+    neurons it resolves then come from the same arithmetic)."""
+    u = yv[m:].reshape(m, n)
+    u.ravel()[flip] = 0.0
+    crossing = np.zeros((m, n), dtype=bool)
+    crossing.ravel()[flip] = True
+    touched = crossing.any(axis=1) | left
     changed, ups, slides = [], [], []
     a = yv[:m]
     for j in np.flatnonzero(touched):

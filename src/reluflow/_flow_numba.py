@@ -1,4 +1,4 @@
-"""Compiled gradient-flow engine for orthogonal data (THEORY.md §3).
+"""Compiled gradient-flow engine for orthogonal data (docs/orthogonal-flow.md).
 
 The same algorithm as the reference loop in :mod:`reluflow.flow` (Dormand–Prince
 5(4) with the ``scipy.integrate.RK45`` tableau, per-neuron error control, ReLU

@@ -2,7 +2,7 @@
 
 While every output ``f_i = Σ_j a_j σ(u_ji)`` is negligible against the labels,
 the residual is ``r = −y`` and each neuron evolves alone and linearly
-(THEORY.md §3 with ``r = −y``; the same computation as the jump process's
+(docs/orthogonal-flow.md with ``r = −y``; the same computation as the jump process's
 alignment amplitude, :func:`reluflow.limit._alignment_amplitude`). With
 ``s = sign(a_j)``, ``ã = s a_j > 0``, ``ỹ = s y`` and ``B(t) = ∫_0^t ã``:
 

@@ -24,6 +24,9 @@ INIT_A_MAGNITUDE = (1, 4)
 INIT_PERP_DIRECTION = (1, 5)
 INIT_ARRAY_GAUSSIAN = (1, 6)
 SGD_BATCHES = (2, 0)
+DATA_GRAM_FACTOR = (0, 4)
+DATA_GRAM_FRAME = (0, 5)
+INIT_GRAM_PERP_DIRECTION = (1, 7)
 
 
 def stream(seed: int, key: tuple[int, ...]) -> np.random.Generator:
@@ -55,3 +58,13 @@ def standard_normals(seed: int, m: int, n: int) -> np.ndarray:
 def output_signs(seed: int, m: int) -> np.ndarray:
     """The output signs s_j = +-1 of the m neurons."""
     return stream(seed, INIT_OUTPUT_SIGNS).integers(0, 2, size=m) * 2.0 - 1.0
+
+
+# Streams of the field's generators and initialisations (reluflow.generators, reluflow.inits)
+DATA_SPHERE = (4, 0)
+DATA_SPHERE_NORMS = (4, 1)
+DATA_SIGNED_LABELS = (4, 2)
+DATA_TEACHER = (4, 3)
+DATA_STANDARD_GAUSSIAN = (4, 4)
+INIT_UNIFORM_W = (4, 5)
+INIT_EXP_MARGIN = (4, 6)

@@ -1,4 +1,4 @@
-"""Convergence of the finite-λ gradient flow to the λ → 0 jump process (THEORY.md §4).
+"""Convergence of the finite-λ gradient flow to the λ → 0 jump process (docs/limit.md).
 
 The flow at a ladder of scales and the jump process are run from the same
 seed, hence the same initial signs (neuron ``j`` is the same neuron in every

@@ -2,12 +2,13 @@
 
 Two kinds of dataset, with one interface used by every dynamics:
 
-* :class:`OrthogonalData`: ``<x_i, x_k> = 0`` for ``i != k`` (THEORY.md §3). It
+* :class:`OrthogonalData`: ``<x_i, x_k> = 0`` for ``i != k`` (docs/model.md). It
   is described by the sample norms ``‖x_i‖``, the labels and the frame, and
   never materialises an ``n x d`` or ``n x n`` array unless asked
   (:meth:`OrthogonalData.to_array`, :meth:`OrthogonalData.gram`).
 * :class:`ArrayData`: any ``X`` (``n x d``) with labels; Gaussian data
-  ``x_i ~ N(0, I_d / d)`` is one (:func:`gaussian_data`).
+  ``x_i ~ N(0, I_d / d)`` is one (:func:`gaussian_data`), or, for ``d >> n``, a
+  :class:`GaussianGramData` that draws the Gram matrix directly.
 
 The dynamics only see the reduced geometry: the Gram matrix ``K = X Xᵀ``
 (or its diagonal, for orthogonal data) and the quadratic form ``u K⁺ uᵀ``
@@ -21,8 +22,9 @@ from functools import cached_property
 from typing import Any
 
 import numpy as np
+from scipy.linalg import solve_triangular
 
-from . import _rng
+from . import _memory, _rng
 from . import _validate as V
 from .errors import InputError
 
@@ -33,6 +35,7 @@ FRAMES = ("canonical", "random")
 __all__ = [
     "ArrayData",
     "Dataset",
+    "GaussianGramData",
     "OrthogonalData",
     "array_data",
     "gaussian_data",
@@ -73,6 +76,17 @@ class Dataset(abc.ABC):
         """Input dimension."""
 
     is_orthogonal: bool = False
+    # True for inputs augmented with a constant feature (x, 1) (see reluflow.with_bias)
+    has_bias: bool = False
+
+    @property
+    def fan_in(self) -> int:
+        """Input features without the bias feature: ``d − 1`` with a bias, ``d`` otherwise.
+
+        Used by the initialisations written in PyTorch's convention
+        (``nn.Linear``'s fan-in counts the inputs, not the bias).
+        """
+        return self.d - int(self.has_bias)
 
     @abc.abstractmethod
     def sq_norms(self) -> np.ndarray:
@@ -259,6 +273,22 @@ class ArrayData(Dataset):
         return np.einsum("...i,ik,...k->...", u, self._pinv_gram, u)
 
     @cached_property
+    def _row_basis(self) -> np.ndarray:
+        """Orthonormal basis of the row space of ``X`` (rank by SVD, rows of a (rank, d) array)."""
+        _, sv, vt = np.linalg.svd(self.X, full_matrices=False)
+        tol = sv[0] * max(self.X.shape) * np.finfo(float).eps if sv.size else 0.0
+        return vt[sv > tol]
+
+    def project_out(self, W: np.ndarray) -> np.ndarray:
+        """``W^⊥ = W (I − P_X)``: each row of ``W`` minus its projection on span(x_1..x_n).
+
+        Computed with an orthonormal basis ``V`` of the row space (``P_X = Vᵀ V``, from
+        the SVD of ``X``), which stays accurate when ``K`` is singular (``n > d``).
+        """
+        V = self._row_basis
+        return W - (W @ V.T) @ V
+
+    @cached_property
     def coherence(self) -> float:  # type: ignore[override]
         if self.n < 2:
             return 0.0
@@ -275,13 +305,16 @@ class ArrayData(Dataset):
         return self.X
 
     def describe(self) -> dict[str, Any]:
-        return {
+        out = {
             "kind": self.kind,
             "n": self.n,
             "d": self.d,
             "labels": self.label_scheme,
             "seed": self.seed,
         }
+        if self.has_bias:
+            out["bias"] = True
+        return out
 
     def __repr__(self) -> str:
         return (
@@ -298,7 +331,7 @@ def orthogonal_data(
     frame: str = "canonical",
     seed: int = 0,
 ) -> OrthogonalData:
-    """Orthogonal dataset of ``n`` samples in R^d (THEORY.md §3).
+    """Orthogonal dataset of ``n`` samples in R^d (docs/model.md).
 
     Args:
         n: number of samples (>= 1).
@@ -315,6 +348,7 @@ def orthogonal_data(
     """
     n = V.positive_int("n", n)
     seed = V.seed("seed", seed)
+    _memory.check_data(n)
     label_scheme = labels if isinstance(labels, str) else "given"
     y = _labels(labels, n, seed)
     if isinstance(norms, str):
@@ -332,21 +366,149 @@ def orthogonal_data(
     )
 
 
-def gaussian_data(n: int, d: int, *, labels: Any = "balanced", seed: int = 0) -> ArrayData:
+class GaussianGramData(ArrayData):
+    """Gaussian inputs ``x_i ~ N(0, I_d / d)`` held through their Gram matrix (``d >= n``).
+
+    With ``X = G / √d`` (``G``: n × d standard Gaussian), the Gram matrix is
+    ``K = L Lᵀ`` with ``L`` the Bartlett factor of the Wishart matrix ``G Gᵀ``
+    divided by ``√d``: lower triangular, ``(√d L)_kk² ~ χ²_{d−k}`` (k = 0..n−1)
+    and ``(√d L)_kl ~ N(0, 1)`` below the diagonal, all independent
+    (docs/general-data.md §5). Drawing ``L`` costs O(n²) numbers and O(n³/3)
+    flops for ``K``, whatever ``d``; nothing of size ``n × d`` is formed.
+    :func:`reluflow.init_network` then draws the reduced coordinates jointly
+    with ``K`` (``U = λ B Lᵀ / √d``, ``B`` standard Gaussian, and
+    ``‖w_j^⊥‖² = λ² χ²_{d−n} / d``), exactly in distribution as from explicit
+    ``X`` and ``W``.
+
+    The inputs themselves exist on demand (:meth:`to_array`, the attribute
+    ``X``): ``X = L Qᵀ`` with ``Q`` (d × n) Haar-distributed orthonormal columns
+    drawn from the seed, an exact sample of ``X`` given ``K`` (``X Xᵀ = K`` to
+    rounding), at O(d n²) cost, for predictions on new inputs.
+    """
+
+    kind = "gaussian"
+
+    def __init__(self, n: int, d: int, y: np.ndarray, seed: int, label_scheme: str):
+        if d < n:
+            raise InputError(
+                f"the Gram representation of Gaussian data needs d >= n, got d = {d} < n = {n}; "
+                "use representation='explicit'"
+            )
+        self.y = np.asarray(y, dtype=float)
+        self._d = int(d)
+        self.seed = seed
+        self.label_scheme = label_scheme
+        rng = _rng.stream(seed, _rng.DATA_GRAM_FACTOR)
+        L = np.zeros((n, n))
+        rows, cols = np.tril_indices(n, -1)
+        L[rows, cols] = rng.standard_normal(rows.size)
+        L[np.arange(n), np.arange(n)] = np.sqrt(rng.chisquare(d - np.arange(n)))
+        L /= np.sqrt(d)
+        self.factor = L
+
+    @property
+    def d(self) -> int:
+        return self._d
+
+    @cached_property
+    def X(self) -> np.ndarray:  # type: ignore[override]
+        """The inputs (n × d), drawn on first use: ``L Qᵀ``, ``Q`` Haar on the seed's frame stream."""
+        g = _rng.stream(self.seed, _rng.DATA_GRAM_FRAME).standard_normal((self.d, self.n))
+        q, r = np.linalg.qr(g)
+        q *= np.sign(np.diag(r))  # sign fix: Haar-distributed columns
+        return self.factor @ q.T
+
+    @cached_property
+    def frame(self) -> np.ndarray:
+        """Orthonormal basis (d × n) of the inputs' span: ``X = L frameᵀ``."""
+        return np.linalg.solve(self.factor, self.X).T
+
+    @cached_property
+    def _gram(self) -> np.ndarray:  # type: ignore[override]
+        return self.factor @ self.factor.T
+
+    def sq_norms(self) -> np.ndarray:
+        return np.einsum("ij,ij->i", self.factor, self.factor)
+
+    @cached_property
+    def _pinv_gram(self) -> np.ndarray:  # type: ignore[override]
+        inv_l = solve_triangular(self.factor, np.eye(self.n), lower=True)
+        return inv_l.T @ inv_l
+
+    def quad_form(self, u: np.ndarray) -> np.ndarray:
+        u = np.asarray(u, dtype=float)
+        flat = u.reshape(-1, self.n)
+        z = solve_triangular(self.factor, flat.T, lower=True)
+        return np.einsum("ij,ij->j", z, z).reshape(u.shape[:-1])
+
+    def draw_init(self, seed: int, m: int, scale: float) -> tuple[np.ndarray, np.ndarray]:
+        """Reduced coordinates ``u`` (m × n) and ``‖w_j^⊥‖²`` of ``w_j = λ g_j``, ``g_j ~ N(0, I/d)``.
+
+        ``u = λ B Lᵀ / √d`` and ``‖w_j^⊥‖² = λ² χ²_{d−n} / d``: the joint law of
+        ``(K, W Xᵀ, ‖W^⊥‖)`` from the Bartlett factor of ``[G; H] [G; H]ᵀ``
+        (docs/general-data.md §5). ``B`` carries the signs shared with the jump process.
+        """
+        n, d = self.n, self.d
+        b = _rng.standard_normals(seed, m, n)
+        u = scale * (b @ self.factor.T) / np.sqrt(d)
+        chi2 = (
+            _rng.stream(seed, _rng.INIT_PERP_NORM).chisquare(d - n, size=m)
+            if d > n
+            else np.zeros(m)
+        )
+        return u, scale**2 * chi2 / d
+
+    def perp_weights(self, seed: int, w_perp_sq: np.ndarray) -> np.ndarray:
+        """``W^⊥`` (m × d) for an initialisation drawn by :meth:`draw_init`: uniform
+        directions orthogonal to the inputs (from the seed), with norms ``√w_perp_sq``."""
+        m = w_perp_sq.shape[0]
+        g = _rng.stream(seed, _rng.INIT_GRAM_PERP_DIRECTION).standard_normal((m, self.d))
+        q = self.frame
+        g -= (g @ q) @ q.T
+        nrm = np.linalg.norm(g, axis=1, keepdims=True)
+        return g / np.where(nrm > 0, nrm, 1.0) * np.sqrt(w_perp_sq)[:, None]
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "representation": "gram"}
+
+    def __repr__(self) -> str:
+        return f"GaussianGramData(n={self.n}, d={self.d}, coherence={self.coherence:.3g})"
+
+
+REPRESENTATIONS = ("auto", "explicit", "gram")
+# above this many entries of X (200 MB), representation="auto" keeps only the Gram matrix
+GRAM_ABOVE = 25_000_000
+
+
+def gaussian_data(
+    n: int, d: int, *, labels: Any = "balanced", seed: int = 0, representation: str = "auto"
+) -> ArrayData:
     """Gaussian inputs ``x_i ~ N(0, I_d / d)``: nearly orthogonal when ``d >> n``.
 
     Args:
         n: number of samples. d: dimension. labels: as in :func:`orthogonal_data`.
         seed: seed of the data streams.
+        representation: ``"explicit"`` (the n × d array ``X``), ``"gram"``
+            (:class:`GaussianGramData`: ``K`` drawn directly, O(n²) memory whatever
+            ``d``, ``X`` on demand; needs ``d >= n``) or ``"auto"`` (gram when ``n d``
+            exceeds 2.5·10⁷ entries and ``d >= n``, explicit otherwise). The two
+            representations have the same distribution but different draws for
+            one seed.
     """
     n = V.positive_int("n", n)
     d = V.positive_int("d", d)
     seed = V.seed("seed", seed)
-    X = _rng.stream(seed, _rng.DATA_GAUSSIAN).standard_normal((n, d)) / np.sqrt(d)
+    representation = V.choice("representation", representation, REPRESENTATIONS)
+    if representation == "auto":
+        representation = "gram" if n * d > GRAM_ABOVE and d >= n else "explicit"
     label_scheme = labels if isinstance(labels, str) else "given"
-    return ArrayData(
-        X, _labels(labels, n, seed), seed=seed, label_scheme=label_scheme, kind="gaussian"
-    )
+    y = _labels(labels, n, seed)
+    if representation == "gram":
+        _memory.check_data(n, n)  # the Gram matrix and its factor, not n x d
+        return GaussianGramData(n, d, y, seed, label_scheme)
+    _memory.check_data(n, d)
+    X = _rng.stream(seed, _rng.DATA_GAUSSIAN).standard_normal((n, d)) / np.sqrt(d)
+    return ArrayData(X, y, seed=seed, label_scheme=label_scheme, kind="gaussian")
 
 
 def array_data(X: Any, y: Any) -> ArrayData:

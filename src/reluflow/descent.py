@@ -2,10 +2,22 @@
 
 Full-batch descent with step ``η`` is the explicit Euler discretisation of the
 flow, ``θ_{k+1} = θ_k − η ∇L(θ_k)``, and is exact in reduced coordinates:
-``u_{k+1} = W_{k+1} Xᵀ = u_k − η ∇_W L Xᵀ`` (THEORY.md §2), with
+``u_{k+1} = W_{k+1} Xᵀ = u_k − η ∇_W L Xᵀ`` (docs/model.md), with
 σ'(0) = 0. Its time is ``t_k = k η``. Minibatch SGD replaces ``L`` by
 ``(1/2|B|) Σ_{i∈B} r_i²`` over a batch ``B`` drawn without replacement, one
 epoch after another, from its own seed.
+
+Minibatch SGD never becomes still: it ends hovering at a noise floor, where the
+flow's stall rule (speeds below a threshold) never fires. It stops by a rule of
+its own, :class:`_NoiseFloor`: the run is cut into windows of ``W`` steps
+(at least 8 epochs and a time ``W η >= 2 / rate_unit``, long enough for the
+slowest neuron leaving a saddle to grow by a factor ``e²``), each split into 8
+blocks whose means give the window's mean loss and its standard error. SGD
+stops (``status="noise_floor"``, a success) after 3 windows in a row in which
+the mean loss fell by no more than twice the standard error of the difference
+and no neuron's mean ``log|a_j|`` grew by more than half of that slowest rate's
+growth (plus twice its own standard error): the loss has stopped improving and
+no neuron is escaping a saddle, so it will not fall further.
 
 Descent is stable only while ``η < 2 / sharpness`` (top Hessian eigenvalue);
 the sharpness grows as neurons activate, so it is measured along the run
@@ -23,7 +35,7 @@ import numpy as np
 from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
 from tqdm.auto import tqdm
 
-from . import _rng
+from . import _memory, _rng
 from . import _validate as V
 from ._dynamics import (
     STALLED_MESSAGE,
@@ -35,16 +47,22 @@ from ._dynamics import (
     run_provenance,
 )
 from ._field import Field
-from .data import Dataset
+from ._loss import LossConvention
+from ._weight_space import prefers_weight_space, weight_space_descent
+from .data import ArrayData, Dataset
 from .errors import InputError, StabilityWarning
 from .network import Network
 from .trajectory import SolverStats, Trajectory
 
 __all__ = ["gradient_descent", "sharpness"]
 
+ENGINES = ("auto", "reduced", "weight")
 
-def sharpness(data: Dataset, net: Network) -> float:
+
+def sharpness(data: Dataset, net: Network, loss: str = "half_mean") -> float:
     """Top eigenvalue of the Hessian of ``L`` at ``net`` (full parameters, σ'' = 0 off kinks).
+
+    ``loss="mean"`` gives the Hessian of ``(1/n) Σ r²``, twice the half-mean one.
 
     With the activity mask fixed, ``r_i = Σ_j a_j M_ji u_ji − y_i`` is bilinear, so
     ``H = (1/n) (Jᵀ J + Σ_i r_i ∇²r_i)`` exactly, with ``∂²r_i/∂a_j∂u_ji = M_ji``.
@@ -52,6 +70,7 @@ def sharpness(data: Dataset, net: Network) -> float:
     (``u = c T`` with ``Tᵀ T = K``), where the Hessian is the full-parameter one
     restricted to the only directions it does not annihilate.
     """
+    factor = LossConvention(loss).factor
     field = Field(data)
     m, n = net.m, net.n
     a, u = net.a, net.u
@@ -87,13 +106,75 @@ def sharpness(data: Dataset, net: Network) -> float:
     N = m * (n + 1)
     if N <= 400:  # small: dense eigendecomposition
         H = np.column_stack([hvp(e) for e in np.eye(N)])
-        return float(np.linalg.eigvalsh(0.5 * (H + H.T))[-1])
+        return factor * float(np.linalg.eigvalsh(0.5 * (H + H.T))[-1])
     op = LinearOperator((N, N), matvec=hvp, dtype=float)
     v0 = np.concatenate([np.abs(a) + 1e-300, np.abs(to_u(u)).ravel() + 1e-300])
     try:
-        return float(eigsh(op, k=1, which="LA", v0=v0, tol=1e-6, maxiter=2000)[0][0])
+        return factor * float(eigsh(op, k=1, which="LA", v0=v0, tol=1e-6, maxiter=2000)[0][0])
     except ArpackNoConvergence as exc:  # pragma: no cover - rare; best estimate so far
-        return float(exc.eigenvalues.max()) if exc.eigenvalues.size else float("nan")
+        return factor * (float(exc.eigenvalues.max()) if exc.eigenvalues.size else float("nan"))
+
+
+class _NoiseFloor:
+    """SGD's stopping rule: the windowed mean loss stops improving beyond its own noise.
+
+    See the module docstring. ``add(loss, a)`` is called once per step and returns True
+    when SGD has settled. ``windows_settled`` counts the consecutive settled windows.
+    """
+
+    BLOCKS = 8  # blocks per window (their means give the standard errors)
+    PATIENCE = 3  # consecutive settled windows before stopping
+
+    def __init__(self, rate_unit: float, lr: float, n: int, batch_size: int, m: int):
+        epoch = math.ceil(n / batch_size)
+        steps = max(8 * epoch, math.ceil(2.0 / (rate_unit * lr)), 8 * self.BLOCKS)
+        self.block = math.ceil(steps / self.BLOCKS)
+        self.window = self.block * self.BLOCKS
+        # growth of log|a_j| over one window by the slowest neuron leaving a saddle
+        self.growth = rate_unit * lr * self.window
+        self._loss = 0.0
+        self._loga = np.zeros(m)
+        self._count = 0
+        self._blocks_loss: list[float] = []
+        self._blocks_loga: list[np.ndarray] = []
+        self._prev: tuple[float, float, np.ndarray, np.ndarray] | None = None
+        self.windows_settled = 0
+
+    @property
+    def earliest_stop(self) -> int:
+        """The fewest steps before the rule can fire (if every coming window settles)."""
+        done = len(self._blocks_loss) * self.block + self._count
+        windows = self.PATIENCE - self.windows_settled + (1 if self._prev is None else 0)
+        return windows * self.window - done
+
+    def add(self, loss: float, a: np.ndarray) -> bool:
+        self._loss += loss
+        self._loga += np.log(np.abs(a) + 1e-300)
+        self._count += 1
+        if self._count < self.block:
+            return False
+        self._blocks_loss.append(self._loss / self._count)
+        self._blocks_loga.append(self._loga / self._count)
+        self._loss, self._loga, self._count = 0.0, np.zeros_like(self._loga), 0
+        if len(self._blocks_loss) < self.BLOCKS:
+            return False
+        bl, ba = np.array(self._blocks_loss), np.array(self._blocks_loga)
+        self._blocks_loss, self._blocks_loga = [], []
+        k = self.BLOCKS
+        now = (
+            bl.mean(),
+            bl.std(ddof=1) / math.sqrt(k),
+            ba.mean(axis=0),
+            ba.std(axis=0, ddof=1) / math.sqrt(k),
+        )
+        prev, self._prev = self._prev, now
+        if prev is None:
+            return False
+        loss_flat = prev[0] - now[0] <= 2.0 * math.hypot(prev[1], now[1])
+        se_a = np.hypot(prev[3], now[3])
+        none_grows = bool((now[2] - prev[2] <= 0.5 * self.growth + 2.0 * se_a).all())
+        self.windows_settled = self.windows_settled + 1 if loss_flat and none_grows else 0
+        return self.windows_settled >= self.PATIENCE
 
 
 def gradient_descent(
@@ -108,18 +189,26 @@ def gradient_descent(
     batch_size: int | None = None,
     batch_seed: int = 0,
     stall_rate: float | None = None,
+    noise_floor: bool = True,
     max_steps: int = 10_000_000,
     points_per_decade: int = 200,
     check_stability: bool = True,
     progress: bool = False,
+    loss: str = "half_mean",
+    engine: str = "auto",
 ) -> Trajectory:
     """Run gradient descent (or minibatch SGD) with step ``lr`` from ``net``.
 
     Stops at the first of: ``steps`` iterations, time ``t = k·lr >= t_max`` or
     ``τ >= tau_max``, loss below ``loss_tol`` (default ``1e-10 · mean(y²)/2``),
-    the stall rule of :func:`reluflow.gradient_flow` (full batch only), or
-    ``max_steps`` (then ``success=False``). Divergence to non-finite values
-    stops the run with ``status="diverged"``.
+    the stall rule of :func:`reluflow.gradient_flow` (full batch), the noise-floor
+    rule (minibatch SGD, ``status="noise_floor"``: the windowed mean loss stops
+    improving beyond its standard error and no neuron is growing; see the module
+    docstring), or ``max_steps`` (then ``success=False``). Divergence to
+    non-finite values stops the run with ``status="diverged"``. The progress
+    bar counts steps against ``steps`` or the budget ``max_steps`` (its ETA is
+    the time to the budget, an upper bound) and shows the loss; for SGD also the
+    noise-floor windows settled and the fewest steps before it can stop.
 
     Args:
         data, net: dataset and initial network.
@@ -128,10 +217,20 @@ def gradient_descent(
         loss_tol: loss threshold. batch_size: minibatch size (None: full batch).
         batch_seed: seed of the minibatch order (its own stream).
         stall_rate: as in :func:`reluflow.gradient_flow`.
+        noise_floor: stop minibatch SGD at its noise floor (set False to run SGD
+            to the other rules only, e.g. to look past the floor).
         max_steps: iteration budget. points_per_decade: sampling density in ``t``.
         check_stability: measure the sharpness at steps 1, 2, 4, 8, … and warn
             (:class:`StabilityWarning`) when ``lr > 2 / sharpness``.
         progress: show a progress bar.
+        loss: ``"half_mean"`` (``(1/2n) Σ r²``, default) or ``"mean"`` (``(1/n) Σ r²``,
+            PyTorch's ``MSELoss``): a step ``lr`` on the mean loss is a step ``2 lr`` on
+            the half-mean one; ``t = k·lr``, ``t_max``, ``loss_tol``, the losses and the
+            sharpness are in the chosen convention (docs/field-setups.md).
+        engine: ``"reduced"`` (coordinates ``u = W Xᵀ``, O(m n²) per step on general
+            data, O(m n) on orthogonal data), ``"weight"`` (full weights, O(m n d);
+            explicit inputs only) or ``"auto"`` (weight space when ``2 d < n`` on
+            non-orthogonal explicit data). Same iterates to rounding.
 
     Returns:
         A :class:`Trajectory` with ``dynamics`` ``"descent"`` or ``"sgd"``;
@@ -152,10 +251,28 @@ def gradient_descent(
             "docs/any-scale.md)"
         )
     lr = V.finite_float("lr", lr, low=0.0, low_open=True, allowed="a finite number > 0")
+    conv = LossConvention(loss)
+    user = dict(lr=lr, t_max=t_max, tau_max=tau_max, loss_tol=loss_tol, stall_rate=stall_rate)
+    engine = V.choice("engine", engine, ENGINES)
+    if engine == "auto":
+        engine = "weight" if prefers_weight_space(data) else "reduced"
+    elif engine == "weight" and not isinstance(data, ArrayData):
+        raise InputError(
+            f"engine='weight' needs explicit inputs X (array_data), got {data!r}; "
+            "use engine='reduced' (or 'auto')"
+        )
+    lr = lr * conv.factor  # the step on the half-mean loss, which the loop runs on
     max_steps = V.positive_int("max_steps", max_steps)
     if steps is not None:
         max_steps = V.positive_int("steps", steps)
-    rules = StopRules.build(data, net, t_max, tau_max, loss_tol, stall_rate)
+    rules = StopRules.build(
+        data,
+        net,
+        conv.time_in(t_max),
+        conv.time_in(tau_max),
+        conv.loss_in(loss_tol),
+        conv.rate_in(stall_rate),
+    )
     n, m = data.n, net.m
     if batch_size is not None:
         batch_size = V.positive_int("batch_size", batch_size)
@@ -164,6 +281,39 @@ def gradient_descent(
         if batch_size == n:
             batch_size = None
     batch_seed = V.seed("batch_seed", batch_seed)
+    _memory.check_dynamics("gradient descent", n, m, data.is_orthogonal, _memory.DESCENT_PER_ENTRY)
+    floor = (
+        _NoiseFloor(rules.rate_unit, lr, n, batch_size, m) if batch_size and noise_floor else None
+    )
+    options = dict(
+        lr=lr,
+        batch_size=batch_size,
+        batch_seed=batch_seed,
+        steps=steps,
+        t_max=conv.time_in(t_max),
+        tau_max=conv.time_in(tau_max),
+        loss_tol=rules.loss_tol,
+        stall_rate=rules.stall_rate,
+        noise_floor_window=floor.window if floor is not None else None,
+        max_steps=max_steps,
+    )
+    if engine == "weight":
+        traj = weight_space_descent(
+            data,  # type: ignore[arg-type]
+            net,
+            lr,
+            rules,
+            steps=steps,
+            max_steps=max_steps,
+            batch_size=batch_size,
+            batch_seed=batch_seed,
+            points_per_decade=points_per_decade,
+            check_stability=check_stability,
+            floor=floor,
+            loss_factor=conv.factor,
+            options=options,
+        )
+        return conv.trajectory(traj, user)
     wall0 = time.perf_counter()
 
     field = Field(data)
@@ -184,12 +334,14 @@ def gradient_descent(
     status, message = "max_steps", ""
     k = 0
     bar = tqdm(
-        total=max_steps if steps is not None else None,
+        total=max_steps,
         disable=not progress,
-        desc="descent",
+        desc="sgd" if batch_size else "descent",
         unit=" steps",
+        unit_scale=True,
         leave=False,
     )
+    shown = time.perf_counter()
     try:
         while True:
             t = k * lr
@@ -198,10 +350,11 @@ def gradient_descent(
                 sharp_log.append((k, s))
                 if not warned and s > 0 and lr > 2.0 / s:
                     warned = True
+                    f = conv.factor  # the numbers in the caller's loss convention
                     warnings.warn(
                         StabilityWarning(
-                            f"lr = {lr:g} exceeds 2 / sharpness = {2.0 / s:.4g} at step {k} "
-                            f"(sharpness {s:.4g}): gradient descent may be unstable; "
+                            f"lr = {lr / f:g} exceeds 2 / sharpness = {2.0 / (s * f):.4g} at "
+                            f"step {k} (sharpness {s * f:.4g}): gradient descent may be unstable; "
                             "use a smaller lr to follow the gradient flow"
                         ),
                         stacklevel=2,
@@ -244,6 +397,14 @@ def gradient_descent(
                 if stall.check(v, yv, data, m, t, loss):
                     status, message = "stalled", STALLED_MESSAGE
                     break
+            elif floor is not None and floor.add(loss, a):
+                status = "noise_floor"
+                message = (
+                    f"SGD reached its noise floor: over {floor.PATIENCE} windows of "
+                    f"{floor.window} steps the mean loss ({loss:.3e} now) stopped falling "
+                    "beyond its standard error and no neuron grew"
+                )
+                break
             a = a + lr * da
             u = u + lr * du
             new_mask = (u > 0).astype(float)
@@ -252,6 +413,15 @@ def gradient_descent(
             mask = new_mask
             k += 1
             bar.update(1)
+            if progress and time.perf_counter() - shown > 0.5:
+                shown = time.perf_counter()
+                note = f"loss={loss:.3e}"
+                if floor is not None:
+                    note += (
+                        f" noise floor: {floor.windows_settled}/{floor.PATIENCE} windows settled,"
+                        f" stop in >= {floor.earliest_stop} steps"
+                    )
+                bar.set_postfix_str(note, refresh=False)
             if rec.grid_points(t, (k) * lr):
                 rec.add(k * lr, a, u, mask)
     finally:
@@ -260,22 +430,9 @@ def gradient_descent(
     if rec.t[-1] < t:
         rec.add(t, a, u, mask)
     dyn = "sgd" if batch_size else "descent"
-    prov = run_provenance(
-        dyn,
-        data,
-        net,
-        lr=lr,
-        batch_size=batch_size,
-        batch_seed=batch_seed,
-        steps=steps,
-        t_max=t_max,
-        tau_max=tau_max,
-        loss_tol=rules.loss_tol,
-        stall_rate=rules.stall_rate,
-        max_steps=max_steps,
-    )
+    prov = run_provenance(dyn, data, net, **options, engine="reduced")
     prov["sharpness"] = sharp_log
-    return make_trajectory(
+    traj = make_trajectory(
         dyn,
         data=data,
         net=net,
@@ -289,3 +446,4 @@ def gradient_descent(
         wall0=wall0,
         provenance=prov,
     )
+    return conv.trajectory(traj, user)

@@ -1,7 +1,7 @@
 """Exact gradient flow in reduced coordinates, with error control and ReLU kinks as events.
 
 Integrates ``dθ/dt = −∇L(θ)`` in the coordinates ``(a, u = W Xᵀ)`` of
-THEORY.md §2 (O(m n²) per evaluation) or §3 (orthogonal data, O(m n)), never
+docs/model.md (O(m n²) per evaluation; O(m n) on orthogonal data, docs/orthogonal-flow.md), never
 touching ``d``.
 
 Method. Dormand–Prince 5(4) (the tableau of ``scipy.integrate.RK45``) with
@@ -45,6 +45,7 @@ from scipy.integrate import RK45
 from tqdm.auto import tqdm
 
 from . import _events as E
+from . import _memory
 from . import _validate as V
 from ._dynamics import (
     STALLED_MESSAGE,
@@ -59,6 +60,7 @@ from ._dynamics import (
 )
 from ._field import Field
 from ._linear import InitialPhase, initial_phase
+from ._loss import LossConvention
 from ._plateau import Jump, plateau_ready, try_jump
 from .data import Dataset
 from .errors import InputError
@@ -68,6 +70,8 @@ from .trajectory import SolverStats, Trajectory
 __all__ = ["gradient_flow"]
 
 ENGINES = ("auto", "numpy", "numba")
+# smallest initialisation scale the general-data compiled engine accepts
+GENERAL_MIN_SCALE = 1e-150
 # accepted steps per kernel call when a progress bar is shown (the result does not depend on it)
 _PROGRESS_CHUNK = 500
 
@@ -99,8 +103,9 @@ def gradient_flow(
     progress: bool = False,
     engine: str = "auto",
     closed_form_start: bool = True,
+    loss: str = "half_mean",
 ) -> Trajectory:
-    """Integrate gradient flow from ``net`` on ``data`` (THEORY.md §1–3).
+    """Integrate gradient flow from ``net`` on ``data`` (docs/model.md, docs/orthogonal-flow.md).
 
     The flow stops at the first of: ``t = t_max`` or ``τ = tau_max``; the loss
     below ``loss_tol``; nothing moving any more (every neuron's relative speed
@@ -126,15 +131,23 @@ def gradient_flow(
         record_kinks: also add a trajectory sample at every kink event (the kinks of
             the closed-form initial phase are listed, not sampled).
         progress: show a progress bar (steps, τ, loss).
-        engine: ``"numba"`` (compiled kernel for orthogonal data, same algorithm and
-            results to rounding), ``"numpy"`` (the reference implementation, any data) or
-            ``"auto"`` (numba for orthogonal data, numpy otherwise).
-        closed_form_start: on orthogonal data, solve the initial phase in closed form
+        engine: ``"numba"`` (compiled kernels, same algorithm and results to rounding as
+            the reference: the O(m n) one for orthogonal data, a BLAS one for general data,
+            docs/general-data.md; on general data it needs ``scale >= 1e-150``),
+            ``"numpy"`` (the reference implementation, any data) or ``"auto"`` (numba, except
+            numpy for general data below that scale).
+        closed_form_start: solve the initial phase in closed form (orthogonal data: both
+            engines; general data: the numba engine, see docs/general-data.md)
             (while every output is below ``1e-2 · rtol`` of its label the residual is
             ``−y`` and each neuron evolves alone and linearly; its ≈ m n / 4 kinks,
             wrong-sign coordinates dying, then get exact times instead of one solver
             restart each) and start the solver where the outputs become visible.
             False integrates from ``t = 0`` (slower, same result within ``rtol``).
+        loss: ``"half_mean"`` (``L = (1/2n) Σ r²``, default) or ``"mean"``
+            (``(1/n) Σ r²``, PyTorch's ``MSELoss``): the "mean" flow at time ``t`` is the
+            half-mean flow at ``2t``; ``t_max``, ``tau_max``, ``loss_tol``, ``stall_rate``
+            and the returned times and losses are in the chosen convention
+            (docs/field-setups.md).
 
     Returns:
         A :class:`Trajectory`; ``success`` is False if the solver stopped on
@@ -145,18 +158,47 @@ def gradient_flow(
             f"network and data disagree: the network has n = {net.n} reduced "
             f"coordinates per neuron, the data n = {data.n} samples"
         )
+    conv = LossConvention(loss)
+    if conv.name != "half_mean":
+        user = dict(t_max=t_max, tau_max=tau_max, loss_tol=loss_tol, stall_rate=stall_rate)
+        traj = gradient_flow(
+            data,
+            net,
+            t_max=conv.time_in(t_max),
+            tau_max=conv.time_in(tau_max),
+            loss_tol=conv.loss_in(loss_tol),
+            stall_rate=conv.rate_in(stall_rate),
+            rtol=rtol,
+            atol=atol,
+            max_steps=max_steps,
+            points_per_decade=points_per_decade,
+            record_kinks=record_kinks,
+            progress=progress,
+            engine=engine,
+            closed_form_start=closed_form_start,
+        )
+        return conv.trajectory(traj, user)
     engine = V.choice("engine", engine, ENGINES)
+    general = not data.is_orthogonal
     if engine == "auto":
-        engine = "numba" if data.is_orthogonal else "numpy"
-    elif engine == "numba" and not data.is_orthogonal:
+        if general:
+            # the general-data kernel works in float64 coordinates: below GENERAL_MIN_SCALE
+            # the initial state is not representable there (λ² underflows); the numpy
+            # engine carries per-neuron log-scales (docs/any-scale.md)
+            engine = "numpy" if _below(net, GENERAL_MIN_SCALE) else "numba"
+        else:
+            # the orthogonal kernel carries per-neuron log-scales: any scale
+            engine = "numba"
+    elif engine == "numba" and general and _below(net, GENERAL_MIN_SCALE):
         raise InputError(
-            f"engine='numba' needs orthogonal data (data.is_orthogonal), got {data!r} with "
-            f"coherence {data.coherence:.3e}; use engine='numpy' (or 'auto') for general data"
+            f"engine='numba' on general data needs scale >= {GENERAL_MIN_SCALE:g} (float64 "
+            f"coordinates), got scale = {net.scale:g}; use engine='numpy' or 'auto'"
         )
     rtol = V.tolerance("rtol", rtol)
     atol = V.finite_float("atol", atol, low=0.0, allowed="a finite number >= 0")
     max_steps = V.positive_int("max_steps", max_steps)
     points_per_decade = V.positive_int("points_per_decade", points_per_decade)
+    _memory.check_dynamics("the gradient flow", data.n, net.m, data.is_orthogonal)
     rules = StopRules.build(data, net, t_max, tau_max, loss_tol, stall_rate)
     options = dict(
         rtol=rtol,
@@ -174,6 +216,21 @@ def gradient_flow(
             data, net, eps=1e-2 * rtol, t_start=1e-3 / rules.gamma_all, t_cap=rules.t_end
         )
     options["closed_form_start"] = bool(closed_form_start)
+    options["loss"] = "half_mean"
+    if engine == "numba" and general:
+        from ._flow_general import gradient_flow_general
+
+        return gradient_flow_general(
+            data,
+            net,
+            rules,
+            options,
+            closed_form_start=bool(closed_form_start),
+            points_per_decade=points_per_decade,
+            record_kinks=record_kinks,
+            progress=progress,
+            wall0=wall0,
+        )
     if engine == "numba":
         return _gradient_flow_numba(
             data,
@@ -425,7 +482,7 @@ def _gradient_flow_numpy(
                 yv = yv + h * (Q @ _powers(theta_star))
                 ell = ell + g * (theta_star * h)
                 t = t_next
-                if orth:  # an active coordinate reached 0 and stays there (THEORY.md §3)
+                if orth:  # an active coordinate reached 0 and stays there (docs/orthogonal-flow.md)
                     switched = flip
                     yv[m + flip] = 0.0
                     mask.ravel()[flip] = 0.0
@@ -688,6 +745,11 @@ def _keep_frozen(final: Network, net: Network) -> Network:
         u_hat[frozen] = p0.u_hat[frozen] * np.exp(shift[frozen])
         out = dataclasses.replace(out, exact=p._replace(u_hat=u_hat))
     return out
+
+
+def _below(net: Network, scale: float) -> bool:
+    """Whether the network's λ is below ``scale`` (exactly, also below float64's range)."""
+    return bool(net.log10_scale < math.log10(scale))
 
 
 def _powers(th: float) -> np.ndarray:

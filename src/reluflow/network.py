@@ -1,7 +1,7 @@
 """Two-layer ReLU networks in reduced coordinates: parameters, initialisation, norms.
 
 ``f_θ(x) = Σ_j a_j σ(<w_j, x>)``. A network is stored through what the dynamics
-need (THEORY.md §2): the output weights ``a`` (m,), the reduced coordinates
+need (docs/model.md): the output weights ``a`` (m,), the reduced coordinates
 ``u = W Xᵀ`` (m, n), and ``‖w_j^⊥‖²``, the squared norm of the part of ``w_j``
 orthogonal to the data, which gradient flow and descent never move. Then
 
@@ -25,12 +25,11 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from . import _rng
+from . import _memory, _rng
 from . import _validate as V
-from .data import ArrayData, Dataset, OrthogonalData
+from .data import ArrayData, Dataset, GaussianGramData, OrthogonalData
 from .errors import InputError
-
-INITS = ("balanced", "independent")
+from .inits import INITS, WEIGHT_INITS, draw_weights
 
 # Networks whose every neuron is at least this large (natural log of the neuron's
 # size max(|a_j|, max_i |u_ji|)) are held exactly enough by their float64 arrays
@@ -203,10 +202,12 @@ class Network:
         """Training residuals ``r_i = f_θ(x_i) − y_i``."""
         return self.outputs() - data.y
 
-    def loss(self, data: Dataset) -> float:
-        """Square loss ``(1/2n) Σ r_i²``."""
+    def loss(self, data: Dataset, convention: str = "half_mean") -> float:
+        """Square loss ``(1/2n) Σ r_i²`` (``convention="mean"``: ``(1/n) Σ r_i²``)."""
+        from ._loss import LossConvention
+
         r = self.residuals(data)
-        return float(r @ r / (2 * r.shape[0]))
+        return LossConvention(convention).factor * float(r @ r / (2 * r.shape[0]))
 
     def weights(self, data: Dataset) -> np.ndarray:
         """The full first layer ``W`` (m, d) for explicit data: ``W^⊥ + u K⁺ X``."""
@@ -215,6 +216,8 @@ class Network:
                 "weights() needs explicit data (ArrayData); orthogonal data is simulated in "
                 "reduced coordinates only; use array_data(data.to_array(), data.y) to make it explicit"
             )
+        if self.w_perp is None and isinstance(data, GaussianGramData) and self.seed is not None:
+            return data.perp_weights(self.seed, self.w_perp_sq) + self.u @ data._pinv_gram @ data.X
         if self.w_perp is None:
             raise InputError(
                 "this network has no stored W^⊥; initialise it with init_network on ArrayData"
@@ -231,6 +234,66 @@ class Network:
             raise InputError(f"X must have d = {W.shape[1]} columns, got {X.shape[1]}")
         return np.maximum(X @ W.T, 0.0) @ self.a
 
+    @classmethod
+    def from_weights(
+        cls,
+        data: Dataset,
+        W: Any,
+        a: Any,
+        *,
+        scale: float | None = None,
+        init: str = "given",
+        seed: int | None = None,
+    ) -> Network:
+        """The network with first layer ``W`` (m, d) and output weights ``a`` (m,) on ``data``.
+
+        ``u = W Xᵀ``; the part of each ``w_j`` orthogonal to the data,
+        ``W^⊥ = W (I − P_X)``, is computed with an orthonormal basis of the row
+        space of ``X`` (accurate also when ``n > d``), kept as ``w_perp`` (explicit
+        data, for predictions) and as ``‖w_j^⊥‖²``. Orthogonal data is
+        materialised (``data.to_array()``) for this.
+
+        Args:
+            data: the dataset (``W`` must have ``data.d`` columns; with a bias feature
+                the last column of ``W`` holds the biases).
+            W: first layer, (m, d). a: output weights, (m,).
+            scale: the initialisation scale λ used for ``τ = t / log(1/λ)``;
+                default the root-mean-square neuron size ``sqrt(mean_j (a_j² + ‖w_j‖²) / 2)``.
+            init, seed: recorded in the network (provenance).
+        """
+        W = V.finite_array("W", W, ndim=2)
+        a = V.finite_array("a", a, ndim=1)
+        if W.shape[1] != data.d:
+            raise InputError(
+                f"W must have d = {data.d} columns (one per input feature of the data), "
+                f"got shape {W.shape}"
+            )
+        if W.shape[0] != a.shape[0] or a.shape[0] < 1:
+            raise InputError(
+                f"W and a must describe the same m >= 1 neurons, got W with {W.shape[0]} rows "
+                f"and a with {a.shape[0]} entries"
+            )
+        X = data.to_array()
+        u = W @ X.T
+        if isinstance(data, ArrayData):
+            w_perp = data.project_out(W)
+        else:
+            # orthonormal directions q_i = x_i / ‖x_i‖: P_X W_j = Σ_i (u_ji / ‖x_i‖²) x_i
+            w_perp = W - (u / data.sq_norms()[None, :]) @ X
+        w_perp_sq = np.einsum("ij,ij->i", w_perp, w_perp)
+        if scale is None:
+            size = float(np.sqrt(np.mean(a**2 + np.einsum("ij,ij->i", W, W)) / 2))
+            scale = size if size > 0 else 1.0
+        return cls(
+            a=a.copy(),
+            u=u,
+            w_perp_sq=w_perp_sq,
+            scale=V.scale(scale),
+            init=init,
+            seed=seed,
+            w_perp=w_perp if isinstance(data, ArrayData) else None,
+        )
+
 
 def init_network(
     data: Dataset,
@@ -241,10 +304,14 @@ def init_network(
     init: str = "balanced",
     log10_scale: float | None = None,
 ) -> Network:
-    """Small initialisation at scale λ (THEORY.md §1).
+    """Initialisation at scale λ (docs/model.md; every choice in docs/field-setups.md).
 
     ``w_j = λ g_j`` with ``g_j ~ N(0, I_d / d)``, ``s_j = ±1`` uniformly, and
     ``a_j = s_j ‖w_j‖`` (balanced) or ``a_j = λ s_j |N(0, 1)|`` (independent).
+    The field's other initialisations (``"width_scaled"``: ``N(0, λ²/(m d))``
+    weights, balanced; ``"uniform_exp"``: PyTorch's uniform ``w``,
+    ``a_j = ±(‖w_j‖ + Exp(1))``; ``"uniform_exp_mean_field"``: the same with the
+    1/m output scaling) are defined in :mod:`reluflow.inits`.
 
     For orthogonal data the reduced coordinates are drawn directly: the
     coordinates of an isotropic Gaussian along orthonormal directions are
@@ -263,7 +330,7 @@ def init_network(
     Args:
         data: the dataset. m: width (>= 1).
         scale: λ > 0 (float or decimal string); or give ``log10_scale`` instead.
-        seed: initialisation seed. init: ``"balanced"`` or ``"independent"``.
+        seed: initialisation seed. init: one of :data:`reluflow.inits.INITS`.
         log10_scale: ``log10 λ`` (e.g. ``-1000``), instead of ``scale``.
     """
     m = V.positive_int("m", m)
@@ -279,6 +346,17 @@ def init_network(
         lam = 10.0**log10
     seed = V.seed("seed", seed)
     init = V.choice("init", init, INITS)
+    if init == "width_scaled" and isinstance(data, OrthogonalData):
+        # the balanced draws at scale λ/√m (never materialises n x d)
+        if log10 * math.log(10.0) >= LOG_EXACT_BELOW:
+            net = init_network(data, m, lam / np.sqrt(m), seed=seed, init="balanced")
+        else:
+            net = init_network(data, m, log10_scale=log10 - 0.5 * math.log10(m), seed=seed,
+                               init="balanced")
+        return dataclasses.replace(net, scale=lam, log10_scale=log10, init=init)
+    if init in WEIGHT_INITS:
+        W, a = draw_weights(data, m, lam, seed, init)
+        return Network.from_weights(data, W, a, scale=lam, init=init, seed=seed)
     if log10 * math.log(10.0) >= LOG_EXACT_BELOW:
         return _draw(data, m, lam, seed, init, log10)
     unit = _draw(data, m, 1.0, seed, init, 0.0)
@@ -321,6 +399,7 @@ def _assemble(
 def _draw(data: Dataset, m: int, lam: float, seed: int, init: str, log10: float) -> Network:
     """:func:`init_network` in float64 (λ >= 1e-100, where nothing underflows)."""
     n, d = data.n, data.d
+    _memory.check_init(n, m, d, isinstance(data, OrthogonalData))
     s = _rng.output_signs(seed, m)
     w_perp = None
     if isinstance(data, OrthogonalData):
@@ -332,13 +411,15 @@ def _draw(data: Dataset, m: int, lam: float, seed: int, init: str, log10: float)
             else np.zeros(m)
         )
         w_perp_sq = lam**2 * chi2 / d
+    elif isinstance(data, GaussianGramData):  # K and u(0) drawn jointly, no m x d draw
+        u, w_perp_sq = data.draw_init(seed, m, lam)
     else:
         g = _rng.standard_normals(seed, m, d) / np.sqrt(d)
         W = lam * g
         X = data.to_array()
         u = W @ X.T
         # W^⊥ = W (I − P_X) with P_X the projector on the row space of X.
-        w_perp = W - (u @ data._pinv_gram) @ X  # type: ignore[attr-defined]
+        w_perp = data.project_out(W)  # type: ignore[attr-defined]
         w_perp_sq = np.einsum("ij,ij->i", w_perp, w_perp)
     net = Network(
         a=np.zeros(m),
@@ -357,48 +438,75 @@ def _draw(data: Dataset, m: int, lam: float, seed: int, init: str, log10: float)
     return dataclasses.replace(net, a=a)
 
 
-def save_init(path: str | Path, data: OrthogonalData, net: Network) -> Path:
-    """Write the reduced initial state of an orthogonal run as ``.npz``.
+# Format of the files of save_init / load_init (version 1: orthogonal data only, no "format")
+_FORMAT = 2
 
-    Arrays: ``y`` (n), ``x_norm`` (n), ``u0`` (m x n, ``u0[j, i] = <w_j, x_i>``),
-    ``a0`` (m), ``w_perp_sq`` (m) and the scalars ``scale`` and ``log10_scale``.
-    A network below 1e-100 (whose float64 arrays underflow) also writes its exact
-    representation: ``log_scale`` (m), ``a0_hat`` (m), ``u0_hat`` (m x n) and
-    ``w_perp_sq_hat`` (m), with ``a0 = e^{log_scale} a0_hat`` etc. (:class:`LogParams`).
+
+def save_init(path: str | Path, data: Dataset, net: Network) -> Path:
+    """Write an initial state (data and network) as ``.npz``; :func:`load_init` reads it back exactly.
+
+    Arrays, always: ``y`` (n), ``u0`` (m x n, ``u0[j, i] = <w_j, x_i>``), ``a0`` (m),
+    ``w_perp_sq`` (m), the scalar ``scale``, ``init`` and ``seed`` (−1: none) and
+    ``format``. Orthogonal data adds ``x_norm`` (n), ``d``, ``frame`` and
+    ``data_seed`` (the frame's seed); explicit data adds ``X`` (n x d), ``bias``
+    (whether its last column is the bias feature) and, when the network has it,
+    ``w_perp`` (m x d, the part of ``W`` orthogonal to the data).
+    ``log10_scale`` is written too, and a network below 1e-100 (whose float64 arrays
+    underflow) also writes its exact representation: ``log_scale`` (m), ``a0_hat`` (m),
+    ``u0_hat`` (m x n) and ``w_perp_sq_hat`` (m), with ``a0 = e^{log_scale} a0_hat`` etc.
+    (:class:`LogParams`).
     """
-    if not isinstance(data, OrthogonalData):
+    if net.n != data.n:
         raise InputError(
-            "save_init writes orthogonal runs only (the state is u0, a0 and the sample norms)"
+            f"network and data disagree: the network has n = {net.n} reduced "
+            f"coordinates per neuron, the data n = {data.n} samples"
+        )
+    arrays: dict[str, Any] = dict(
+        format=np.int64(_FORMAT),
+        y=data.y,
+        u0=net.u,
+        a0=net.a,
+        w_perp_sq=net.w_perp_sq,
+        scale=np.float64(net.scale),
+        init=np.str_(net.init),
+        seed=np.int64(-1 if net.seed is None else net.seed),
+    )
+    if isinstance(data, OrthogonalData):
+        arrays.update(
+            x_norm=data.norms,
+            d=np.int64(data.d),
+            frame=np.str_(data.frame),
+            data_seed=np.int64(data.seed),
+        )
+    elif isinstance(data, ArrayData):
+        arrays.update(X=data.X, bias=np.bool_(data.has_bias), kind=np.str_(data.kind))
+        if net.w_perp is not None:
+            arrays["w_perp"] = net.w_perp
+    else:
+        raise InputError(
+            f"save_init writes orthogonal data or explicit inputs X (array_data), got {data!r}"
         )
     path = Path(path)
     with open(path, "wb") as fh:  # np.savez would append .npz to a name without it
-        np.savez(
-            fh,
-            y=data.y,
-            x_norm=data.norms,
-            u0=net.u,
-            a0=net.a,
-            w_perp_sq=net.w_perp_sq,
-            scale=np.float64(net.scale),
-            log10_scale=np.float64(net.log10_scale),
-            **(
-                {}
-                if net.exact is None
-                else dict(
-                    log_scale=net.exact.ell,
-                    a0_hat=net.exact.a_hat,
-                    u0_hat=net.exact.u_hat,
-                    w_perp_sq_hat=net.exact.w_perp_sq_hat,
-                )
-            ),
-        )
+        if net.exact is not None:
+            arrays.update(
+                log_scale=net.exact.ell,
+                a0_hat=net.exact.a_hat,
+                u0_hat=net.exact.u_hat,
+                w_perp_sq_hat=net.exact.w_perp_sq_hat,
+            )
+        arrays["log10_scale"] = np.float64(net.log10_scale)
+        np.savez(fh, **arrays)
     return path
 
 
-def load_init(path: str | Path) -> tuple[OrthogonalData, Network]:
+def load_init(path: str | Path) -> tuple[Dataset, Network]:
     """Read a state written by :func:`save_init` (or by another tool in its format).
 
-    ``w_perp_sq`` is optional (taken as 0, i.e. ``d = n``, when absent).
+    A file with ``X`` gives explicit data (:class:`ArrayData`, with its bias
+    feature flagged when ``bias`` is set); one with ``x_norm`` gives
+    :class:`OrthogonalData`. ``w_perp_sq`` is optional (taken as 0, i.e. ``d = n``,
+    when absent), as are ``init``, ``seed``, ``d`` and ``frame``.
     """
     path = Path(path)
     if not path.is_file():
@@ -407,11 +515,13 @@ def load_init(path: str | Path) -> tuple[OrthogonalData, Network]:
         z = np.load(path, allow_pickle=False)
     except Exception as exc:  # noqa: BLE001 - any read failure is a user-facing input error
         raise InputError(f"init file {str(path)!r} is not a readable .npz file ({exc})") from None
-    missing = [k for k in ("y", "x_norm", "u0", "a0", "scale") if k not in z.files]
+    explicit = "X" in z.files
+    need = ("y", "u0", "a0", "scale") + (() if explicit else ("x_norm",))
+    missing = [k for k in need if k not in z.files]
     if missing:
         raise InputError(
             f"init file {str(path)!r} lacks the array(s) {missing}; "
-            "it needs y, x_norm, u0, a0 and scale"
+            "it needs y, u0, a0, scale and either x_norm (orthogonal data) or X"
         )
     y = V.finite_array("y (init file)", z["y"], ndim=1)
     u0 = V.finite_array("u0 (init file)", z["u0"], ndim=2)
@@ -421,7 +531,25 @@ def load_init(path: str | Path) -> tuple[OrthogonalData, Network]:
             f"init file: u0 must have shape (m, n) = ({a0.shape[0]}, {y.shape[0]}), got {u0.shape}"
         )
     wps = z["w_perp_sq"] if "w_perp_sq" in z.files else np.zeros(a0.shape[0])
-    data = OrthogonalData(z["x_norm"], y, label_scheme="given", norm_scheme="given")
+    data: Dataset
+    w_perp = None
+    if explicit:
+        kind = str(z["kind"]) if "kind" in z.files else "array"
+        data = ArrayData(z["X"], y, label_scheme="given", kind=kind)
+        data.has_bias = bool(z["bias"]) if "bias" in z.files else False
+        if "w_perp" in z.files:
+            w_perp = V.finite_array("w_perp (init file)", z["w_perp"], ndim=2)
+    else:
+        data = OrthogonalData(
+            z["x_norm"],
+            y,
+            d=int(z["d"]) if "d" in z.files else None,
+            frame=str(z["frame"]) if "frame" in z.files else "canonical",
+            seed=int(z["data_seed"]) if "data_seed" in z.files else 0,
+            label_scheme="given",
+            norm_scheme="given",
+        )
+    seed = int(z["seed"]) if "seed" in z.files else -1
     if "log10_scale" in z.files:
         log10 = V.log10_scale(float(z["log10_scale"]), "log10_scale (init file)")
         lam = 10.0**log10
@@ -432,8 +560,9 @@ def load_init(path: str | Path) -> tuple[OrthogonalData, Network]:
         u=u0,
         w_perp_sq=np.asarray(wps, float),
         scale=lam,
-        init="given",
-        seed=None,
+        init=str(z["init"]) if "init" in z.files else "given",
+        seed=None if seed < 0 else seed,
+        w_perp=w_perp,
         log10_scale=log10,
     )
     if "log_scale" in z.files:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import io
 import json
-import re
+import math
 import sqlite3
 import time
 from collections.abc import Mapping
@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ._where import check_syntax, where_mask
 from .errors import InputError
 
 __all__ = ["ResultsStore", "RunRecord"]
@@ -292,18 +293,26 @@ class ResultsStore:
     def experiments(self) -> list[str]:
         return [r[0] for r in self._con.execute("SELECT DISTINCT experiment FROM runs ORDER BY 1")]
 
-    def frame(self, where: str | None = None, experiment: str | None = None) -> pd.DataFrame:
-        """One row per run, in the order they were written.
+    def frame(
+        self, where: str | None = None, experiment: str | None = None, order: str = "written"
+    ) -> pd.DataFrame:
+        """One row per run.
 
         Columns: ``run_id``, ``experiment``, every configuration key, every scalar
         result, then ``version``, ``seed``, ``config_hash``, ``wall_s``, ``created``.
 
         Args:
-            where: a filter on those columns, as a pandas query
-                (``"n >= 64 and dynamics == 'limit'"``); SQL spellings ``=``,
-                ``<>``, ``AND``/``OR``/``NOT`` are accepted too.
+            where: a condition on those columns (``"n >= 64 and dynamics ==
+                'limit'"``; SQL spellings ``=``, ``<>``, ``AND``/``OR``/``NOT`` too):
+                the language of :mod:`reluflow._where`.
             experiment: keep only this experiment.
+            order: ``"written"`` (the order the runs were written, which depends on
+                which finished first) or ``"parameters"`` (by experiment, then each
+                configuration key in column order, numbers by value, then seed: the
+                same for every store holding the same runs).
         """
+        if order not in ORDERS:
+            raise InputError(f"order must be one of {', '.join(ORDERS)}, got {order!r}")
         sql = "SELECT run_id, experiment, version, seed, config_hash, wall_s, created, config, results FROM runs"
         params: tuple[Any, ...] = ()
         if experiment is not None:
@@ -334,8 +343,12 @@ class ResultsStore:
             )
         columns = ["run_id", "experiment", *config_cols, *result_cols, *_META_COLUMNS]
         df = pd.DataFrame(rows, columns=columns)
-        if where:
-            df = _query(df, where)
+        if where and len(df):
+            df = df[where_mask(df, where)]
+        elif where:  # an empty store has no columns to check: the syntax at least
+            check_syntax(where)
+        if order == "parameters":
+            df = _by_parameters(df, list(config_cols))
         return df.reset_index(drop=True)
 
     def _fetch(self, run_id: str) -> tuple[Any, ...]:
@@ -380,37 +393,23 @@ class ResultsStore:
         return ok and orphans == 0
 
 
-# ---------------------------------------------------------------------- filters
+# ---------------------------------------------------------------------- ordering
 
-_SQL_WORDS = {"and": "and", "or": "or", "not": "not"}
-_TOKEN = re.compile(
-    r"""("(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')|(<>|[<>!=]=|=)|\b(AND|OR|NOT)\b""", re.I
-)
+ORDERS = ("written", "parameters")
 
 
-def _sql_to_query(where: str) -> str:
-    """Accept SQL spellings in a pandas query: ``=`` → ``==``, ``<>`` → ``!=``, ``AND`` → ``and``."""
-
-    def sub(m: re.Match[str]) -> str:
-        if m.group(1):
-            return m.group(1)
-        if m.group(2):
-            return {"=": "==", "<>": "!="}.get(m.group(2), m.group(2))
-        return _SQL_WORDS[m.group(3).lower()]
-
-    return _TOKEN.sub(sub, where)
+def _order_key(v: Any) -> tuple[int, float, str]:
+    """Numbers (and booleans) by value, then strings, then missing values."""
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return (2, 0.0, "")
+    if isinstance(v, bool | int | float | np.bool_ | np.integer | np.floating):
+        return (0, float(v), "")
+    return (1, 0.0, str(v))
 
 
-def _query(df: pd.DataFrame, where: str) -> pd.DataFrame:
-    expr = _sql_to_query(where)
-    if df.empty:  # nothing to filter (and pandas cannot evaluate on empty object columns)
-        return df
-    try:
-        mask = df.eval(expr, engine="python")
-    except Exception as exc:  # pandas raises many types (UndefinedVariableError, SyntaxError, ...)
-        raise InputError(
-            f"cannot apply the filter {where!r}: {exc}. Columns: {', '.join(df.columns)}"
-        ) from None
-    if not isinstance(mask, pd.Series) or mask.dtype != bool:
-        raise InputError(f"the filter {where!r} must be a condition (true/false per run)")
-    return df[mask]
+def _by_parameters(df: pd.DataFrame, config_cols: list[str]) -> pd.DataFrame:
+    """Rows sorted by experiment, then each configuration key in column order, then seed."""
+    keys = ["experiment", *config_cols, "seed", "run_id"]
+    cols = [df[k].tolist() for k in keys]
+    order = sorted(range(len(df)), key=lambda i: tuple(_order_key(c[i]) for c in cols))
+    return df.iloc[order]

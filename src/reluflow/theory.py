@@ -1,7 +1,7 @@
-"""Closed-form predictions of THEORY.md §5: the interpolation threshold and the minimal norm.
+"""Closed-form predictions of docs/limit.md: the interpolation threshold and the minimal norm.
 
 * :func:`interpolation_probability`: probability that the λ → 0 jump process
-  (THEORY.md §4) interpolates orthogonal data from a Gaussian initialisation,
+  (docs/limit.md) interpolates orthogonal data from a Gaussian initialisation,
 * :func:`width_for_probability`: the smallest width reaching a given probability,
 * :func:`min_norm_sq`: the smallest ``‖θ‖²`` of any interpolating network.
 """
@@ -29,6 +29,17 @@ def _count(name: str, value: Any) -> int:
     return V.positive_int(name, value, minimum=0)
 
 
+def _counts(n_pos: Any, n_neg: Any) -> tuple[int, int]:
+    """``n_pos, n_neg >= 0`` with at least one sample, as every dataset (``n >= 1``)."""
+    n_pos, n_neg = _count("n_pos", n_pos), _count("n_neg", n_neg)
+    if n_pos + n_neg == 0:
+        raise InputError(
+            "n_pos + n_neg must be >= 1 (the number of samples; datasets need n >= 1), "
+            "got n_pos = 0 and n_neg = 0"
+        )
+    return n_pos, n_neg
+
+
 def _log_probability(n_pos: int, n_neg: int, m: int) -> float:
     """``log P(interpolation)`` for width ``m`` (see :func:`interpolation_probability`)."""
     k = np.arange(m + 1, dtype=np.float64)
@@ -53,7 +64,7 @@ def _log_probability(n_pos: int, n_neg: int, m: int) -> float:
 
 
 def interpolation_probability(n_pos: int, n_neg: int, m: int) -> float:
-    """Probability that the λ → 0 jump process interpolates (THEORY.md §5).
+    """Probability that the λ → 0 jump process interpolates (docs/limit.md).
 
     With Gaussian initial weights on orthogonal data the signs of ``u_ji(0)``
     are independent fair coins and the output signs ``s_j`` fair ±1; sample
@@ -69,14 +80,13 @@ def interpolation_probability(n_pos: int, n_neg: int, m: int) -> float:
 
     Args:
         n_pos: number of samples with ``y_i > 0`` (integer >= 0).
-        n_neg: number of samples with ``y_i < 0`` (integer >= 0).
+        n_neg: number of samples with ``y_i < 0`` (integer >= 0); ``n_pos + n_neg >= 1``.
         m: width (integer >= 1).
 
     Returns:
         The probability, in [0, 1].
     """
-    n_pos = _count("n_pos", n_pos)
-    n_neg = _count("n_neg", n_neg)
+    n_pos, n_neg = _counts(n_pos, n_neg)
     m = V.positive_int("m", m)
     if m > _MAX_WIDTH:
         raise InputError(f"m must be an integer in [1, {_MAX_WIDTH}], got {m}")
@@ -94,14 +104,14 @@ def width_for_probability(n_pos: int, n_neg: int, p: float) -> int:
     (which would mean a numerical failure) raises ``RuntimeError``.
 
     Args:
-        n_pos: number of positive labels (>= 0). n_neg: number of negative labels (>= 0).
+        n_pos: number of positive labels (>= 0). n_neg: number of negative labels (>= 0);
+            ``n_pos + n_neg >= 1``.
         p: target probability, in (0, 1).
 
     Returns:
         The smallest width (>= 1) reaching ``p``.
     """
-    n_pos = _count("n_pos", n_pos)
-    n_neg = _count("n_neg", n_neg)
+    n_pos, n_neg = _counts(n_pos, n_neg)
     p = V.finite_float(
         "p",
         p,
@@ -144,7 +154,7 @@ def width_for_probability(n_pos: int, n_neg: int, p: float) -> int:
 
 
 def min_norm_sq(y: Any, x_norm: Any) -> float:
-    """Smallest ``‖θ‖²`` of an interpolating network on orthogonal data (THEORY.md §5).
+    """Smallest ``‖θ‖²`` of an interpolating network on orthogonal data (docs/limit.md).
 
         min ‖θ‖² = 2 ( sqrt(Σ_{y_i>0} y_i²/‖x_i‖²) + sqrt(Σ_{y_i<0} y_i²/‖x_i‖²) ),
 
@@ -170,3 +180,26 @@ def min_norm_sq(y: Any, x_norm: Any) -> float:
             raise InputError(f"x_norm must be > 0 everywhere, got min {nrm.min():g}")
     q = (y / nrm) ** 2
     return float(2.0 * (math.sqrt(q[y > 0].sum()) + math.sqrt(q[y < 0].sum())))
+
+
+def _norm_ratio(norm_sq: float, min_norm_sq: float, interpolates: bool) -> tuple[float, str]:
+    """``‖θ‖² / min ‖θ‖²`` and, where it is undefined (NaN), why.
+
+    The ratio compares an interpolating network with the smallest interpolating
+    one, so it is at least 1 when defined. It is NaN when the network does not
+    interpolate (a network that fits fewer samples can be smaller than every
+    interpolator, so the ratio could fall below 1 and would mean nothing), when
+    the minimal norm is 0 (every label is 0) and when ``‖θ‖²`` is unknown.
+
+    Returns:
+        ``(ratio, "")`` when defined, ``(nan, reason)`` otherwise.
+    """
+    if not interpolates:
+        return math.nan, "does not interpolate (the ratio compares interpolators)"
+    if not math.isfinite(norm_sq):
+        return math.nan, "|theta|^2 unknown (ties left unresolved)"
+    if math.isnan(min_norm_sq):
+        return math.nan, "no closed-form minimal norm (it is known for orthogonal data)"
+    if not min_norm_sq > 0:
+        return math.nan, "the minimal norm is 0 (every label is 0)"
+    return norm_sq / min_norm_sq, ""

@@ -5,36 +5,41 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
-from .. import _validate as V
-from ..data import Dataset, gaussian_data, orthogonal_data
 from ..errors import InputError
+from ._parser import HelpFormatter, count, number
 
+if TYPE_CHECKING:  # pragma: no cover
+    from ..data import Dataset
 
-class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    pass
+__all__ = ["HelpFormatter", "count", "number"]
 
 
 def add_parser(sub: Any, name: str, help: str, description: str) -> argparse.ArgumentParser:
     return sub.add_parser(name, help=help, description=description, formatter_class=HelpFormatter)
 
 
+DATA_KINDS = ("orthogonal", "gaussian")
+
+
 def add_data_options(p: argparse.ArgumentParser, *, gaussian: bool = True) -> None:
+    """The data options; without ``gaussian`` (orthogonal-only commands) ``--data`` is hidden
+    and anything but ``orthogonal`` is refused by :func:`make_data` with a pointer to flow."""
     g = p.add_argument_group("data")
-    g.add_argument("--n", type=int, required=True, help="number of samples")
-    if gaussian:
-        g.add_argument(
-            "--data",
-            choices=("orthogonal", "gaussian"),
-            default="orthogonal",
-            help="orthogonal inputs, or Gaussian x_i ~ N(0, I_d/d) (needs --d)",
-        )
+    g.add_argument("--n", type=count, required=True, help="number of samples (1000 or 1e3)")
     g.add_argument(
-        "--d", type=int, default=None, help="input dimension (orthogonal: >= n, default n)"
+        "--data",
+        choices=DATA_KINDS,
+        default="orthogonal",
+        help="orthogonal inputs, or Gaussian x_i ~ N(0, I_d/d) (needs --d)"
+        if gaussian
+        else argparse.SUPPRESS,
+    )
+    g.add_argument(
+        "--d", type=count, default=None, help="input dimension (orthogonal: >= n, default n)"
     )
     g.add_argument(
         "--labels",
@@ -55,8 +60,19 @@ def add_data_options(p: argparse.ArgumentParser, *, gaussian: bool = True) -> No
     )
 
 
-def make_data(args: argparse.Namespace) -> Dataset:
-    if getattr(args, "data", "orthogonal") == "gaussian":
+def make_data(args: argparse.Namespace, *, orthogonal_only: str | None = None) -> Dataset:
+    """The dataset of the data options; ``orthogonal_only`` names a command that needs it."""
+    from .. import _validate as V
+    from ..data import gaussian_data, orthogonal_data
+
+    kind = getattr(args, "data", "orthogonal")
+    if orthogonal_only and kind != "orthogonal":
+        raise InputError(
+            f"--data {kind}: {orthogonal_only} is for orthogonal data only (its closed form "
+            f"needs <x_i, x_k> = 0); simulate {kind} data with the exact gradient flow: "
+            f"`reluflow flow --data {kind} --d D ...`"
+        )
+    if kind == "gaussian":
         if args.d is None:
             raise InputError("--data gaussian needs --d (the input dimension)")
         return gaussian_data(args.n, args.d, labels=args.labels, seed=args.seed)
@@ -71,6 +87,8 @@ def make_data(args: argparse.Namespace) -> Dataset:
 
 
 def _default(o: Any) -> Any:
+    import numpy as np
+
     if isinstance(o, np.generic):
         return o.item()
     if isinstance(o, np.ndarray):
@@ -97,3 +115,32 @@ def print_json(obj: Any) -> None:
 
 def progress_enabled(args: argparse.Namespace) -> bool:
     return not getattr(args, "quiet", False)
+
+
+def check_output(option: str, path: str | None, formats: dict[str, str] | None = None) -> None:
+    """Before any computation: ``path``'s folder exists and, for a figure, its format is known.
+
+    Args:
+        option: the option name, for the message (``--plot``).
+        path: the file to be written (None: nothing to check).
+        formats: extension -> description of the allowed formats (None: any file).
+    """
+    if path is None:
+        return
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise InputError(f"{option} {path}: the folder {folder} does not exist; create it first")
+    if formats is not None:
+        ext = os.path.splitext(path)[1].lower().lstrip(".")
+        if ext not in formats:
+            raise InputError(
+                f"{option} {path}: unknown figure format {ext!r} (from the file name); "
+                f"use one of {', '.join('.' + e for e in sorted(formats))}, e.g. figure.pdf"
+            )
+
+
+def figure_formats() -> dict[str, str]:
+    """matplotlib's savefig formats (extension -> name)."""
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    return FigureCanvasBase.get_supported_filetypes()

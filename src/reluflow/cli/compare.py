@@ -7,9 +7,20 @@ import sys
 from typing import Any
 
 from .. import _validate as V
-from ..compare import DEFAULT_SCALES, compare_to_limit
 from ..errors import InputError
-from ._common import add_data_options, add_parser, make_data, print_json
+from ._common import (
+    add_data_options,
+    add_parser,
+    check_output,
+    count,
+    figure_formats,
+    make_data,
+    number,
+    print_json,
+)
+
+# the default lambda ladder (reluflow.compare.DEFAULT_SCALES; a test keeps them equal)
+_DEFAULT_SCALES = "1e-8,1e-16,1e-32,1e-64,1e-128,1e-256,1e-1000"
 
 
 def _scales(text: str) -> list[str]:
@@ -37,14 +48,14 @@ def register(sub: Any) -> None:
         "example: reluflow compare --n 64 --m 10 --seed 0 --plot staircase.pdf",
     )
     add_data_options(p, gaussian=False)
-    p.add_argument("--m", type=int, required=True, help="width")
-    p.add_argument("--seed", type=int, default=0, help="seed of the data and the initialisation")
+    p.add_argument("--m", type=count, required=True, help="width")
+    p.add_argument("--seed", type=count, default=0, help="seed of the data and the initialisation")
     p.add_argument(
         "--scales",
-        default=",".join(DEFAULT_SCALES),
+        default=_DEFAULT_SCALES,
         help="comma-separated lambda ladder (decimal, any scale: 1e-1000, 1e-10000)",
     )
-    p.add_argument("--rtol", type=float, default=1e-8, help="flow tolerance")
+    p.add_argument("--rtol", type=number, default=1e-8, help="flow tolerance")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument(
         "--plot", metavar="FILE", default=None, help="draw the staircases onto the limit's"
@@ -53,7 +64,10 @@ def register(sub: Any) -> None:
 
 
 def run_compare(args: argparse.Namespace) -> int:
-    data = make_data(args)
+    from ..compare import compare_to_limit
+
+    check_output("--plot", args.plot, figure_formats() if args.plot else None)
+    data = make_data(args, orthogonal_only="the comparison with the limit (reluflow compare)")
     cmp = compare_to_limit(
         data,
         args.m,

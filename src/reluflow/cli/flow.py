@@ -5,27 +5,35 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import _validate as V
-from ..analysis import activation_events, plateaus
-from ..descent import gradient_descent
-from ..flow import gradient_flow
-from ..network import init_network, save_init
-from ..trajectory import Trajectory
-from ._common import add_data_options, add_parser, make_data, print_json, progress_enabled
+from ._common import (
+    add_data_options,
+    add_parser,
+    check_output,
+    count,
+    figure_formats,
+    make_data,
+    number,
+    print_json,
+    progress_enabled,
+)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..trajectory import Trajectory
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
     add_data_options(p)
     g = p.add_argument_group("network")
-    g.add_argument("--m", type=int, required=True, help="width (number of hidden neurons)")
+    g.add_argument("--m", type=count, required=True, help="width (number of hidden neurons)")
     g.add_argument(
         "--scale",
         default="1e-8",
         help="initialisation scale lambda > 0, exact at any scale: 1e-8, 1e-1000, 1e-10000",
     )
-    g.add_argument("--seed", type=int, default=0, help="seed of the data and the initialisation")
+    g.add_argument("--seed", type=count, default=0, help="seed of the data and the initialisation")
     g.add_argument(
         "--init",
         default="balanced",
@@ -33,16 +41,16 @@ def _add_common(p: argparse.ArgumentParser) -> None:
         help="balanced: a_j = s_j |w_j|; independent: a_j = lambda s_j |N(0,1)|",
     )
     g = p.add_argument_group("stopping")
-    g.add_argument("--t-max", type=float, default=None, help="stop at this time t")
+    g.add_argument("--t-max", type=number, default=None, help="stop at this time t")
     g.add_argument(
         "--tau-max",
-        type=float,
+        type=number,
         default=None,
         help="stop at this rescaled time tau = t/log(1/lambda)",
     )
     g.add_argument(
         "--loss-tol",
-        type=float,
+        type=number,
         default=None,
         help="stop when the loss is below this (default 1e-10 mean(y^2)/2)",
     )
@@ -77,9 +85,9 @@ def register(sub: Any) -> None:
     )
     _add_common(p)
     g = p.add_argument_group("solver")
-    g.add_argument("--rtol", type=float, default=1e-8, help="relative tolerance (per neuron)")
-    g.add_argument("--atol", type=float, default=0.0, help="absolute tolerance floor")
-    g.add_argument("--max-steps", type=int, default=1_000_000, help="step budget")
+    g.add_argument("--rtol", type=number, default=1e-8, help="relative tolerance (per neuron)")
+    g.add_argument("--atol", type=number, default=0.0, help="absolute tolerance floor")
+    g.add_argument("--max-steps", type=count, default=1_000_000, help="step budget")
     p.set_defaults(func=run_flow)
 
     p = add_parser(
@@ -93,25 +101,42 @@ def register(sub: Any) -> None:
     )
     _add_common(p)
     g = p.add_argument_group("descent")
-    g.add_argument("--lr", type=float, required=True, help="step size eta")
-    g.add_argument("--steps", type=int, default=None, help="number of iterations")
+    g.add_argument("--lr", type=number, required=True, help="step size eta")
+    g.add_argument("--steps", type=count, default=None, help="number of iterations")
     g.add_argument(
-        "--batch-size", type=int, default=None, help="minibatch size (default: full batch)"
+        "--batch-size", type=count, default=None, help="minibatch size (default: full batch)"
     )
-    g.add_argument("--batch-seed", type=int, default=0, help="seed of the minibatch order")
-    g.add_argument("--max-steps", type=int, default=10_000_000, help="iteration budget")
+    g.add_argument("--batch-seed", type=count, default=0, help="seed of the minibatch order")
+    g.add_argument("--max-steps", type=count, default=10_000_000, help="iteration budget")
     p.set_defaults(func=run_descent)
 
 
 def _setup(args: argparse.Namespace):
+    """Check the output files, then build the data and the network (and save the latter)."""
+    from ..network import init_network, save_init
+
+    check_output("--plot", args.plot, figure_formats() if args.plot else None)
+    check_output("--save-init", args.save_init)
+    if args.n >= 1 and args.m >= 1:
+        from .. import _memory
+
+        _memory.check_run(args.command, args.n, args.m, args.d if args.data == "gaussian" else None)
     data = make_data(args)
     net = init_network(data, args.m, args.scale, seed=args.seed, init=args.init)
     if args.save_init:
         save_init(args.save_init, data, net)
+        if not args.json:
+            print(
+                f"initial state written to {args.save_init} (y, x_norm, u0, a0, scale; "
+                f"run its limit with `reluflow limit --init {args.save_init}`)",
+                flush=True,
+            )
     return data, net
 
 
 def run_flow(args: argparse.Namespace) -> int:
+    from ..flow import gradient_flow
+
     data, net = _setup(args)
     tr = gradient_flow(
         data,
@@ -128,6 +153,8 @@ def run_flow(args: argparse.Namespace) -> int:
 
 
 def run_descent(args: argparse.Namespace) -> int:
+    from ..descent import gradient_descent
+
     data, net = _setup(args)
     tr = gradient_descent(
         data,
@@ -146,6 +173,8 @@ def run_descent(args: argparse.Namespace) -> int:
 
 
 def summary(data, tr: Trajectory) -> dict[str, Any]:
+    from ..analysis import activation_events, plateaus
+
     ev = activation_events(tr)
     return {
         "dynamics": tr.dynamics,
@@ -174,6 +203,7 @@ def _report(args: argparse.Namespace, data, tr: Trajectory) -> int:
             tr, args.plot, title=f"{tr.dynamics}: n = {data.n}, m = {tr.m}, seed = {args.seed}"
         )
     s = summary(data, tr)
+    s["files"] = {"plot": args.plot, "save_init": args.save_init}
     if args.json:
         print_json(s)
     else:

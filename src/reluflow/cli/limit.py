@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .. import _validate as V
 from ..errors import InputError
-from ..limit import LimitResult, jump_process
-from ..network import load_init
-from ._common import add_data_options, add_parser, make_data, print_json
+from ._common import add_data_options, add_parser, count, make_data, print_json
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..limit import LimitResult
 
 
 def parse_seeds(args: argparse.Namespace) -> list[int]:
+    from .. import _validate as V
+
     if args.seeds is None:
         return [V.seed("--seed", args.seed)]
     try:
@@ -33,7 +35,7 @@ def register(sub: Any) -> None:
         "limit",
         "the lambda -> 0 saddle-to-saddle jump process (orthogonal data)",
         "Compute the limit of gradient flow as the initialisation scale goes to 0 "
-        "(THEORY.md section 4): the sequence of saddles, which neuron activates and "
+        "(docs/limit.md): the sequence of saddles, which neuron activates and "
         "which samples it fits, the plateaus, whether the network interpolates, and "
         "its |theta|^2 against the minimal-norm interpolator. Ties are resolved by "
         "the tied group's own gradient flow and reported.\n\n"
@@ -41,9 +43,9 @@ def register(sub: Any) -> None:
         "  reluflow limit --n 256 --m 16 --seeds 0:100 --json > runs.jsonl",
     )
     add_data_options(p, gaussian=False)
-    p.add_argument("--m", type=int, default=None, help="width (not needed with --init)")
+    p.add_argument("--m", type=count, default=None, help="width (not needed with --init)")
     s = p.add_mutually_exclusive_group()
-    s.add_argument("--seed", type=int, default=0, help="seed of the data and the initial signs")
+    s.add_argument("--seed", type=count, default=0, help="seed of the data and the initial signs")
     s.add_argument("--seeds", default=None, metavar="A:B", help="run seeds A..B-1, one result each")
     p.add_argument(
         "--init",
@@ -68,6 +70,7 @@ def limit_json(seed: int | None, res: LimitResult) -> dict[str, Any]:
         "norm_sq": res.norm_sq,
         "min_norm_sq": res.min_norm_sq,
         "ratio": res.ratio,
+        "ratio_note": res.ratio_note,
         "ties": res.n_ties,
         "final_loss": res.final_loss,
         "wall_s": res.wall_s,
@@ -88,19 +91,27 @@ def limit_json(seed: int | None, res: LimitResult) -> dict[str, Any]:
 
 
 def run_limit(args: argparse.Namespace) -> int:
+    from ..limit import jump_process
+    from ..network import load_init
+
+    if args.data != "orthogonal":
+        make_data(args, orthogonal_only="the jump process (reluflow limit)")
     if args.init:
         data, net = load_init(args.init)
         results = [(None, jump_process(data, net=net))]
     else:
         if args.n is None or args.m is None:
             raise InputError("reluflow limit needs --n and --m (or --init FILE)")
+        from .. import _memory
+
+        _memory.check_run("limit", args.n, args.m)
         results = []
         seeds = parse_seeds(args)
         from tqdm.auto import tqdm
 
         for seed in tqdm(seeds, desc="limit", disable=args.json or len(seeds) < 20, leave=False):
             args.seed = seed
-            data = make_data(args)
+            data = make_data(args, orthogonal_only="the jump process (reluflow limit)")
             res = jump_process(data, args.m, seed=seed)
             if args.json:
                 print_json(limit_json(seed, res))
@@ -113,7 +124,8 @@ def run_limit(args: argparse.Namespace) -> int:
         if args.json:
             print_json(limit_json(seed, res))
             continue
-        out.write(f"jump process: n = {res.n}, m = {res.m}, seed = {seed}\n")
+        origin = f"from {args.init}" if seed is None else f"seed = {seed}"
+        out.write(f"jump process: n = {res.n}, m = {res.m}, {origin}\n")
         ev = res.events_frame()
         out.write(f"  {len(ev)} events (tau, neuron(s), samples fitted, plateau loss after):\n")
         for r in ev.to_dict(orient="records")[:40]:
@@ -124,9 +136,14 @@ def run_limit(args: argparse.Namespace) -> int:
         if len(ev) > 40:
             out.write(f"    ... {len(ev) - 40} more (use --json)\n")
         out.write(f"  interpolates      {res.interpolates}\n")
+        ratio = (
+            f"ratio {res.ratio:.4f}"
+            if res.ratio_note == ""
+            else f"ratio undefined: {res.ratio_note}"
+        )
         out.write(
             f"  |theta|^2         {res.norm_sq:.6g}   (minimal-norm interpolator {res.min_norm_sq:.6g}, "
-            f"ratio {res.ratio:.4f})\n"
+            f"{ratio})\n"
         )
         out.write(f"  ties              {res.n_ties}\n")
         out.write(f"  wall time         {res.wall_s:.3f} s\n")

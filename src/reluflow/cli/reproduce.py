@@ -1,4 +1,4 @@
-"""``reluflow reproduce``: the three reference experiments, their figures and report."""
+"""``reluflow reproduce``: the reference experiments, their figures, claims and report."""
 
 from __future__ import annotations
 
@@ -9,21 +9,28 @@ from typing import Any
 from ._common import add_parser
 
 
+def _experiment_lines() -> str:
+    from ..experiments import EXPERIMENTS
+
+    return "\n".join(f"  {name}: {ex.title.lower()}" for name, ex in EXPERIMENTS.items())
+
+
 def register(sub: Any) -> None:
     p = add_parser(
         sub,
         "reproduce",
-        "run the reference experiments, write figures, tables and a report",
-        "Run the three experiments of THEORY.md §4-5 into DIR/results.sqlite (parallel, "
-        "resumable: a rerun only computes what the store lacks), then build from the store "
-        "alone the figures (DIR/figures/*.pdf, *.png), the tables (DIR/*.csv), the summary "
-        "(DIR/summary.csv, DIR/summary.json) and a self-contained DIR/report.html.\n\n"
-        "  1. incremental learning: loss staircase and every |a_j| at several lambda, on the limit\n"
-        "  2. interpolation threshold: P(interpolation) over (n, m), exact curve, m ~ c log n\n"
-        "  3. implicit bias: |theta|^2 against n, beside the minimal-norm interpolator\n\n"
+        "run the reference experiments, write figures, tables, claims and a report",
+        "Run the experiments into DIR/results.sqlite (parallel, resumable: a rerun only "
+        "computes what the store lacks), then build from the store alone the figures "
+        "(DIR/figures/*.pdf, *.png), the tables (DIR/*.csv), the claims and verdicts "
+        "(DIR/claims.csv), the summary (DIR/summary.csv, DIR/summary.json: one object per "
+        "experiment) and a self-contained DIR/report.html. docs/experiments.md describes each "
+        "experiment at each scale.\n\n"
+        f"{_experiment_lines()}\n\n"
         "--scale quick (a few minutes on 2 cores) keeps every part at a coarser grid; "
         "--scale paper is the full study.\n\n"
-        "example: reluflow reproduce --out results --scale quick",
+        "examples:\n  reluflow reproduce --out results --scale quick\n"
+        "  reluflow reproduce --out results --only threshold,bias",
     )
     p.add_argument("--out", default="reluflow-reproduce", metavar="DIR", help="output folder")
     p.add_argument(
@@ -36,8 +43,8 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--only",
         default=None,
-        metavar="EXP",
-        help="comma-separated subset of incremental,threshold,bias",
+        metavar="NAME[,NAME]",
+        help="run only these experiments (comma-separated names listed above)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=run_reproduce)
@@ -46,29 +53,36 @@ def register(sub: Any) -> None:
 def run_reproduce(args: argparse.Namespace) -> int:
     import json
 
-    from ..reproduce import EXPERIMENTS, plan, reproduce
+    from ..experiments import select
+    from ..reproduce import reproduce
 
-    exps = tuple(s.strip() for s in args.only.split(",")) if args.only else EXPERIMENTS
-    pl = plan(args.scale)
+    names = select(args.only)  # refuse an unknown name before any work
     out = sys.stdout
-    out.write(f"reluflow reproduce: scale {args.scale}, {args.workers} workers, into {args.out}\n")
-    res = reproduce(
-        args.out, args.scale, workers=args.workers, progress=not args.quiet, experiments=exps
+    out.write(
+        f"reluflow reproduce: scale {args.scale}, {args.workers} workers, "
+        f"experiments {', '.join(names)}, into {args.out}\n"
     )
+    res = reproduce(
+        args.out, args.scale, only=names, workers=args.workers, progress=not args.quiet
+    )
+    if len(res.claims):
+        out.write("\nclaims and verdicts:\n")
+        for _, c in res.claims.iterrows():
+            out.write(f"  [{c['verdict']}] {c['source']}: {c['claim']}\n      {c['measured']}\n")
     out.write("\nsummary (the numbers behind each figure):\n")
     cols = ["figure", "quantity", "value", "error", "error_kind", "runs", "seeds", "detail"]
-    with_pd = res.summary[cols]
     out.write(
-        with_pd.to_string(
+        res.summary[cols].to_string(
             index=False, float_format=lambda v: f"{v:.4g}", max_colwidth=60, na_rep="-"
         )
         + "\n"
     )
     out.write(
-        f"\nruns: {json.dumps(res.runs)} ({res.computed} computed now), "
-        f"wall {res.wall_s:.1f} s, design: {pl.scale}\n"
+        f"\nruns: {json.dumps(res.runs)} ({res.computed} computed now, {res.failed} failed), "
+        f"wall {res.wall_s:.1f} s, design: {args.scale}\n"
     )
     out.write(f"report:  {res.report}\nstore:   {res.store}\n")
-    out.write(f"summary: {res.out / 'summary.csv'}, {res.out / 'summary.json'}\n")
+    out.write(f"summary: {res.out / 'summary.csv'}, {res.out / 'summary.json'}, "
+              f"{res.out / 'claims.csv'}\n")
     out.write("figures: " + ", ".join(str(f) for f in res.figures) + "\n")
     return 0

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
-from ..store import ResultsStore
+from ..store import ORDERS, ResultsStore
 from ._common import _clean, _default, add_parser
 
 FORMATS = ("table", "csv", "json", "parquet")
@@ -20,7 +20,8 @@ def register(sub: Any) -> None:
         sub,
         "results",
         "list or export a results store",
-        "One row per run: run_id, experiment, every configuration key, every scalar result, "
+        "One row per run, sorted by the parameters (experiment, each configuration key, seed): "
+        "run_id, experiment, every configuration key, every scalar result, "
         "then version, seed, config_hash, wall_s, created. Trajectories stay in the store "
         "(Python: ResultsStore(path).arrays(run_id)).\n\n"
         "examples:\n"
@@ -33,8 +34,16 @@ def register(sub: Any) -> None:
         "--where",
         default=None,
         metavar="EXPR",
-        help="keep the runs where EXPR holds: a pandas query over the columns "
-        "(SQL's =, <>, AND, OR, NOT accepted), e.g. \"n >= 64 and dynamics == 'limit'\"",
+        help="keep the runs where EXPR holds: comparisons of columns with values (==, !=, <, "
+        "<=, >, >=, in [...]; SQL's =, <> too) joined by and/or/not, e.g. "
+        "\"n >= 64 and dynamics == 'limit'\"",
+    )
+    p.add_argument(
+        "--order",
+        choices=ORDERS,
+        default="parameters",
+        help="parameters (default): by experiment, then each configuration key, then seed, the "
+        "same for any store holding the same runs; written: the order the runs finished",
     )
     p.add_argument("--experiment", default=None, help="keep one experiment")
     p.add_argument(
@@ -53,7 +62,7 @@ def register(sub: Any) -> None:
 
 def run_results(args: argparse.Namespace) -> int:
     with ResultsStore(args.store, create=False) as store:
-        df = store.frame(where=args.where, experiment=args.experiment)
+        df = store.frame(where=args.where, experiment=args.experiment, order=args.order)
     if args.columns:
         cols = [c.strip() for c in args.columns.split(",") if c.strip()]
         unknown = [c for c in cols if c not in df.columns]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tomllib
 from pathlib import Path
@@ -10,7 +11,7 @@ from typing import Any
 
 from ..errors import InputError
 from ..store import ResultsStore
-from ..sweep import execution_options, expand_spec, load_spec, run_sweep
+from ..sweep import execution_options, expand_spec, load_spec, run_id, run_sweep
 from ._common import add_parser, print_json
 
 EXAMPLE = """\
@@ -27,7 +28,9 @@ spec (TOML; YAML works the same):
 examples:
   reluflow sweep width.toml --store width.sqlite --workers 2
   reluflow sweep width.toml --store width.sqlite --scheduler tcp://10.0.0.5:8786
+  reluflow sweep width.toml --dry-run        # the runs, one line each, then the count
   reluflow sweep width.toml --cluster slurm --jobs 4 --cluster-option queue=normal
+      (SLURM: docs/slurm.md; a one-node cluster to try it: scripts/slurm-local.sh start)
   reluflow results width.sqlite --where "m >= 16" --format csv"""
 
 
@@ -36,8 +39,9 @@ def register(sub: Any) -> None:
         sub,
         "sweep",
         "run a grid of configurations into a results store (resumable)",
-        "Expand SPEC (a TOML or YAML grid of dynamics, data, n, m, lambda, labels, solver "
-        "options and seeds) into runs, skip those already in the store, run the rest in "
+        "Expand SPEC (a TOML or YAML grid of dynamics, data, n, m, scale (the λ of the "
+        "initialisation; 'lambda' is accepted as another spelling), labels, solver options "
+        "and seeds) into runs, skip those already in the store, run the rest in "
         "parallel and write each finished run to the store (a SQLite file) in one "
         "transaction. Killed at any moment and started again, a sweep runs only what is "
         "missing. Runs go to local processes by default, to an existing Dask cluster with "
@@ -94,9 +98,17 @@ def register(sub: Any) -> None:
         help="seconds to wait for the scheduler (default 5)",
     )
     p.add_argument(
-        "--dry-run", action="store_true", help="list the runs and how many are done; run nothing"
+        "--dry-run",
+        action="store_true",
+        help="list the runs, one line each (run id, done/todo, the parameters that vary), "
+        "then the count; run nothing",
     )
-    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print the summary as JSON (with --dry-run: one JSON object per run and line, "
+        "then one with the counts)",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run_sweep_cmd)
 
@@ -123,19 +135,7 @@ def run_sweep_cmd(args: argparse.Namespace) -> int:
     spec = load_spec(args.spec)
     store = Path(args.store) if args.store else Path(args.spec).with_suffix(".sqlite")
     if args.dry_run:
-        configs = expand_spec(spec)
-        done = ResultsStore(store, create=False).done_ids() if store.exists() else set()
-        from .._provenance import config_hash
-
-        todo = [c for c in configs if config_hash(c) not in done]
-        if args.json:
-            print_json({"total": len(configs), "done": len(configs) - len(todo), "todo": todo})
-        else:
-            sys.stdout.write(
-                f"{args.spec}: {len(configs)} runs, {len(configs) - len(todo)} already in "
-                f"{store}, {len(todo)} to run; execution {execution_options(spec)}\n"
-            )
-        return 0
+        return _dry_run(args, spec, store)
     options = parse_cluster_options(args.cluster_option)
     if args.jobs is not None:
         options["jobs"] = args.jobs
@@ -164,3 +164,45 @@ def run_sweep_cmd(args: argparse.Namespace) -> int:
         if summary.failed > 20:
             out.write(f"  ... {summary.failed - 20} more (use --json)\n")
     return 0 if summary.ok else 1
+
+
+def _dry_run(args: argparse.Namespace, spec: Any, store: Path) -> int:
+    """List the runs of SPEC (one line each) and the count, writing nothing."""
+    configs = expand_spec(spec)
+    done: set[str] = set()
+    if store.exists():
+        with ResultsStore(store, create=False) as db:
+            done = db.done_ids()
+    ids = [run_id(c) for c in configs]
+    n_done = sum(r in done for r in ids)
+    execution = execution_options(spec)
+    out = sys.stdout
+    if args.json:
+        for rid, cfg in zip(ids, configs, strict=True):
+            out.write(json.dumps({"run_id": rid, "done": rid in done, "config": cfg}) + "\n")
+        counts = {"total": len(configs), "done": n_done, "todo": len(configs) - n_done}
+        out.write(json.dumps({**counts, "store": str(store), "execution": execution}) + "\n")
+        return 0
+    # the keys that vary from run to run on each line; the fixed ones once, first
+    keys = list(dict.fromkeys(k for c in configs for k in c))
+    varying = [k for k in keys if len({repr(c.get(k)) for c in configs}) > 1]
+    fixed = {k: configs[0][k] for k in keys if k not in varying and k in configs[0]}
+    out.write("# fixed: " + " ".join(f"{k}={v}" for k, v in fixed.items()) + "\n")
+    for rid, cfg in zip(ids, configs, strict=True):
+        params = " ".join(f"{k}={cfg[k]}" for k in varying if k in cfg)
+        out.write(f"{rid}  {'done' if rid in done else 'todo'}  {params}\n")
+    out.write(
+        f"{args.spec}: {len(configs)} runs, {n_done} already in {store}, "
+        f"{len(configs) - n_done} to run; {_describe_execution(execution)}\n"
+    )
+    return 0
+
+
+def _describe_execution(ex: dict[str, Any]) -> str:
+    if ex.get("scheduler"):
+        return f"on the Dask scheduler {ex['scheduler']}"
+    if ex.get("cluster") == "slurm":
+        opts = ", ".join(f"{k}={v}" for k, v in ex["slurm"].items())
+        return f"on SLURM, {ex.get('jobs', 1)} job(s)" + (f" ({opts})" if opts else "")
+    workers = ex.get("workers")
+    return f"in {workers} local process(es)" if workers else "in local processes (one per core)"

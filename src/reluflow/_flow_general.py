@@ -1,0 +1,395 @@
+"""Gradient flow on general (non-orthogonal) data with the compiled kernel.
+
+The algorithm is the reference loop of :mod:`reluflow.flow` (same steps, same
+kinks, same sliding modes, same recording and stopping rules, results equal to
+rounding); the smooth steps run in :mod:`reluflow._flow_general_numba` and the
+switching events (a kink, a sliding fraction leaving [0, 1]) are resolved here
+with the reference's own helpers (:mod:`reluflow._events`). Before the solver,
+the initial small-weight phase is solved in closed form
+(:mod:`reluflow._general_phase`): there every neuron is alone and linear, and
+its kinks, the bulk of all kinks, get exact times one neuron at a time without
+cutting anyone else's step. See docs/general-data.md.
+
+BLAS threads: the kernel's ``m × n`` by ``n × n`` products are small; on a
+loaded machine a multithreaded BLAS spends more time synchronising than
+computing on them. :func:`blas_threads` picks the thread count from the size
+of the product, and the run holds it with ``threadpoolctl``.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+from scipy.integrate import RK45
+from threadpoolctl import threadpool_limits
+from tqdm.auto import tqdm
+
+from . import _events as E
+from . import _flow_general_numba as NB
+from ._dynamics import (
+    STALLED_MESSAGE,
+    KinkLog,
+    Recorder,
+    StopRules,
+    log_inv_scale,
+    make_trajectory,
+    max_steps_message,
+    run_provenance,
+)
+from ._field import Field
+from ._general_phase import general_initial_phase
+from .data import Dataset
+from .flow import _initial_step
+from .network import Network
+from .trajectory import SolverStats, Trajectory
+
+_A, _B, _E, _P = RK45.A, RK45.B, RK45.E, RK45.P
+_MAX_STUCK = 200
+# below this many multiply-adds per product (m n²) one BLAS thread is fastest
+_FLOPS_PER_THREAD = 4e7
+
+
+def blas_threads(m: int, n: int, cores: int | None = None) -> int:
+    """BLAS threads for the ``m × n`` by ``n × n`` product: one per ``4·10⁷`` multiply-adds.
+
+    Measured on a shared 2-core machine: at ``m n² = 1.6·10⁵`` (n = 100, m = 16)
+    two OpenBLAS threads made each product about 10× slower than one; the
+    product pays for a second thread only from a few ``10⁷`` multiply-adds on
+    (``n ≈ 1300`` at ``m = 24``). Capped by the cores this process may use.
+    """
+    if cores is None:
+        try:
+            cores = len(os.sched_getaffinity(0))
+        except AttributeError:  # pragma: no cover - not Linux
+            cores = os.cpu_count() or 1
+    return int(max(1, min(cores, (m * n * n) // _FLOPS_PER_THREAD)))
+
+
+def gradient_flow_general(
+    data: Dataset,
+    net: Network,
+    rules: StopRules,
+    options: dict,
+    *,
+    closed_form_start: bool,
+    points_per_decade: int,
+    record_kinks: bool,
+    progress: bool,
+    wall0: float,
+    threads: int | None = None,
+) -> Trajectory:
+    """The flow on general data: closed-form initial phase, then the compiled solver."""
+    n, m = data.n, net.m
+    nthreads = blas_threads(m, n) if threads is None else int(threads)
+    with threadpool_limits(limits=nthreads, user_api="blas"):
+        return _run(
+            data,
+            net,
+            rules,
+            options,
+            closed_form_start=closed_form_start,
+            points_per_decade=points_per_decade,
+            record_kinks=record_kinks,
+            progress=progress,
+            wall0=wall0,
+            nthreads=nthreads,
+        )
+
+
+def _run(
+    data: Dataset,
+    net: Network,
+    rules: StopRules,
+    options: dict,
+    *,
+    closed_form_start: bool,
+    points_per_decade: int,
+    record_kinks: bool,
+    progress: bool,
+    wall0: float,
+    nthreads: int,
+) -> Trajectory:
+    n, m = data.n, net.m
+    rtol, atol, max_steps = options["rtol"], options["atol"], options["max_steps"]
+    t_end = rules.t_end
+    field = Field(data)
+    Kg = np.ascontiguousarray(field.K, dtype=float)
+    Kp = data._pinv_gram if hasattr(data, "_pinv_gram") else np.linalg.pinv(Kg, hermitian=True)
+    y = np.ascontiguousarray(data.y, dtype=float)
+    rec = Recorder(data, net, points_per_decade, t0=1e-3 / rules.gamma_all)
+    a0, u0 = net.a.astype(float), net.u.astype(float)
+    rec.add(0.0, a0, u0, (u0 > 0).astype(float))
+    kinks = KinkLog(n)
+    stats = dict(steps=0, rejected=0, evaluations=0, kinks=0, kink_steps=0, sliding=0)
+    t = 0.0
+    a, u = a0.copy(), u0.copy()
+    maskb = u > 0
+    sliding = np.zeros((m, n), dtype=bool)
+    phase = None
+    if closed_form_start:
+        phase = general_initial_phase(data, net, field, rec, eps=1e-2 * rtol, t_cap=t_end)
+    if phase is not None:
+        t = phase.t1
+        a, u = phase.a.copy(), phase.u.copy()
+        maskb, sliding = phase.mask.copy(), phase.sliding.copy()
+        kinks.t.append(phase.kink_t)
+        kinks.flat.append(phase.kink_flat)
+        kinks.up.append(phase.kink_up)
+        kinks.sliding.append(phase.kink_sliding)
+        stats["kinks"] = int(phase.kink_t.size)
+        stats["sliding"] = phase.sliding_entries
+    stats["closed_form_t"] = t
+    a = np.ascontiguousarray(a)
+    u = np.ascontiguousarray(u)
+    z = np.ascontiguousarray(u @ Kp)
+    mask = maskb.astype(float)  # float mask shared with the reference helpers
+    Ka = np.zeros((7, m))
+    Ku = np.zeros((7, m, n))
+    Kz = np.zeros((7, m, n))
+    na, nu, nz = np.empty(m), np.empty((m, n)), np.empty((m, n))
+    r_buf, G_buf = np.empty(n), np.empty((m, n))
+    inv_cache: dict = {}
+    slide_arrays = _sliding_arrays(Kg, sliding, inv_cache)
+
+    def evaluate_here() -> float:
+        scnt, sidx, sinv, alpha = slide_arrays
+        return NB.evaluate(
+            a, u, Ka[0], Ku[0], Kz[0], y, Kg, maskb, 1.0 / n, scnt, sidx, sinv, alpha, r_buf, G_buf
+        )
+
+    ss = evaluate_here()
+    stats["evaluations"] += 1
+    f0 = np.concatenate([Ka[0], Ku[0].ravel()])
+    h = _initial_step(np.concatenate([a, u.ravel()]), f0, m, n, rtol, atol, rules.gamma_all)
+    fs = np.zeros(NB.N_FS)
+    fs[NB.F_T], fs[NB.F_H], fs[NB.F_NEXT] = t, h, rec.next_t
+    fs[NB.F_DRIFT] = rec.drift
+    fs[NB.F_LOSS] = ss / (2 * n)
+    fs[NB.F_MARK_T] = -1.0
+    ist = np.zeros(NB.N_IST, dtype=np.int64)
+    cap = 64 + 8 * points_per_decade
+    bufs = (
+        np.empty(cap),
+        np.empty(cap),
+        np.empty((cap, m)),
+        np.empty((cap, m)),
+        np.empty((cap, m), dtype=np.int64),
+    )
+    flips = np.empty(m * n, dtype=np.int64)
+    A, B, Ev, P = (np.ascontiguousarray(x, dtype=float) for x in (_A, _B, _E, _P))
+    grid_ratio = 10.0 ** (1.0 / points_per_decade)
+    w_perp_sq = np.ascontiguousarray(net.w_perp_sq, dtype=float)
+    balance0 = np.ascontiguousarray(net.balance(data), dtype=float)
+    stuck = 0
+    status = message = ""
+    bar = tqdm(total=None, disable=not progress, unit=" steps", desc="flow", leave=False)
+    code = NB.RUNNING
+    try:
+        while True:
+            scnt, sidx, sinv, alpha = slide_arrays
+            before = stats["steps"]
+            code, *bufs = NB.run(
+                A, B, Ev, P, y, Kg, w_perp_sq, balance0,
+                a, u, z, Ka, Ku, Kz, na, nu, nz, maskb, sliding, scnt, sidx, sinv, alpha,
+                fs, ist, flips, t_end, max_steps - stats["steps"], rtol, atol, rules.loss_tol,
+                rules.stall_rate, rules.rate_unit, grid_ratio, *bufs,
+            )  # fmt: skip
+            stats["steps"] += int(ist[NB.I_STEPS])
+            stats["rejected"] += int(ist[NB.I_REJ])
+            stats["evaluations"] += int(ist[NB.I_EVALS])
+            ist[NB.I_STEPS] = ist[NB.I_REJ] = ist[NB.I_EVALS] = 0
+            bar.update(stats["steps"] - before)
+            if code != NB.EVENT:
+                break
+            # ---- an accepted step holding a switching event: finish it as the reference
+            t, h = float(fs[NB.F_T]), float(fs[NB.F_H])
+            theta_star = float(fs[NB.F_THETA])
+            flip = flips[: int(ist[NB.I_NFLIP])].copy()
+            exit_slide = False
+            if ist[NB.I_EXIT]:
+                th = NB.locate_exit(P, h, theta_star, a, u, Ka, Ku, y, Kg, maskb, *slide_arrays)
+                if th >= 0:
+                    if th < theta_star:
+                        flip = flip[:0]
+                    theta_star, exit_slide = th, True
+            event = flip.size > 0 or exit_slide
+            t_next = t + theta_star * h
+            bufs = list(bufs)
+            *bufs, npts, last_pt = NB.record_points(
+                P, t, min(t_next, t_end), h, a, u, z, Ka, Ku, Kz, maskb, y, w_perp_sq,
+                balance0, fs, ist, grid_ratio, *bufs,
+            )  # fmt: skip
+            stats["steps"] += 1
+            ratio = float(fs[NB.F_RATIO])
+            h_prop = h * min(5.0, max(0.2, 0.9 * max(ratio, 1e-10) ** -0.2))
+            if event:
+                stats["kink_steps"] += 1
+                stuck = stuck + 1 if theta_star * h <= 1e-13 * max(t, 1.0) else 0
+                NB.dense(P, theta_star, h, a.copy(), u.copy(), z.copy(), Ka, Ku, Kz, a, u, z)
+                t = t_next
+                u_before = u.ravel().copy()
+                yflat = np.concatenate([a, u.ravel()])
+                u.ravel()[flip] = 0.0
+                scnt, sidx, sinv, alpha = slide_arrays
+                NB.sliding_alpha(
+                    a, u, y, Kg, maskb, 1.0 / n, scnt, sidx, sinv, alpha, r_buf,
+                    np.empty(max(1, sidx.shape[1])),
+                )  # fmt: skip
+                left = np.zeros(m, dtype=bool)
+                for j in np.flatnonzero(scnt):
+                    left[j] = E.exited(alpha[j, : scnt[j]]).any()
+                try:
+                    switched, up, slid = E.resolve(
+                        field, r_buf.copy(), left, yflat, m, n, mask, sliding, flip
+                    )
+                except FloatingPointError as exc:
+                    status, message = (
+                        "failed",
+                        f"could not resolve a sliding mode at t = {t:.6g}: {exc}",
+                    )
+                    break
+                # coordinates set to exactly 0: keep z = K⁺ u
+                moved = np.flatnonzero(yflat[m:] != u_before)
+                if moved.size:
+                    jj, ii = np.divmod(moved, n)
+                    delta = yflat[m:][moved] - u_before[moved]
+                    np.add.at(z, jj, delta[:, None] * Kp[ii])
+                u[...] = yflat[m:].reshape(m, n)
+                maskb[...] = mask > 0
+                stats["sliding"] += int(slid.sum())
+                stats["kinks"] += int(switched.size)
+                kinks.add(t, switched, up, slid)
+                slide_arrays = _sliding_arrays(Kg, sliding, inv_cache, slide_arrays)
+                ss = evaluate_here()
+                stats["evaluations"] += 1
+                loss = ss / (2 * n)
+                if stuck > _MAX_STUCK:
+                    status, message = (
+                        "failed",
+                        (
+                            f"the flow is stuck at a switching point at t = {t:.6g}: "
+                            f"{stuck} successive kink events without progress in time "
+                            "(chattering the sliding-mode solver could not resolve)"
+                        ),
+                    )
+                    break
+                last_row = bufs[0][int(ist[NB.I_NREC]) - 1] if ist[NB.I_NREC] else rec.t[-1]
+                if record_kinks and (npts == 0 or last_pt < t) and last_row < t:
+                    bufs = NB.add_row(t, a, u, z, maskb, y, w_perp_sq, balance0, fs, ist, *bufs)
+                h = max(h_prop, h * (1.0 - theta_star)) if theta_star < 1 else h_prop
+            else:
+                stuck = 0
+                z += h * np.tensordot(_B, Kz[:6], axes=1)
+                a[...] = na
+                u[...] = nu
+                Ka[0], Ku[0], Kz[0] = Ka[6], Ku[6], Kz[6]
+                t = t + h
+                h = h_prop
+                loss = float(fs[NB.F_LOSS6])
+            fs[NB.F_T], fs[NB.F_H], fs[NB.F_LOSS] = t, h, loss
+            if progress and stats["steps"] % 50 == 0:
+                bar.set_postfix(
+                    tau=f"{t / log_inv_scale(net):.3g}" if net.scale < 1 else "",
+                    loss=f"{loss:.3e}",
+                )
+            if loss <= rules.loss_tol:
+                status = "loss_tol"
+                message = f"loss {loss:.3e} <= loss_tol = {rules.loss_tol:.3e}"
+                code = NB.LOSS_TOL
+                break
+            if NB.stalled(
+                Ka[0], Ku[0], Kz[0], a, u, fs, t, loss, rules.stall_rate, rules.loss_tol,
+                rules.rate_unit,
+            ):  # fmt: skip
+                status, message = "stalled", STALLED_MESSAGE
+                code = NB.STALLED
+                break
+    finally:
+        bar.close()
+
+    t = float(fs[NB.F_T])
+    if not status:
+        status, message = _outcome(code, t, fs, rules, rtol, max_steps, net)
+    nrec = int(ist[NB.I_NREC])
+    if nrec == 0 or bufs[0][nrec - 1] < t:
+        bufs = NB.add_row(t, a, u, z, maskb, y, w_perp_sq, balance0, fs, ist, *bufs)
+        nrec = int(ist[NB.I_NREC])
+    samples = {
+        key: np.concatenate([before, b[:nrec]])
+        for (key, before), b in zip(rec.samples().items(), bufs, strict=True)
+    }
+    drift = max(rec.drift, float(fs[NB.F_DRIFT]))
+    return make_trajectory(
+        "flow",
+        data=data,
+        net=net,
+        final=net.with_params(a.copy(), u.copy()),
+        samples=samples,
+        status=status,
+        message=message,
+        drift=drift,
+        stats=SolverStats(**stats),
+        kinks=kinks.arrays(),
+        wall0=wall0,
+        provenance=run_provenance(
+            "flow", data, net, **options, engine="numba", blas_threads=nthreads
+        ),
+    )
+
+
+def _outcome(code, t, fs, rules, rtol, max_steps, net) -> tuple[str, str]:
+    if code == NB.T_MAX:
+        return "t_max", f"reached the requested time t = {t:.6g}"
+    if code == NB.MAX_STEPS:
+        return "max_steps", max_steps_message(max_steps, t, net)
+    if code == NB.LOSS_TOL:
+        return "loss_tol", f"loss {fs[NB.F_LOSS]:.3e} <= loss_tol = {rules.loss_tol:.3e}"
+    if code == NB.STALLED:
+        return "stalled", STALLED_MESSAGE
+    if code == NB.NONFINITE:
+        return (
+            "failed",
+            f"the state became non-finite at t = {t:.6g}: the flow diverged or overflowed",
+        )
+    return "failed", f"step size underflow at t = {t:.6g}: the solver cannot meet rtol = {rtol:g}"
+
+
+def _sliding_arrays(K: np.ndarray, sliding: np.ndarray, cache: dict, old=None):
+    """Padded per-neuron sliding sets and ``K_SS⁻¹`` (as ``Field._hold``) for the kernel.
+
+    ``cache`` maps a neuron to its last sliding set and inverse; only the rows of
+    neurons whose set changed are rewritten in ``old`` (the previous arrays), which
+    are reallocated when the largest set outgrows them.
+    """
+    m = sliding.shape[0]
+    cnt = sliding.sum(axis=1).astype(np.int64)
+    smax = max(1, int(cnt.max(initial=0)))
+    if old is not None and old[1].shape[1] >= smax:
+        _, idx, inv, alpha = old
+        fresh = False
+    else:
+        smax = max(smax, 2 * old[1].shape[1]) if old is not None else smax
+        idx = np.zeros((m, smax), dtype=np.int64)
+        inv = np.zeros((m, smax, smax))
+        alpha = np.zeros((m, smax))
+        fresh = True
+    for j in range(m):
+        if cnt[j] == 0:
+            if cache.pop(j, None) is not None:
+                inv[j] = 0.0
+            continue
+        S = np.flatnonzero(sliding[j])
+        key = S.tobytes()
+        hit = cache.get(j)
+        if hit is None or hit[0] != key:
+            hit = (key, np.linalg.inv(K[S][:, S]))
+            cache[j] = hit
+        elif not fresh:
+            continue
+        idx[j, : S.size] = S
+        inv[j, : S.size, : S.size] = hit[1]
+    return cnt, idx, inv, alpha
+
+
+__all__ = ["blas_threads", "gradient_flow_general"]

@@ -1,0 +1,622 @@
+"""Compiled gradient-flow kernel for general (non-orthogonal) data.
+
+The same algorithm as the reference loop of :mod:`reluflow.flow` (Dormand–Prince
+5(4) with the ``scipy.integrate.RK45`` tableau, per-neuron error control, the
+activity mask and the sliding set frozen over a step, kinks located on the
+step's dense output by the same grid-and-bisection rule, the same step-size
+controller, stopping rules and recording) on
+
+    r = Σ_j a_j σ(u_j) − y,   da_j/dt = −(1/n) Σ_i r_i σ(u_ji),
+    du_j/dt = −a_j K g_j,     g_j = (1/n) r ∘ 1[u_j > 0],
+
+the ``m × n`` by ``n × n`` product ``G K`` going to BLAS (``np.dot``). A neuron
+with sliding coordinates ``Σ`` gets Filippov's correction ``du_j −= q K_Σ·``,
+``q = K_ΣΣ⁻¹ du_jΣ`` (its inverse is supplied per neuron by the caller), as
+:meth:`reluflow._field.Field.velocity`.
+
+Besides ``(a, u)`` the kernel carries ``z_j = K⁺ u_j`` with ``dz_j/dt = −a_j g_j``
+(minus ``q`` on ``Σ``): Runge–Kutta methods preserve linear invariants, so ``z``
+stays ``K⁺ u`` to rounding and gives ``‖w_j‖² = ‖w_j^⊥‖² + u_j · z_j`` and the
+stall rule's ``Σ_j du_j K⁺ du_j`` in O(m n) instead of O(m n²).
+
+The kernel runs steps until a stopping rule, or until an accepted step holds a
+switching event (a kink located inside it, or a sliding fraction outside
+[0, 1] at its end); it then returns ``EVENT`` with the step's stages, its end
+state, the located ``θ*`` and the coordinates to flip, and the caller resolves
+the event (:func:`reluflow._events.switch`, the box complementarity problem)
+in Python before resuming. Events are a minority of steps once the closed-form
+initial phase (:mod:`reluflow._general_phase`) has taken the bulk of the kinks.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from ._field import SLIDE_MARGIN
+
+RUNNING, T_MAX, MAX_STEPS, LOSS_TOL, STALLED, NONFINITE, UNDERFLOW, EVENT = range(8)
+
+# float state slots
+F_T, F_H, F_NEXT, F_DRIFT, F_LOSS, F_MARK_T, F_MARK_LOSS, F_THETA, F_RATIO, F_LOSS6 = range(10)
+N_FS = 10
+# integer state slots
+I_STEPS, I_REJ, I_EVALS, I_NREC, I_NFLIP, I_EXIT = range(6)
+N_IST = 6
+
+
+@njit(cache=True)
+def evaluate(a, u, ka, ku, kz, y, Kg, mask, inv_n, scnt, sidx, sinv, alpha, r, G):
+    """Field at ``(a, u)`` into ``ka, ku, kz``; returns ``Σ r_i²`` (``r`` left in ``r``).
+
+    Sets ``alpha[j, :scnt[j]]`` (the sliding fractions of neuron ``j``, inf where
+    undefined) for every neuron with sliding coordinates.
+    """
+    m, n = u.shape
+    for i in range(n):
+        r[i] = -y[i]
+    for j in range(m):
+        aj = a[j]
+        for i in range(n):
+            if mask[j, i]:
+                r[i] += aj * u[j, i]
+    ss = 0.0
+    for i in range(n):
+        ss += r[i] * r[i]
+    for j in range(m):
+        acc = 0.0
+        for i in range(n):
+            if mask[j, i]:
+                w = r[i] * inv_n
+                acc += u[j, i] * w
+                G[j, i] = w
+            else:
+                G[j, i] = 0.0
+        ka[j] = -acc
+    np.dot(G, Kg, ku)
+    for j in range(m):
+        naj = -a[j]
+        for i in range(n):
+            ku[j, i] *= naj
+            kz[j, i] = naj * G[j, i]
+        c = scnt[j]
+        if c > 0:
+            # Filippov hold of the sliding set S: q = K_SS⁻¹ du_S, du −= q K_S·, dz_S −= q
+            for p in range(c):
+                qp = 0.0
+                for s in range(c):
+                    qp += sinv[j, p, s] * ku[j, sidx[j, s]]
+                alpha[j, p] = qp  # q for now
+            for p in range(c):
+                qp = alpha[j, p]
+                row = sidx[j, p]
+                for i in range(n):
+                    ku[j, i] -= qp * Kg[row, i]
+                kz[j, row] -= qp
+            for p in range(c):
+                i = sidx[j, p]
+                ku[j, i] = 0.0
+                den = a[j] * (r[i] * inv_n)
+                al = alpha[j, p] / den if den != 0.0 else np.nan
+                alpha[j, p] = al if al == al else np.inf
+    return ss
+
+
+@njit(cache=True)
+def _row(t, a, u, z, mask, y, w_perp_sq, balance0, drift, bt, bl, ba, bw, bc, nrec, r, wsq):
+    """One trajectory row at ``nrec`` (as ``Recorder.add``); returns the new drift."""
+    m, n = u.shape
+    for i in range(n):
+        r[i] = -y[i]
+    big = 0.0
+    for j in range(m):
+        aj = a[j]
+        q = 0.0
+        cnt = 0
+        for i in range(n):
+            q += u[j, i] * z[j, i]
+            if mask[j, i]:
+                r[i] += aj * u[j, i]
+                cnt += 1
+        ws = w_perp_sq[j] + q
+        wsq[j] = ws
+        ba[nrec, j] = abs(aj)
+        bw[nrec, j] = np.sqrt(max(ws, 0.0))
+        bc[nrec, j] = cnt
+        big = max(big, aj * aj + ws)
+    if big > 0:
+        dev = 0.0
+        for j in range(m):
+            dev = max(dev, abs(a[j] * a[j] - wsq[j] - balance0[j]))
+        drift = max(drift, dev / big)
+    ss = 0.0
+    for i in range(n):
+        ss += r[i] * r[i]
+    bt[nrec] = t
+    bl[nrec] = ss / (2 * n)
+    return drift
+
+
+@njit(cache=True)
+def grow_rows(bt, bl, ba, bw, bc, nrec, extra):
+    """Buffers with room for ``nrec + extra`` rows (reallocated when full)."""
+    if nrec + extra <= bt.shape[0]:
+        return bt, bl, ba, bw, bc
+    cap = max(2 * bt.shape[0] + 16, nrec + extra)
+    m = ba.shape[1]
+    t2 = np.empty(cap)
+    l2 = np.empty(cap)
+    a2 = np.empty((cap, m))
+    w2 = np.empty((cap, m))
+    c2 = np.empty((cap, m), dtype=np.int64)
+    t2[:nrec] = bt[:nrec]
+    l2[:nrec] = bl[:nrec]
+    a2[:nrec] = ba[:nrec]
+    w2[:nrec] = bw[:nrec]
+    c2[:nrec] = bc[:nrec]
+    return t2, l2, a2, w2, c2
+
+
+@njit(cache=True)
+def dense(P, th, h, a, u, z, Ka, Ku, Kz, oa, ou, oz):
+    """The step's dense output ``y0 + h Σ_s b_s K_s`` at ``θ`` (``b_s = Σ_q P[s, q] θ^(q+1)``)."""
+    b = np.empty(7)
+    p1 = th
+    p2 = th * th
+    p3 = p2 * th
+    p4 = p2 * p2
+    for s in range(7):
+        b[s] = h * (P[s, 0] * p1 + P[s, 1] * p2 + P[s, 2] * p3 + P[s, 3] * p4)
+    m, n = u.shape
+    for j in range(m):
+        acc = 0.0
+        for s in range(7):
+            acc += b[s] * Ka[s, j]
+        oa[j] = a[j] + acc
+        for i in range(n):
+            au = 0.0
+            az = 0.0
+            for s in range(7):
+                au += b[s] * Ku[s, j, i]
+                az += b[s] * Kz[s, j, i]
+            ou[j, i] = u[j, i] + au
+            oz[j, i] = z[j, i] + az
+
+
+@njit(cache=True)
+def record_points(
+    P, t, t_hi, h, a, u, z, Ka, Ku, Kz, mask, y, w_perp_sq, balance0, fs, ist, grid_ratio,
+    bt, bl, ba, bw, bc,
+):
+    """Rows at the grid points in ``(t, t_hi]`` (dense output); returns (buffers, count, last)."""
+    m, n = u.shape
+    ga = np.empty(m)
+    gu = np.empty((m, n))
+    gz = np.empty((m, n))
+    r = np.empty(n)
+    wsq = np.empty(m)
+    npts = 0
+    last = 0.0
+    next_t = fs[F_NEXT]
+    while next_t <= t_hi:
+        if next_t > t:
+            dense(P, (next_t - t) / h, h, a, u, z, Ka, Ku, Kz, ga, gu, gz)
+            nrec = ist[I_NREC]
+            bt, bl, ba, bw, bc = grow_rows(bt, bl, ba, bw, bc, nrec, 1)
+            fs[F_DRIFT] = _row(
+                next_t, ga, gu, gz, mask, y, w_perp_sq, balance0, fs[F_DRIFT],
+                bt, bl, ba, bw, bc, nrec, r, wsq,
+            )
+            ist[I_NREC] = nrec + 1
+            npts += 1
+            last = next_t
+        next_t *= grid_ratio
+    fs[F_NEXT] = next_t
+    return bt, bl, ba, bw, bc, npts, last
+
+
+@njit(cache=True)
+def add_row(t, a, u, z, mask, y, w_perp_sq, balance0, fs, ist, bt, bl, ba, bw, bc):
+    """Append one row at ``t`` (kink events, the end); returns the buffers."""
+    m, n = u.shape
+    nrec = ist[I_NREC]
+    bt, bl, ba, bw, bc = grow_rows(bt, bl, ba, bw, bc, nrec, 1)
+    fs[F_DRIFT] = _row(
+        t, a, u, z, mask, y, w_perp_sq, balance0, fs[F_DRIFT], bt, bl, ba, bw, bc, nrec,
+        np.empty(n), np.empty(m),
+    )
+    ist[I_NREC] = nrec + 1
+    return bt, bl, ba, bw, bc
+
+
+@njit(cache=True)
+def stalled(ka, ku, kz, a, u, fs, t, loss, stall_rate, loss_tol, rate_unit):
+    """The stall rule of ``reluflow._dynamics.StallWatch`` (mark kept in ``fs``)."""
+    m, n = u.shape
+    for j in range(m):
+        size = abs(a[j])
+        speed = abs(ka[j])
+        for i in range(n):
+            size = max(size, abs(u[j, i]))
+            speed = max(speed, abs(ku[j, i]))
+        if size > 0 and not (speed <= stall_rate * size):
+            fs[F_MARK_T] = -1.0
+            return False
+    sp = 0.0
+    for j in range(m):
+        sp += ka[j] * ka[j]
+        for i in range(n):
+            sp += ku[j, i] * kz[j, i]
+    if sp <= loss_tol * rate_unit:
+        return True
+    if fs[F_MARK_T] < 0:
+        fs[F_MARK_T] = t
+        fs[F_MARK_LOSS] = loss
+        return False
+    return t > fs[F_MARK_T] and t >= 2 * fs[F_MARK_T] and fs[F_MARK_LOSS] - loss <= loss_tol
+
+
+@njit(cache=True)
+def _poly(u0, h, Q, c, th):
+    th2 = th * th
+    return u0 + h * (Q[c, 0] * th + Q[c, 1] * th2 + Q[c, 2] * (th2 * th) + Q[c, 3] * (th2 * th2))
+
+
+@njit(cache=True)
+def locate(cand, nc, sgn, u0s, Q, h, sc_old, n, rtol, atol, flips):
+    """``reluflow._events.locate_kinks`` on the candidates: returns ``(θ*, number flipped)``.
+
+    Signed values ``sgn (u0 + h Σ_q Q_q θ^(q+1))`` (> 0 before the crossing) are
+    bracketed on a grid of 16 points, every hit is bisected the same number of
+    times (that of the widest bracket, until below 1e-15: brackets are dyadic,
+    so this is the reference's joint bisection), θ* is the smallest crossing and
+    the hits crossing there or within ``1e-3 (atol + rtol · size)`` of 0 are flipped.
+    """
+    lo = np.zeros(nc)
+    hi = np.full(nc, np.inf)
+    for c in range(nc):
+        prev = 0.0
+        for gi in range(1, 17):
+            g = gi / 16.0
+            if sgn[c] * _poly(u0s[c], h, Q, c, g) <= 0:
+                hi[c] = g
+                lo[c] = prev
+                break
+            prev = g
+        if u0s[c] == 0:
+            lo[c] = 0.0
+    W = 0.0
+    nh = 0
+    for c in range(nc):
+        if hi[c] < np.inf:
+            nh += 1
+            W = max(W, hi[c] - lo[c])
+    if nh == 0:
+        return 1.0, 0
+    niter = 0
+    for _ in range(52):
+        niter += 1
+        W *= 0.5
+        if W < 1e-15:
+            break
+    th_star = np.inf
+    for c in range(nc):
+        if hi[c] < np.inf:
+            lc = lo[c]
+            hc = hi[c]
+            for _ in range(niter):
+                mid = 0.5 * (lc + hc)
+                if sgn[c] * _poly(u0s[c], h, Q, c, mid) > 0:
+                    lc = mid
+                else:
+                    hc = mid
+            hi[c] = hc
+            th_star = min(th_star, hc)
+    nf = 0
+    for c in range(nc):
+        if hi[c] < np.inf:
+            v = sgn[c] * _poly(u0s[c], h, Q, c, th_star)
+            if hi[c] <= th_star or v <= 1e-3 * (atol + rtol * sc_old[cand[c] // n]):
+                flips[nf] = cand[c]
+                nf += 1
+    return th_star, nf
+
+
+@njit(cache=True)
+def run(
+    A, B, E, P, y, Kg, w_perp_sq, balance0,
+    a, u, z, Ka, Ku, Kz, na, nu, nz, mask, sliding, scnt, sidx, sinv, alpha,
+    fs, ist, flips, t_end, max_steps, rtol, atol, loss_tol, stall_rate, rate_unit, grid_ratio,
+    bt, bl, ba, bw, bc,
+):
+    """Integrate until a stopping rule or an event; see the module docstring.
+
+    On entry ``(a, u, z)`` is the state, ``Ka[0], Ku[0], Kz[0]`` the field there.
+    On ``EVENT``: ``Ka..Kz`` hold the accepted step's 7 stages, ``(na, nu, nz)``
+    its end state, ``fs[F_THETA]`` the located θ*, ``flips[:ist[I_NFLIP]]`` the
+    flat indices to flip, ``ist[I_EXIT]`` whether a sliding fraction is outside
+    [0, 1] at the end, ``fs[F_RATIO]`` the error ratio, ``fs[F_LOSS6]`` the loss at
+    the end; the step is neither counted nor recorded. Returns ``(code, buffers)``.
+    """
+    m, n = u.shape
+    inv_n = 1.0 / n
+    r = np.empty(n)
+    G = np.empty((m, n))
+    sa = np.empty(m)
+    su = np.empty((m, n))
+    sc_old = np.empty(m)
+    ncap = m * n
+    cand = np.empty(ncap, dtype=np.int64)
+    sgn = np.empty(ncap)
+    u0s = np.empty(ncap)
+    Q = np.empty((ncap, 4))
+    any_sliding = False
+    for j in range(m):
+        if scnt[j] > 0:
+            any_sliding = True
+    t = fs[F_T]
+    h = fs[F_H]
+    code = RUNNING
+    while True:
+        if t >= t_end:
+            code = T_MAX
+            break
+        if ist[I_STEPS] >= max_steps:
+            code = MAX_STEPS
+            break
+        h = min(h, t_end - t)
+        # ---- one Dormand-Prince trial step with mask and sliding set frozen
+        for s in range(1, 7):
+            for j in range(m):
+                acc = 0.0
+                for q in range(s):
+                    acc += A[s, q] * Ka[q, j] if s < 6 else B[q] * Ka[q, j]
+                sa[j] = a[j] + h * acc
+                for i in range(n):
+                    accu = 0.0
+                    for q in range(s):
+                        accu += (A[s, q] if s < 6 else B[q]) * Ku[q, j, i]
+                    su[j, i] = u[j, i] + h * accu
+            if s == 6:
+                for j in range(m):
+                    na[j] = sa[j]
+                    for i in range(n):
+                        nu[j, i] = su[j, i]
+            ss = evaluate(sa, su, Ka[s], Ku[s], Kz[s], y, Kg, mask, inv_n, scnt, sidx, sinv,
+                          alpha, r, G)
+        loss6 = ss / (2 * n)
+        # the stage-6 evaluation was at y_new = y0 + h Σ B K (B[6] = 0): K[6]
+        ist[I_EVALS] += 6
+        # ---- error norm (as flow._error_ratio)
+        ratio = 0.0
+        for j in range(m):
+            s0 = abs(a[j])
+            s1 = abs(na[j])
+            e = 0.0
+            acc = 0.0
+            for q in range(7):
+                acc += E[q] * Ka[q, j]
+            e = abs(h * acc)
+            for i in range(n):
+                s0 = max(s0, abs(u[j, i]))
+                s1 = max(s1, abs(nu[j, i]))
+                acc = 0.0
+                for q in range(7):
+                    acc += E[q] * Ku[q, j, i]
+                e = max(e, abs(h * acc))
+            sc_old[j] = s0
+            sc = max(atol + rtol * max(s0, s1), 1e-300)
+            v = e / sc
+            if v != v:
+                ratio = np.nan
+            elif ratio == ratio:
+                ratio = max(ratio, v)
+        if not np.isfinite(ratio):
+            code = NONFINITE
+            break
+        if ratio > 1.0:
+            ist[I_REJ] += 1
+            h *= max(0.2, 0.9 * ratio**-0.2)
+            if h < 1e-14 * max(t, 1.0):
+                code = UNDERFLOW
+                break
+            continue
+        # ---- accepted: kink candidates
+        nc = 0
+        for j in range(m):
+            for i in range(n):
+                un = nu[j, i]
+                uo = u[j, i]
+                act = mask[j, i]
+                crossed = (act and un <= 0) or (not act and not sliding[j, i] and un > 0)
+                near = act and un > 0 and min(uo, un) < 0.5 * h * abs(Ku[0, j, i])
+                if crossed or near:
+                    cand[nc] = j * n + i
+                    sgn[nc] = 1.0 if act else -1.0
+                    u0s[nc] = uo
+                    for q in range(4):
+                        acc = 0.0
+                        for s in range(7):
+                            acc += Ku[s, j, i] * P[s, q]
+                        Q[nc, q] = acc
+                    nc += 1
+        theta = 1.0
+        nflip = 0
+        if nc > 0:
+            theta, nflip = locate(cand, nc, sgn, u0s, Q, h, sc_old, n, rtol, atol, flips)
+        exit_check = False
+        if any_sliding:
+            for j in range(m):
+                for p in range(scnt[j]):
+                    al = alpha[j, p]
+                    if al < -SLIDE_MARGIN or al > 1.0 + SLIDE_MARGIN:
+                        exit_check = True
+        if nflip > 0 or exit_check:
+            fs[F_T] = t
+            fs[F_H] = h
+            fs[F_THETA] = theta
+            fs[F_RATIO] = ratio
+            fs[F_LOSS6] = loss6
+            ist[I_NFLIP] = nflip
+            ist[I_EXIT] = 1 if exit_check else 0
+            code = EVENT
+            break
+        # ---- a smooth step: record, accept
+        t_hi = min(t + h, t_end)
+        bt, bl, ba, bw, bc, npts, last = record_points(
+            P, t, t_hi, h, a, u, z, Ka, Ku, Kz, mask, y, w_perp_sq, balance0, fs, ist,
+            grid_ratio, bt, bl, ba, bw, bc,
+        )
+        ist[I_STEPS] += 1
+        h_prop = h * min(5.0, max(0.2, 0.9 * max(ratio, 1e-10) ** -0.2))
+        for j in range(m):
+            a[j] = na[j]
+            Ka[0, j] = Ka[6, j]
+            for i in range(n):
+                u[j, i] = nu[j, i]
+                acc = 0.0
+                for q in range(6):
+                    acc += B[q] * Kz[q, j, i]
+                z[j, i] += h * acc
+                Ku[0, j, i] = Ku[6, j, i]
+                Kz[0, j, i] = Kz[6, j, i]
+        t = t + h
+        h = h_prop
+        loss = loss6
+        fs[F_LOSS] = loss
+        if loss <= loss_tol:
+            code = LOSS_TOL
+            break
+        if stalled(Ka[0], Ku[0], Kz[0], a, u, fs, t, loss, stall_rate, loss_tol, rate_unit):
+            code = STALLED
+            break
+    fs[F_T] = t
+    fs[F_H] = h
+    return code, bt, bl, ba, bw, bc
+
+
+@njit(cache=True)
+def sliding_alpha(a, u, y, Kg, mask, inv_n, scnt, sidx, sinv, alpha, r, dus):
+    """The sliding fractions alone (into ``alpha``; ``r`` gets the residual).
+
+    As :func:`evaluate` restricted to the sliding rows: ``du_jΣ = −a_j (K g_j)_Σ`` in
+    O(n |Σ|) per neuron (``K`` symmetric: rows ``K_Σ·``), ``q = K_ΣΣ⁻¹ du_jΣ``,
+    ``α = q / (a_j r_Σ / n)``. Used wherever a sliding exit is located and decided, so
+    that both see the same arithmetic.
+    """
+    m, n = u.shape
+    for i in range(n):
+        r[i] = -y[i]
+    for j in range(m):
+        aj = a[j]
+        for i in range(n):
+            if mask[j, i]:
+                r[i] += aj * u[j, i]
+    for j in range(m):
+        c = scnt[j]
+        if c == 0:
+            continue
+        naj = -a[j]
+        for p in range(c):
+            row = sidx[j, p]
+            acc = 0.0
+            for i in range(n):
+                if mask[j, i]:
+                    acc += r[i] * Kg[row, i]
+            dus[p] = naj * acc * inv_n
+        for p in range(c):
+            qp = 0.0
+            for s in range(c):
+                qp += sinv[j, p, s] * dus[s]
+            i = sidx[j, p]
+            den = a[j] * (r[i] * inv_n)
+            al = qp / den if den != 0.0 else np.nan
+            alpha[j, p] = al if al == al else np.inf
+
+
+@njit(cache=True)
+def _excess(P, th, h, a, u, Ka, Ku, y, Kg, mask, scnt, sidx, sinv, alpha, sa, su, ka, ku, kz, r, G):
+    """How far the furthest sliding fraction is outside its band at θ (> 0: outside)."""
+    b = np.empty(7)
+    p1 = th
+    p2 = th * th
+    p3 = p2 * th
+    p4 = p2 * p2
+    for s in range(7):
+        b[s] = P[s, 0] * p1 + P[s, 1] * p2 + P[s, 2] * p3 + P[s, 3] * p4
+    m, n = u.shape
+    for j in range(m):
+        acc = 0.0
+        for s in range(7):
+            acc += b[s] * Ka[s, j]
+        sa[j] = a[j] + h * acc
+        for i in range(n):
+            acc = 0.0
+            for s in range(7):
+                acc += b[s] * Ku[s, j, i]
+            su[j, i] = u[j, i] + h * acc
+    sliding_alpha(sa, su, y, Kg, mask, 1.0 / n, scnt, sidx, sinv, alpha, r, ka)
+    lo_b = -SLIDE_MARGIN
+    hi_b = 1.0 + SLIDE_MARGIN
+    ex = -np.inf
+    for j in range(m):
+        for p in range(scnt[j]):
+            al = alpha[j, p]
+            ex = max(ex, max(lo_b - al, al - hi_b))
+    return ex
+
+
+@njit(cache=True)
+def locate_exit(P, h, theta_max, a, u, Ka, Ku, y, Kg, mask, scnt, sidx, sinv, alpha):
+    """``reluflow._events.locate_sliding_exit`` (grid of 4, then Illinois); −1 for None."""
+    m, n = u.shape
+    sa = np.empty(m)
+    su = np.empty((m, n))
+    ka = np.empty(max(m, sidx.shape[1]))  # scratch for the sliding rows
+    ku = np.empty((1, 1))
+    kz = np.empty((1, 1))
+    r = np.empty(n)
+    G = np.empty((1, 1))
+    lo = 0.0
+    g_lo = _excess(P, 0.0, h, a, u, Ka, Ku, y, Kg, mask, scnt, sidx, sinv, alpha,
+                   sa, su, ka, ku, kz, r, G)
+    hi = -1.0
+    g_hi = 0.0
+    step = theta_max / 4.0
+    for k in range(1, 5):
+        g = k * step if k < 4 else theta_max
+        e = _excess(P, g, h, a, u, Ka, Ku, y, Kg, mask, scnt, sidx, sinv, alpha,
+                    sa, su, ka, ku, kz, r, G)
+        if e > 0:
+            hi = g
+            g_hi = e
+            break
+        lo = g
+        g_lo = e
+    if hi < 0:
+        return -1.0
+    side = 0
+    for _ in range(100):
+        if hi - lo <= 1e-13 * max(hi, 1e-300) + 1e-300:
+            break
+        if g_hi != g_lo:
+            mid = hi - g_hi * (hi - lo) / (g_hi - g_lo)
+        else:
+            mid = 0.5 * (lo + hi)
+        if not (lo < mid < hi):
+            mid = 0.5 * (lo + hi)
+        e = _excess(P, mid, h, a, u, Ka, Ku, y, Kg, mask, scnt, sidx, sinv, alpha,
+                    sa, su, ka, ku, kz, r, G)
+        if e > 0:
+            hi = mid
+            g_hi = e
+            if side == 1:
+                g_lo *= 0.5
+            side = 1
+        else:
+            lo = mid
+            g_lo = e
+            if side == -1:
+                g_hi *= 0.5
+            side = -1
+    return hi

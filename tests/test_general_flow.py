@@ -1,0 +1,213 @@
+"""Gradient flow on general (non-orthogonal) data: closed-form initial phase, compiled engine,
+Gaussian data through its Gram matrix (docs/general-data.md)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy.stats import ks_2samp
+
+import reluflow as rf
+from reluflow._dynamics import Recorder, StopRules
+from reluflow._field import Field
+from reluflow._flow_general import blas_threads
+from reluflow._general_phase import general_initial_phase
+
+REL = 1e-6  # engine agreement required; observed ~1e-12
+
+
+def _phase(data, net, eps):
+    rules = StopRules.build(data, net, None, None, None, None)
+    rec = Recorder(data, net, 200, t0=1e-3 / rules.gamma_all)
+    rec.add(0.0, net.a, net.u, (net.u > 0).astype(float))
+    return general_initial_phase(data, net, Field(data), rec, eps, math.inf), rec
+
+
+@pytest.mark.parametrize(
+    "n,d,m,labels,init,seed",
+    [
+        (24, 240, 5, "balanced", "balanced", 0),  # nearly orthogonal: sliding from dying coordinates
+        (16, 24, 5, "gaussian", "independent", 3),  # strongly correlated: activations, exits
+    ],
+)
+def test_closed_form_phase_matches_a_tight_solve(n, d, m, labels, init, seed):
+    # The phase (outputs below eps of the labels) in closed form, kinks and sliding modes
+    # included, against the reference solver run from t = 0 at rtol 1e-11 to the same time.
+    data = rf.gaussian_data(n, d, labels=labels, seed=seed)
+    net = rf.init_network(data, m, 1e-8, seed=seed, init=init)
+    phase, rec = _phase(data, net, eps=1e-10)
+    assert phase is not None and phase.kink_t.size > 10
+    ode = rf.gradient_flow(
+        data, net, t_max=phase.t1, rtol=1e-11, engine="numpy", closed_form_start=False
+    )
+    size = np.maximum(np.abs(ode.final.a), np.abs(ode.final.u).max(axis=1))
+    assert np.max(np.abs(phase.a - ode.final.a) / size) < 2e-9
+    assert np.max(np.abs(phase.u - ode.final.u).max(axis=1) / size) < 2e-9
+    # the same switching events (coordinate, direction, sliding entry), at the same times
+    k = ode.kinks()
+    ode_ev = sorted(
+        zip(
+            k["neuron"].to_numpy() * n + k["sample"].to_numpy(),
+            k["activated"].to_numpy(),
+            k["sliding"].to_numpy(),
+            k["t"].to_numpy(),
+            strict=True,
+        )
+    )
+    cf_ev = sorted(
+        zip(phase.kink_flat, phase.kink_up, phase.kink_sliding, phase.kink_t, strict=True)
+    )
+    assert [e[:3] for e in ode_ev] == [e[:3] for e in cf_ev]
+    np.testing.assert_allclose([e[3] for e in cf_ev], [e[3] for e in ode_ev], rtol=1e-8)
+    assert phase.sliding_entries == ode.stats.sliding > 0
+    # the modes it hands to the solver are those the solver ends with
+    np.testing.assert_array_equal(phase.sliding, (ode.final.u == 0) & phase.sliding)
+    # the recorded rows: balance conserved by the closed form to rounding
+    assert rec.drift < 1e-12
+
+
+def _assert_same(A, B, rel=REL):
+    assert A.status == B.status and A.success == B.success
+    assert A.stats.kinks == B.stats.kinks and A.stats.sliding == B.stats.sliding
+    assert abs(A.stats.steps - B.stats.steps) <= max(2, 0.01 * A.stats.steps)
+    np.testing.assert_array_equal(A.kink_neuron, B.kink_neuron)
+    np.testing.assert_array_equal(A.kink_sample, B.kink_sample)
+    np.testing.assert_array_equal(A.kink_up, B.kink_up)
+    np.testing.assert_array_equal(A.kink_sliding, B.kink_sliding)
+    np.testing.assert_allclose(A.kink_t, B.kink_t, rtol=rel)
+    size = np.maximum(np.abs(A.final.a), np.abs(A.final.u).max(axis=1))
+    assert np.all(np.abs(A.final.a - B.final.a) <= rel * size)
+    assert np.all(np.abs(A.final.u - B.final.u) <= rel * size[:, None])
+    np.testing.assert_array_equal(A.final.u > 0, B.final.u > 0)
+    assert A.t.shape == B.t.shape
+    np.testing.assert_allclose(A.t, B.t, rtol=rel)
+    np.testing.assert_allclose(A.loss, B.loss, rtol=rel, atol=1e-14)
+    np.testing.assert_allclose(A.w_norm, B.w_norm, rtol=rel, atol=rel * A.w_norm.max())
+    np.testing.assert_array_equal(A.n_active, B.n_active)
+    assert A.conservation_drift == pytest.approx(B.conservation_drift, rel=1e-3, abs=1e-13)
+
+
+@pytest.mark.parametrize(
+    "n,d,m,scale,labels,init,seed,kw",
+    [
+        (20, 200, 5, 1e-8, "balanced", "balanced", 0, {}),
+        (12, 20, 4, 1e-4, "random", "independent", 1, {}),
+        (20, 60, 6, 1e-6, "gaussian", "balanced", 2, dict(tau_max=0.7)),
+        (20, 60, 6, 1e-6, "gaussian", "balanced", 2, dict(max_steps=60)),
+        (20, 60, 6, 1e-6, "balanced", "balanced", 4, dict(record_kinks=False, rtol=1e-6)),
+    ],
+)
+def test_compiled_engine_matches_the_reference(n, d, m, scale, labels, init, seed, kw):
+    data = rf.gaussian_data(n, d, labels=labels, seed=seed)
+    net = rf.init_network(data, m, scale, seed=seed, init=init)
+    A = rf.gradient_flow(data, net, engine="numpy", **kw)
+    B = rf.gradient_flow(data, net, engine="numba", closed_form_start=False, **kw)
+    assert A.provenance["config"]["engine"] == "numpy"
+    assert B.provenance["config"]["engine"] == "numba"
+    _assert_same(A, B)
+    assert B.stats.kinks > 0 and (B.stats.sliding > 0 or "max_steps" in kw)
+
+
+def test_closed_form_start_changes_nothing_but_the_cost():
+    data = rf.gaussian_data(40, 400, seed=5)
+    net = rf.init_network(data, 8, 1e-10, seed=5)
+    fast = rf.gradient_flow(data, net)
+    slow = rf.gradient_flow(data, net, closed_form_start=False)
+    assert fast.provenance["config"]["engine"] == "numba"
+    assert fast.stats.closed_form_t > 0 and slow.stats.closed_form_t == 0
+    assert fast.stats.kink_steps < slow.stats.kink_steps / 2
+    assert fast.status == slow.status and fast.success
+    ev_f, ev_s = rf.activation_events(fast), rf.activation_events(slow)
+    assert list(ev_f.neuron) == list(ev_s.neuron)
+    np.testing.assert_allclose(ev_f.tau, ev_s.tau, rtol=1e-6)
+    assert fast.final.norm_sq(data) == pytest.approx(slow.final.norm_sq(data), rel=1e-6)
+    assert fast.final_loss <= fast.provenance["config"]["loss_tol"]
+    assert fast.conservation_drift < 1e-7
+    assert fast.t[0] == 0 and np.all(np.diff(fast.t) > 0)
+
+
+def test_engine_dispatch_on_general_data():
+    data = rf.gaussian_data(6, 20, seed=0)
+    net = rf.init_network(data, 3, 1e-3, seed=0)
+    tr = rf.gradient_flow(data, net, tau_max=0.05)
+    assert tr.provenance["config"]["engine"] == "numba"
+    assert tr.provenance["config"]["blas_threads"] >= 1
+    tiny = rf.init_network(data, 3, 1e-200, seed=0)
+    assert rf.gradient_flow(data, tiny, tau_max=0.02).provenance["config"]["engine"] == "numpy"
+    with pytest.raises(rf.InputError, match="scale >= 1e-150"):
+        rf.gradient_flow(data, tiny, engine="numba")
+
+
+def test_blas_threads_follow_the_product_size():
+    assert blas_threads(16, 100, cores=2) == 1  # 1.6e5 multiply-adds: one thread
+    assert blas_threads(24, 1000, cores=2) == 1
+    assert blas_threads(24, 2000, cores=2) == 2
+    assert blas_threads(24, 2000, cores=1) == 1
+    assert blas_threads(200, 4000, cores=8) == 8
+
+
+# --------------------------------------------------------------------------- data at scale
+
+
+def _stats(data, net):
+    K = data.gram()
+    return [
+        K[0, 0],
+        K[0, 1],
+        K[2, 1],
+        np.linalg.eigvalsh(K)[0],
+        net.u[0, 0],
+        net.u[1, 2],
+        net.u[0] @ np.linalg.solve(K, net.u[1]),
+        net.w_perp_sq[0],
+        net.a[1],
+    ]
+
+
+def test_gram_representation_has_the_law_of_the_explicit_one():
+    # (K, u(0), ‖w^⊥‖², a(0)) drawn from the Bartlett factor against explicit X and W
+    n, d, m, reps = 3, 6, 2, 1000
+    gram, expl = [], []
+    for s in range(reps):
+        g = rf.gaussian_data(n, d, seed=s, representation="gram")
+        e = rf.gaussian_data(n, d, seed=s, representation="explicit")
+        gram.append(_stats(g, rf.init_network(g, m, 0.5, seed=s)))
+        expl.append(_stats(e, rf.init_network(e, m, 0.5, seed=s)))
+    gram, expl = np.array(gram), np.array(expl)
+    pvals = [ks_2samp(gram[:, k], expl[:, k]).pvalue for k in range(gram.shape[1])]
+    assert min(pvals) > 1e-3, pvals  # 9 statistics: a false alarm has probability < 1 %
+    # the test has power: the law at 4 d (correlations half as large) is told apart
+    wrong = [
+        _stats(g, rf.init_network(g, m, 0.5, seed=s))
+        for s in range(300)
+        for g in [rf.gaussian_data(n, 4 * d, seed=s, representation="gram")]
+    ]
+    assert ks_2samp(np.array(wrong)[:, 1], expl[:, 1]).pvalue < 1e-4
+
+
+def test_gram_representation_gives_inputs_and_weights_on_demand():
+    g = rf.gaussian_data(12, 40, labels="gaussian", seed=4, representation="gram")
+    net = rf.init_network(g, 5, 0.3, seed=4)
+    assert "X" not in g.__dict__  # nothing of size n x d until asked
+    X = g.to_array()
+    np.testing.assert_allclose(X @ X.T, g.gram(), atol=1e-14)
+    W = net.weights(g)
+    np.testing.assert_allclose(W @ X.T, net.u, atol=1e-14)
+    np.testing.assert_allclose((W**2).sum(axis=1), net.w_norm_sq(g), rtol=1e-12)
+    np.testing.assert_allclose(net.predict(g, X), net.outputs(), atol=1e-14)
+    np.testing.assert_allclose(net.a**2, net.w_norm_sq(g), rtol=1e-12)  # balanced
+    # a trained network predicts its training outputs through the on-demand X
+    tr = rf.gradient_flow(g, net, tau_max=2.0)
+    np.testing.assert_allclose(tr.final.predict(g, X), tr.final.outputs(), atol=1e-10)
+
+
+def test_auto_representation_keeps_large_d_in_gram_form():
+    g = rf.gaussian_data(500, 100_000, seed=0)
+    assert isinstance(g, rf.GaussianGramData) and g.describe()["representation"] == "gram"
+    assert "X" not in g.__dict__
+    small = rf.gaussian_data(50, 500, seed=0)
+    assert not isinstance(small, rf.GaussianGramData)  # unchanged draws at small sizes
+    with pytest.raises(rf.InputError, match="d >= n"):
+        rf.gaussian_data(10, 5, representation="gram")
