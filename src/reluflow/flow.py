@@ -79,8 +79,10 @@ _A, _B, _C, _E, _P = RK45.A, RK45.B, RK45.C, RK45.E, RK45.P
 # successive zero-length kink events after which the solver gives up (chattering)
 _MAX_STUCK = 200
 _LN2 = math.log(2.0)
-# accepted steps without a plateau check after a stretch was refused (too short)
+# accepted steps without a plateau check after a stretch was refused (too short, or a
+# kink ahead): 8, doubling with each refusal up to 1024, back to 8 after a stretch
 _SKIP_AFTER_REFUSAL = 8
+_MAX_SKIP = 1024
 # neurons below this fraction of the largest one are integrated in a growth frame
 _LOG_GROWTH_FRAME_BELOW = math.log(0.1)
 
@@ -181,12 +183,13 @@ def gradient_flow(
     if engine == "auto":
         if general:
             # the general-data kernel works in float64 coordinates: below GENERAL_MIN_SCALE
-            # the initial state is not representable there (λ² underflows)
-            engine = "numpy" if net.scale < GENERAL_MIN_SCALE else "numba"
+            # the initial state is not representable there (λ² underflows); the numpy
+            # engine carries per-neuron log-scales (docs/any-scale.md)
+            engine = "numpy" if _below(net, GENERAL_MIN_SCALE) else "numba"
         else:
-            # orthogonal data below 1e-100 is carried in log-scales (net.exact)
-            engine = "numba" if net.exact is None else "numpy"
-    elif engine == "numba" and general and net.scale < GENERAL_MIN_SCALE:
+            # the orthogonal kernel carries per-neuron log-scales: any scale
+            engine = "numba"
+    elif engine == "numba" and general and _below(net, GENERAL_MIN_SCALE):
         raise InputError(
             f"engine='numba' on general data needs scale >= {GENERAL_MIN_SCALE:g} (float64 "
             f"coordinates), got scale = {net.scale:g}; use engine='numpy' or 'auto'"
@@ -374,6 +377,7 @@ def _gradient_flow_numpy(
     bound = np.maximum(np.abs(data.y), 1e-3 * ymax)
     rest_tol = rtol * rules.rate_unit
     skip_checks = 0  # accepted steps before the next plateau check
+    backoff = _SKIP_AFTER_REFUSAL // 2  # doubles with each refusal, reset by a stretch
     scratch = np.empty(N)
     stuck = 0  # successive events that did not advance time
     stall = rules.stall_watch()
@@ -542,7 +546,7 @@ def _gradient_flow_numpy(
                 break
             skip_checks = max(skip_checks - 1, 0)
             small = None
-            if log_coordinates and not event and not sliding.any() and skip_checks == 0:
+            if log_coordinates and not event and skip_checks == 0:
                 small = plateau_ready(
                     ell=ell,
                     a=yv[:m],
@@ -553,6 +557,10 @@ def _gradient_flow_numpy(
                     eps=eps_out,
                     rest_tol=rest_tol,
                 )
+            if small is not None and sliding[small].any():
+                small = None  # a small neuron slides: refused
+                backoff = min(2 * backoff, _MAX_SKIP)
+                skip_checks = backoff
             if small is not None:
                 jump = try_jump(
                     small=small,
@@ -570,8 +578,10 @@ def _gradient_flow_numpy(
                     s_max=t_end - t,
                 )
                 if jump is None:
-                    skip_checks = _SKIP_AFTER_REFUSAL
+                    backoff = min(2 * backoff, _MAX_SKIP)
+                    skip_checks = backoff
                 else:
+                    backoff = _SKIP_AFTER_REFUSAL // 2
                     ell, t = _take_jump(jump, t, ell, yv, m, n, mask, rec, act_t, log_level)
                     stats["plateau_jumps"] += 1
                     g[:] = 0.0
@@ -735,6 +745,11 @@ def _keep_frozen(final: Network, net: Network) -> Network:
         u_hat[frozen] = p0.u_hat[frozen] * np.exp(shift[frozen])
         out = dataclasses.replace(out, exact=p._replace(u_hat=u_hat))
     return out
+
+
+def _below(net: Network, scale: float) -> bool:
+    """Whether the network's λ is below ``scale`` (exactly, also below float64's range)."""
+    return bool(net.log10_scale < math.log10(scale))
 
 
 def _powers(th: float) -> np.ndarray:
@@ -910,6 +925,7 @@ def _gradient_flow_numba(
     ymax = float(np.abs(y).max(initial=0.0))
     bound = np.maximum(np.abs(y), 1e-3 * ymax)
     rest_tol = rtol * rules.rate_unit
+    backoff = _SKIP_AFTER_REFUSAL // 2
     jumps = 0
     # the kernel's rows start at index 1 (row 0 repeats the recorder's last one)
     bufs[0][0] = rec.t[-1]
@@ -948,8 +964,10 @@ def _gradient_flow_numba(
                         s_max=rules.t_end - float(fs[NB.F_T]),
                     )  # fmt: skip
                 if jump is None:
-                    ist[NB.I_SKIP] = _SKIP_AFTER_REFUSAL
+                    backoff = min(2 * backoff, _MAX_SKIP)
+                    ist[NB.I_SKIP] = backoff
                     continue
+                backoff = _SKIP_AFTER_REFUSAL // 2
                 tmp = Recorder(data, net, points_per_decade, t0=float(fs[NB.F_NEXT]))
                 yv = np.concatenate([a, u.ravel()])
                 ell, t_new = _take_jump(
