@@ -2,7 +2,7 @@
 
     python benchmarks/bench_limit.py [--quick] [--json OUT]
 
-The baseline below is the obvious transcription of THEORY.md §4: draw the
+The baseline below is the obvious transcription of docs/limit.md: draw the
 full Gaussian initialisation with ``init_network``, build the m x n boolean
 matrix ``S``, and at every event recompute every rate from scratch with masked
 sums (O(m n) per event). It does not resolve ties (it only needs the events),

@@ -262,7 +262,7 @@ def event_error(times, ref_times, k: int) -> float:
 
 
 def gamma_max(data, net) -> float:
-    """The largest initial growth rate ``γ_j(0)`` of THEORY.md §4."""
+    """The largest initial growth rate ``γ_j(0)`` of docs/limit.md."""
     S = (net.u > 0) & (np.sign(net.a)[:, None] * data.y[None, :] > 0)
     return float(np.sqrt(S.astype(float) @ (data.y**2 * data.sq_norms())).max()) / data.n
 

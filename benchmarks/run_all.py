@@ -16,6 +16,10 @@
    prediction is above what this machine can safely hold now (``--run-cap-gib``,
    default 60 % of the available memory) is not run: its time is extrapolated
    from the two previous sizes and marked ``estimated``.
+4. General data (``bench_general.py``): Gaussian inputs, d = 10 n, balanced labels,
+   λ = 1e-8, n ∈ {100, 400, 1000, 2000}: the flow (closed-form initial phase, compiled
+   BLAS engine) vs PyTorch GD (explicit X, step by the same 1 % rule) and vs the NumPy
+   reference engine, each stopped at the time limit (60 s).
 
 Every measurement runs in a fresh process (``--child``), so that its peak
 resident memory (VmHWM) is its own and a run past the time limit can be stopped;
@@ -39,6 +43,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import bench_general as BG
 import bench_torch as BT
 import numpy as np
 from bench_limit import _time, baseline_jump_process
@@ -127,6 +132,7 @@ def measure_limit_baseline(spec: dict[str, Any], mark_start) -> dict[str, Any]:
 
 KINDS = {
     **BT.KINDS,
+    **BG.KINDS,
     "limit_table": measure_limit_table,
     "limit": measure_limit,
     "limit_baseline": measure_limit_baseline,
@@ -148,6 +154,7 @@ CONFIGS = {
         starts=dict(flow=1000, torch=1000, limit=10**6, limit_baseline=10**6),
         max_doublings=12,
         cold_compile=True,
+        sizes4=BG.SIZES,
     ),
     "quick": dict(
         sizes1=(100, 1000),
@@ -157,6 +164,7 @@ CONFIGS = {
         starts=dict(flow=1000, torch=1000, limit=10**6, limit_baseline=10**6),
         max_doublings=8,
         cold_compile=False,
+        sizes4=(100, 400),
     ),
     "smoke": dict(
         sizes1=BT.SMOKE_SIZES,
@@ -166,6 +174,7 @@ CONFIGS = {
         starts=dict(flow=32, torch=16, limit=10**4, limit_baseline=10**4),
         max_doublings=1,
         cold_compile=False,
+        sizes4=(24,),
     ),
 }
 
@@ -313,6 +322,22 @@ def format_part2(res: dict[str, Any]) -> str:
             "baseline median of " + f"{res['rows'][-1]['repeats'][1]})"
         )
     return "\n".join(out)
+
+
+# --------------------------------------------------------------------------- part 4
+
+
+def part4(cfg: dict[str, Any], log) -> dict[str, Any]:
+    """General (Gaussian, d = 10 n) data: flow vs PyTorch GD and the NumPy engine."""
+    torch_ok = not cfg["skip_torch"]
+    if torch_ok:
+        try:
+            import torch  # noqa: F401
+        except ImportError:
+            torch_ok = False
+    return BG.run(
+        cfg["sizes4"], limit_s=cfg["limit_s"], inprocess=cfg["inprocess"], torch=torch_ok, log=log
+    )
 
 
 # --------------------------------------------------------------------------- part 3
@@ -632,7 +657,9 @@ def main(argv: list[str] | None = None) -> int:
     mode.add_argument("--quick", action="store_true", help="smaller sizes, 10 s limit")
     mode.add_argument("--smoke", action="store_true", help="tiny sizes (seconds; the tests)")
     ap.add_argument("--out", default=str(HERE / "results.json"), help="JSON output file")
-    ap.add_argument("--parts", type=int, nargs="+", default=[1, 2, 3], choices=[1, 2, 3])
+    ap.add_argument(
+        "--parts", type=int, nargs="+", default=[1, 2, 3, 4], choices=[1, 2, 3, 4]
+    )
     ap.add_argument("--skip-torch", action="store_true", help="leave out the PyTorch baseline")
     ap.add_argument(
         "--inprocess",
@@ -688,6 +715,9 @@ def main(argv: list[str] | None = None) -> int:
     if 3 in args.parts:
         log("part 3: where it stops")
         results["part3"] = part3(cfg, preps, p1, log)
+    if 4 in args.parts:
+        log("part 4: general data, flow vs PyTorch GD and the NumPy engine")
+        results["part4"] = part4(cfg, log)
     meta = results["meta"]
     meta["loadavg_end"] = os.getloadavg()
     meta["total_s"] = time.perf_counter() - t_all
@@ -714,6 +744,9 @@ def main(argv: list[str] | None = None) -> int:
     if "part3" in results:
         print(f"\n3. Where it stops ({cfg['limit_s']:g} s, {args.mem_cap_gib:g} GiB)")
         print(format_part3(results["part3"]))
+    if "part4" in results:
+        print(f"\n4. General data: Gaussian, d = 10 n, λ = {BG.SCALE:g}, float64")
+        print(BG.format_table(results["part4"]["rows"], cfg["limit_s"]))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     with open(args.out, "w") as fh:
         json.dump(results, fh, indent=2, default=BT._jsonable)

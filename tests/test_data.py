@@ -55,15 +55,42 @@ def test_initialisation_matches_theory_statistics():
 
 
 def test_explicit_and_reduced_initialisation_agree_on_orthogonal_data():
-    d = rf.orthogonal_data(6, 9, frame="random", seed=2)
+    """The reduced draw (u directly, |w_perp|^2 from a chi-square) and the explicit one (a full
+    Gaussian W, then u = W X^T) give the same distribution: two-sample KS tests over many seeds
+    of u_ji / (lambda |x_i|), of |w_perp|^2 and of |a_j|, and the sign frequencies. Family-wise
+    false alarm <= 1e-3 (Bonferroni over the 5 tests)."""
+    from scipy import stats
+
+    d = rf.orthogonal_data(6, 9, frame="random", norms="uniform", seed=2)
     explicit = rf.array_data(d.to_array(), d.y)
-    netr = rf.init_network(d, 4, 0.1, seed=5)
-    nete = rf.init_network(explicit, 4, 0.1, seed=5)
-    # same distribution, different draws: check the explicit one reconstructs its own u exactly
-    W = nete.weights(explicit)
-    np.testing.assert_allclose(W @ explicit.X.T, nete.u, atol=1e-15)
-    np.testing.assert_allclose((W**2).sum(1), nete.w_norm_sq(explicit), rtol=1e-12)
-    assert netr.u.shape == nete.u.shape
+    lam, m = 0.1, 1500
+    z_r, z_e, perp_r, perp_e, a_r, a_e = [], [], [], [], [], []
+    for seed in range(8):
+        netr = rf.init_network(d, m, lam, seed=seed)
+        nete = rf.init_network(explicit, m, lam, seed=100 + seed)
+        z_r.append((netr.u / (lam * d.norms)).ravel())
+        z_e.append((nete.u / (lam * d.norms)).ravel())
+        perp_r.append(netr.w_perp_sq)
+        # explicit: |w|^2 minus its part in the data span, sum_i u_ji^2 / |x_i|^2
+        perp_e.append(nete.w_norm_sq(explicit) - (nete.u**2 / d.sq_norms()).sum(axis=1))
+        a_r.append(netr.a)
+        a_e.append(nete.a)
+        # the explicit network reconstructs its own u exactly
+        W = nete.weights(explicit)
+        np.testing.assert_allclose(W @ explicit.X.T, nete.u, atol=1e-15)
+    z_r, z_e = np.concatenate(z_r), np.concatenate(z_e)
+    perp_r, perp_e = np.concatenate(perp_r), np.concatenate(perp_e)
+    a_r, a_e = np.concatenate(a_r), np.concatenate(a_e)
+    alpha = 1e-3 / 5
+    assert stats.ks_2samp(z_r, z_e).pvalue > alpha
+    assert stats.kstest(z_r * np.sqrt(d.d), "norm").pvalue > alpha  # u ~ lam |x| N(0, 1/d)
+    assert stats.ks_2samp(perp_r, perp_e).pvalue > alpha
+    assert stats.ks_2samp(np.abs(a_r), np.abs(a_e)).pvalue > alpha
+    k_r, k_e = int((a_r > 0).sum()), int((a_e > 0).sum())
+    table = [[k_r, a_r.size - k_r], [k_e, a_e.size - k_e]]
+    assert stats.fisher_exact(table).pvalue > alpha
+    # |w_perp|^2 ~ lam^2 chi2_{d-n} / d in both (the reduced draw's own law)
+    assert stats.kstest(perp_e * d.d / lam**2, "chi2", args=(d.d - d.n,)).pvalue > 1e-3
 
 
 @pytest.mark.parametrize(

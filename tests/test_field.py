@@ -1,4 +1,4 @@
-"""The reduced-coordinate vector field equals the full-parameter gradient (THEORY.md §2)."""
+"""The reduced-coordinate vector field equals the full-parameter gradient (docs/model.md)."""
 
 import numpy as np
 import pytest
@@ -59,3 +59,31 @@ def test_orthogonal_fast_path_equals_general_path():
     assert Field(o).orthogonal
     np.testing.assert_allclose(da1, da2, rtol=1e-12, atol=1e-15)
     np.testing.assert_allclose(du1, du2, rtol=1e-10, atol=1e-14)
+
+
+def test_box_qp_pivoting_is_the_bounded_least_squares_minimiser():
+    # Block principal pivoting (the fast path of the zero-set resolution) against scipy's
+    # BVLS on random positive definite box QPs: the same minimiser (it is unique).
+    from scipy.linalg import solve_triangular
+    from scipy.optimize import lsq_linear
+
+    from reluflow._field import _box_qp_pivoting
+
+    rng = np.random.default_rng(7)
+    for _ in range(300):
+        k = int(rng.integers(2, 15))
+        A = rng.normal(size=(k, k + int(rng.integers(0, 10))))
+        K = A @ A.T / A.shape[1] + 1e-3 * np.eye(k)
+        g, c = rng.normal(size=k), np.abs(rng.normal(size=k)) + 0.01
+        beta = _box_qp_pivoting(K, g, c)
+        assert beta is not None
+        L = np.linalg.cholesky(K)
+        ref = lsq_linear(
+            L.T, solve_triangular(L, g, lower=True), bounds=(0.0, c), method="bvls", tol=1e-15
+        ).x
+        np.testing.assert_allclose(beta, ref, atol=1e-9 * (1 + np.abs(ref).max()))
+        w = K @ beta - g  # optimality: w >= 0 at 0, <= 0 at c, 0 in between
+        tol = 1e-10 * (np.abs(g).max() + np.abs(K @ c).max())
+        assert np.all(w[beta == 0] >= -tol) and np.all(w[beta == c] <= tol)
+        free = (beta > 0) & (beta < c)
+        assert np.all(np.abs(w[free]) <= tol)

@@ -116,6 +116,37 @@ def test_general_data_sliding_modes_match_small_step_descent():
     assert loss_gap[0] < 1e-2 * fl.final_loss
 
 
+def _clarke_gap(data, net) -> float:
+    """Distance of 0 from the ReLU chain-rule subdifferential of L, in full parameters.
+
+    From ``X`` and ``W`` directly (not the reduced field): ``∂L/∂a_j = Σ_i σ(z_ji) r_i / n``,
+    ``∂L/∂w_j = a_j Σ_i g_ji r_i x_i / n`` with ``g_ji = 1[z_ji > 0]``, except that on a kink
+    (``z_ji = 0``, where a sliding flow ends) ``g_ji`` may be any value in [0, 1]: the best
+    choice is found by bounded least squares. Returned as ``min ‖∇L‖ · ‖θ‖ / L(0)``, which is
+    scale-free (a relative perturbation ε of a stationary point gives about ε).
+    """
+    from scipy.optimize import lsq_linear
+
+    X, y, n = data.X, data.y, data.n
+    a, W = net.a, net.weights(data)
+    m, d = W.shape
+    z = W @ X.T
+    r = a @ np.maximum(z, 0) - y
+    kink = np.abs(z) <= 1e-6 * np.abs(z).max()
+    g0 = np.concatenate([np.maximum(z, 0) @ r / n,
+                         ((a[:, None] * ((z > 0) & ~kink) * r[None, :]) @ X / n).ravel()])
+    cols = []
+    for j, i in zip(*np.nonzero(kink), strict=True):
+        c = np.zeros((m, d))
+        c[j] = a[j] * r[i] * X[i] / n
+        cols.append(np.concatenate([np.zeros(m), c.ravel()]))
+    if cols:
+        A = np.array(cols).T
+        g0 = g0 + A @ lsq_linear(A, -g0, bounds=(0.0, 1.0)).x
+    theta = np.sqrt((a**2).sum() + (W**2).sum())
+    return float(np.linalg.norm(g0) * theta / (y @ y / (2 * n)))
+
+
 @pytest.mark.parametrize("seed", range(6))
 def test_general_data_with_mixed_labels_runs_to_the_end(seed):
     rng = np.random.default_rng(seed)
@@ -125,8 +156,14 @@ def test_general_data_with_mixed_labels_runs_to_the_end(seed):
     tr = rf.gradient_flow(data, net)
     assert tr.success and tr.status in ("loss_tol", "stalled"), tr.message
     assert tr.conservation_drift < 1e-8
-    # the run ends at a stationary point: no descent direction left
-    assert tr.final_loss <= tr.loss[0]
+    # the run ends at a stationary point (Clarke: sliding kinks allowed), measured on the
+    # explicit weights; 1e-4 separates it from a point 1e-4 away (measured ~5e-4 there,
+    # ~1e-5 at the end: the loss_tol runs stop at L = 1e-10 L(0), |grad| ~ sqrt(L))
+    assert _clarke_gap(data, tr.final) < 1e-4
+    moved = tr.final.with_params(tr.final.a * (1 + 1e-3), tr.final.u)
+    assert _clarke_gap(data, moved) > 1e-4  # the measure does see a nearby non-stationary point
+    # and not the saddle at the origin it started from: the loss fell substantially
+    assert tr.final_loss < 0.5 * tr.loss[0]
 
 
 def _consistent(g0, KZ, c, active, sliding, tol):
@@ -253,7 +290,10 @@ def test_closed_form_start_changes_nothing_but_the_cost(engine):
     fast = rf.gradient_flow(data, net, engine=engine)
     slow = rf.gradient_flow(data, net, engine=engine, closed_form_start=False)
     assert fast.stats.closed_form_t > 0 and slow.stats.closed_form_t == 0
-    assert fast.stats.steps < slow.stats.steps / 2
+    # the kinks of the phase get exact times instead of one solver restart each (the
+    # plateaus that follow are crossed in closed form either way)
+    assert fast.stats.kink_steps == 0 < slow.stats.kink_steps
+    assert fast.stats.steps < slow.stats.steps
     assert fast.stats.kinks == slow.stats.kinks
     ev_f, ev_s = rf.activation_events(fast), rf.activation_events(slow)
     assert list(ev_f.neuron) == list(ev_s.neuron)

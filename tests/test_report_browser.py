@@ -40,13 +40,18 @@ def browser_missing() -> str | None:
 
 
 def render_in_chromium(html_path: Path, window: tuple[int, int] = (1400, 1000)) -> dict:
-    """Load ``html_path`` in headless chromium; return console errors, images and claims.
+    """Load ``html_path`` in headless chromium; return console errors, images and claims."""
+    return render_pages([html_path], window)[0]
 
-    Returns a dict with ``severe`` (console entries of level SEVERE), ``images``
+
+def render_pages(paths: list[Path], window: tuple[int, int] = (1400, 1000)) -> list[dict]:
+    """Load each page in one headless chromium session; per page, what it shows.
+
+    Returns per page a dict with ``severe`` (console entries of level SEVERE), ``images``
     (``id``, ``naturalWidth``, ``naturalHeight``, ``complete``, ``width`` as laid out,
-    ``shown`` (its content width), ``declared`` (the width attribute), ``boxScroll`` and ``boxClient`` (the scroll and
-    visible widths of its figure box)), ``headings`` (the h2 texts in order),
-    ``verdicts`` (the text of every verdict in the claims table), ``title`` and
+    ``shown`` (its content width), ``declared`` (the width attribute), ``boxScroll``
+    and ``boxClient`` (the scroll and visible widths of its figure box)), ``headings``
+    (the h2 texts in order), ``verdicts`` (the text of every verdict in the claims table), ``title`` and
     ``ready`` (``document.readyState``).
     """
     from selenium import webdriver
@@ -70,30 +75,37 @@ def render_in_chromium(html_path: Path, window: tuple[int, int] = (1400, 1000)) 
         opts.add_argument(arg)
     opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=opts)
+    pages = []
     try:
         driver.set_page_load_timeout(60)
-        driver.get(Path(html_path).resolve().as_uri())
-        ready = driver.execute_script("return document.readyState")
-        images = driver.execute_script(
-            "return Array.from(document.images).map(i => ({id: i.id, "
-            "naturalWidth: i.naturalWidth, naturalHeight: i.naturalHeight, "
-            "complete: i.complete, width: i.getBoundingClientRect().width, shown: i.clientWidth, "
-            "declared: i.width ? Number(i.getAttribute('width')) : 0, "
-            "boxScroll: i.parentElement.scrollWidth, boxClient: i.parentElement.clientWidth}))"
-        )
-        headings = driver.execute_script(
-            "return Array.from(document.querySelectorAll('h2')).map(h => h.textContent)"
-        )
-        verdicts = driver.execute_script(
-            "return Array.from(document.querySelectorAll('#claims-table .verdict'))"
-            ".map(v => v.textContent)"
-        )
-        tables = driver.execute_script("return document.querySelectorAll('table').length")
-        title = driver.title
-        logs = driver.get_log("browser")
+        for html_path in paths:
+            pages.append(_read_page(driver, html_path))
     finally:
         driver.quit()
         shutil.rmtree(profile, ignore_errors=True)
+    return pages
+
+
+def _read_page(driver, html_path: Path) -> dict:
+    driver.get(Path(html_path).resolve().as_uri())
+    ready = driver.execute_script("return document.readyState")
+    images = driver.execute_script(
+        "return Array.from(document.images).map(i => ({id: i.id, "
+        "naturalWidth: i.naturalWidth, naturalHeight: i.naturalHeight, "
+        "complete: i.complete, width: i.getBoundingClientRect().width, shown: i.clientWidth, "
+        "declared: i.width ? Number(i.getAttribute('width')) : 0, "
+        "boxScroll: i.parentElement.scrollWidth, boxClient: i.parentElement.clientWidth}))"
+    )
+    headings = driver.execute_script(
+        "return Array.from(document.querySelectorAll('h2')).map(h => h.textContent)"
+    )
+    verdicts = driver.execute_script(
+        "return Array.from(document.querySelectorAll('#claims-table .verdict'))"
+        ".map(v => v.textContent)"
+    )
+    tables = driver.execute_script("return document.querySelectorAll('table').length")
+    title = driver.title
+    logs = driver.get_log("browser")
     return {
         "severe": [e for e in logs if e.get("level") == "SEVERE"],
         "logs": logs,
@@ -115,7 +127,11 @@ def assert_renders(
     squeezed, and scroll inside its box when wider than the window; the first
     section must be "Claims and verdicts" and every verdict one of the three words.
     """
-    out = render_in_chromium(html_path, window)
+    return check_rendered(render_in_chromium(html_path, window), figures)
+
+
+def check_rendered(out: dict, figures: tuple[str, ...]) -> dict:
+    """The checks of :func:`assert_renders` on a page already rendered."""
     assert out["ready"] == "complete"
     assert out["severe"] == [], f"console errors: {out['severe']}"
     ids = {im["id"]: im for im in out["images"]}
@@ -134,56 +150,60 @@ def assert_renders(
 
 
 @pytest.fixture(scope="module")
-def smoke_report(tmp_path_factory):
+def smoke_report(reproduce_smoke, tmp_path_factory):
     from reluflow.report import build_report
-    from reluflow.reproduce import reproduce
 
-    out = tmp_path_factory.mktemp("smoke")
-    res = reproduce(out, "smoke", workers=2, progress=False)
-    rebuilt = build_report(res.store, out / "rebuilt.html")
+    res = reproduce_smoke
+    rebuilt = build_report(res.store, tmp_path_factory.mktemp("rebuilt") / "rebuilt.html")
     return res, rebuilt
 
 
 @pytest.mark.skipif(browser_missing() is not None, reason=str(browser_missing()))
 def test_smoke_report_renders_in_chromium(smoke_report):
     res, rebuilt = smoke_report
-    for html in (res.report, rebuilt.html):
-        out = assert_renders(html, ("incremental", "threshold", "bias"))
+    figures = ("incremental", "threshold", "bias")
+    for out in render_pages([res.report, rebuilt.html]):
+        check_rendered(out, figures)
         assert "reluflow" in out["title"]
         # one verdict per claim the run computed
         assert len(out["verdicts"]) == len(res.claims) >= 5
     # in a narrow window the wide figures keep their size and scroll sideways
-    out = assert_renders(res.report, ("incremental", "threshold", "bias"), window=(800, 900))
+    out = assert_renders(res.report, figures, window=(800, 900))
     wide = [im for im in out["images"] if im["declared"] > im["boxClient"]]
     assert wide, "no figure is wider than an 800 px window: the check did not run"
 
 
 @pytest.mark.skipif(browser_missing() is not None, reason=str(browser_missing()))
 def test_broken_image_is_detected(tmp_path):
-    """The check has teeth: a page with an undecodable image and a script error fails it."""
-    bad = tmp_path / "bad.html"
-    bad.write_text(
-        "<!DOCTYPE html><html><head><title>reluflow bad</title></head><body>"
-        "<img id='fig-x' src='data:image/png;base64,AAAA'><table></table>"
-        "<script>undefinedFunction()</script></body></html>"
+    """The check has teeth: an undecodable image, a script error, a squeezed figure, a bad verdict."""
+    good_png = (
+        "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5E"
+        "rkJggg=="
     )
-    out = render_in_chromium(bad)
-    assert out["severe"], "a script error must show as a console error"
-    assert out["images"][0]["naturalWidth"] == 0
-    with pytest.raises(AssertionError):
-        assert_renders(bad, ("x",))
-    # a squeezed figure and a verdict outside the three words fail it too
-    good_png = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
-    for body in (
-        f"<h2>Claims and verdicts</h2><table id='claims-table'><tr><td>"
-        f"<span class='verdict'>open</span></td></tr></table><img id='fig-x' width='3000' "
-        f"style='max-width:100%' src='data:image/png;base64,{good_png}'>",
-        f"<h2>Claims and verdicts</h2><table id='claims-table'><tr><td>"
-        f"<span class='verdict'>probably</span></td></tr></table><img id='fig-x' width='30' "
+    claims = "<h2>Claims and verdicts</h2><table id='claims-table'><tr><td>{}</td></tr></table>"
+    bodies = {
+        "broken": "<img id='fig-x' src='data:image/png;base64,AAAA'><table></table>"
+        "<script>undefinedFunction()</script>",
+        "squeezed": claims.format("<span class='verdict'>open</span>")
+        + f"<img id='fig-x' width='3000' style='max-width:100%' "
         f"src='data:image/png;base64,{good_png}'>",
-    ):
-        page = tmp_path / "page.html"
-        page.write_text(f"<!DOCTYPE html><html><head><title>t</title></head><body>{body}</body></html>")
-        assert render_in_chromium(page)["severe"] == []
+        "verdict": claims.format("<span class='verdict'>probably</span>")
+        + f"<img id='fig-x' width='30' src='data:image/png;base64,{good_png}'>",
+        "good": claims.format("<span class='verdict'>not confirmed</span>")
+        + f"<img id='fig-x' width='30' src='data:image/png;base64,{good_png}'>",
+    }
+    paths = []
+    for name, body in bodies.items():
+        paths.append(tmp_path / f"{name}.html")
+        paths[-1].write_text(
+            f"<!DOCTYPE html><html><head><title>reluflow {name}</title></head>"
+            f"<body>{body}</body></html>"
+        )
+    out = dict(zip(bodies, render_pages(paths), strict=True))
+    assert out["broken"]["severe"], "a script error must show as a console error"
+    assert out["broken"]["images"][0]["naturalWidth"] == 0
+    assert out["squeezed"]["images"][0]["shown"] < 3000
+    for name in ("broken", "squeezed", "verdict"):
         with pytest.raises(AssertionError):
-            assert_renders(page, ("x",))
+            check_rendered(out[name], ("x",))
+    check_rendered(out["good"], ("x",))  # and a correct page passes

@@ -241,7 +241,7 @@ def test_slurm_sweep_survives_losing_every_job_through_replacements(sweeps, loca
     assert lost_at < RUNS, "the sweep should still be running when its jobs are cancelled"
     assert (summary["total"], summary["ran"], summary["failed"]) == (RUNS, RUNS, 0)
     replacements = set(sweep.seen) - first
-    assert replacements, f"no replacement job was submitted (jobs seen: {sweep.seen})"
+    assert len(replacements) >= 2, f"each job should be replaced (jobs seen: {sweep.seen})"
     _check_store(sweep.store, local_store)
     sweep.assert_no_jobs_left()
 
@@ -264,3 +264,24 @@ def test_slurm_sweep_killed_then_resumed_submits_only_what_is_missing(sweeps, lo
     assert (summary["ran"], summary["failed"]) == (RUNS - len(committed), 0)
     _check_store(sweep.store, local_store)
     again.assert_no_jobs_left()
+
+
+def test_slurm_jobs_that_cannot_start_end_the_sweep_with_a_reason(sweeps, tmp_path):
+    sweep = sweeps(jobs=1)
+    # workers that cannot start: every job ends at once, replacements too
+    sweep.spec.write_text(sweep.spec.read_text() + 'python = "/nonexistent/python3"\n')
+    sweep.start()
+    deadline = time.monotonic() + 90
+    while sweep.proc.poll() is None:
+        sweep.queue()
+        assert time.monotonic() < deadline, "the sweep waits forever for workers"
+        time.sleep(0.1)
+    out, err = sweep.proc.communicate()
+    assert sweep.proc.returncode == 1, err
+    summary = json.loads(out)
+    assert (summary["ran"], summary["failed"]) == (0, RUNS)
+    why = summary["failures"][0]["message"]
+    assert "every SLURM job of the sweep ended" in why and "logs" in why
+    assert len(sweep.seen) > 1  # replacements were tried before giving up
+    assert not sweep.store.exists() or not sweep.stored()
+    sweep.assert_no_jobs_left()

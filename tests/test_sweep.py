@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
 import re
 import signal
@@ -147,15 +148,48 @@ def test_cli_refuses_an_invalid_spec_before_running(tmp_path, capsys):
 # --------------------------------------------------------------------------- runs
 
 
+def _explicit_min_norm(data) -> float:
+    """The smallest interpolating ‖θ‖², built: one balanced neuron per label sign with
+    w± ∝ Σ_{±y_i>0} (y_i/‖x_i‖²) x_i, checked to interpolate on the explicit X."""
+    X, y = data.to_array(), data.y
+    a, W = [], []
+    for side in (y > 0, y < 0):
+        v = ((y * side / data.sq_norms())[:, None] * X).sum(axis=0)  # v·x_i = y_i on its side
+        c = np.linalg.norm(v) ** -0.5  # a = 1/c, w = c v: balanced, a w·x_i = y_i
+        a.append(np.sign(y[side][0]) / c)
+        W.append(c * np.sign(y[side][0]) * v)
+    a, W = np.array(a), np.array(W)
+    np.testing.assert_allclose(a @ np.maximum(W @ X.T, 0), y, atol=1e-12)
+    return float((a**2).sum() + (W**2).sum())
+
+
+def _final_network(cfg):
+    """The run's final network, recomputed through the public API on the same seed."""
+    import reluflow as rf
+
+    data = rf.orthogonal_data(
+        cfg["n"], cfg["d"], labels=cfg["labels"], norms=cfg["norms"], seed=cfg["seed"]
+    )
+    if cfg["dynamics"] == "limit":
+        return data, rf.jump_process(data, cfg["m"], seed=cfg["seed"]).network
+    net = rf.init_network(data, cfg["m"], cfg["scale"], seed=cfg["seed"])
+    if cfg["dynamics"] == "flow":
+        return data, rf.gradient_flow(data, net).final
+    return data, rf.gradient_descent(data, net, cfg["lr"], steps=cfg["steps"]).final
+
+
 @pytest.mark.parametrize(
     "config",
     [
         {"dynamics": "limit", "n": 48, "m": 6, "seed": 1},
+        {"dynamics": "limit", "n": 16, "m": 12, "seed": 4, "labels": "gaussian",
+         "norms": "uniform"},
         {"dynamics": "flow", "n": 12, "m": 5, "scale": 1e-5, "seed": 2},
+        {"dynamics": "flow", "n": 12, "m": 12, "scale": 1e-5, "seed": 2},
         {"dynamics": "descent", "n": 12, "m": 5, "scale": 1e-5, "lr": 0.5, "steps": 400},
     ],
-    ids=["limit", "flow", "descent"],
-)
+    ids=["limit", "limit-interpolating", "flow", "flow-interpolating", "descent"],
+)  # fmt: skip
 def test_run_config_is_deterministic_and_consistent(config):
     a, b = run_config(config), run_config(dict(config))
     assert a.run_id == b.run_id == run_id(config)
@@ -168,18 +202,34 @@ def test_run_config_is_deterministic_and_consistent(config):
             and a.arrays[k].dtype == b.arrays[k].dtype
         )
     r, x = a.results, a.arrays
-    assert r["ratio"] == pytest.approx(r["norm_sq"] / r["min_norm_sq"])
-    assert (
-        r["interpolates"] == (r["final_loss"] <= 1e-6 * r["initial_loss"])
-        or config["dynamics"] == "limit"
-    )
+    # interpolates, norm_sq and ratio from the final network's explicit weights and outputs
+    # and the minimal norm built from the data, not from the definitions in run_config
+    cfg = normalize_config(config)
+    data, net = _final_network(cfg)
+    X = data.to_array()
+    W = (net.u / data.sq_norms()) @ X  # u = W Xᵀ with d = n: W = u K⁻¹ X
+    out = net.a @ np.maximum(W @ X.T, 0)
+    residual = np.abs(out - data.y).max() / np.abs(data.y).max()
+    assert residual < 1e-4 or residual > 1e-2  # no borderline case
+    assert r["interpolates"] is bool(residual < 1e-4)
+    norm_sq = float((net.a**2).sum() + (W**2).sum())
+    assert r["norm_sq"] == pytest.approx(norm_sq, rel=1e-9)
+    min_norm = _explicit_min_norm(data)
+    assert r["min_norm_sq"] == pytest.approx(min_norm, rel=1e-12)
+    if r["interpolates"]:
+        assert r["ratio"] == pytest.approx(norm_sq / min_norm, rel=1e-9)
+        assert r["ratio"] >= 1 - 1e-9 and r["ratio_note"] == ""
+    else:
+        assert math.isnan(r["ratio"]) and "does not interpolate" in r["ratio_note"]
     if config["dynamics"] == "limit":
         assert len(x["tau"]) == r["n_events"] and np.all(np.diff(x["tau"]) >= 0)
-        # the plateaus fall by the fitted samples' share of the loss (±1 labels, unit norms)
+        # the plateaus fall by the fitted samples' share of the loss
         drops = -np.diff(np.concatenate([[x["initial_loss"]], x["plateau_loss"]]))
-        assert np.allclose(drops, x["event_fitted"] / (2 * config["n"]))
+        fitted = np.abs(out - data.y) < 1e-6 * np.abs(data.y)
+        assert drops.sum() == pytest.approx((data.y[fitted] ** 2).sum() / (2 * cfg["n"]))
     else:
         assert x["a_abs"].dtype == np.float64 and x["a_abs"].shape == (len(x["t"]), config["m"])
+        np.testing.assert_array_equal(x["a_abs"][-1], np.abs(net.a))
         assert x["loss"][-1] == r["final_loss"] and len(x["event_tau"]) == r["n_events"]
         assert np.allclose(x["tau"], x["t"] / np.log(1 / config["scale"]))
         if config["dynamics"] == "flow":
@@ -469,11 +519,15 @@ def test_results_cli_lists_filters_and_exports(tmp_path, capsys):
     df = pd.read_csv(io.StringIO(out))
     assert len(df) == 3 and set(df.m) == {8} and {"run_id", "ratio", "version"} <= set(df.columns)
 
-    assert main(["results", str(store), "--format", "json", "--columns", "run_id,seed,ratio"]) == 0
+    assert (
+        main(["results", str(store), "--format", "json", "--columns", "run_id,norm_sq,ratio"]) == 0
+    )
     rows = json.loads(capsys.readouterr().out)
     with ResultsStore(store) as s:
-        ref = s.frame()
-    assert [r["ratio"] for r in rows] == list(ref.ratio)  # floats exact through JSON
+        ref = s.frame(order="parameters")
+    assert [r["run_id"] for r in rows] == list(ref.run_id)
+    assert [r["norm_sq"] for r in rows] == list(ref.norm_sq)  # floats exact through JSON
+    assert [r["ratio"] for r in rows] == [None if math.isnan(v) else v for v in ref.ratio]
 
     pq = tmp_path / "r.parquet"
     assert main(["results", str(store), "-o", str(pq)]) == 0

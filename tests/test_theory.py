@@ -1,4 +1,4 @@
-"""Closed forms of THEORY.md §5 against brute force, Monte Carlo and their own invariants."""
+"""Closed forms of docs/limit.md against brute force, Monte Carlo and their own invariants."""
 
 from __future__ import annotations
 
@@ -65,18 +65,41 @@ def test_probability_stable_for_huge_n_and_m():
     # Near the threshold the value must be strictly inside (0, 1) and change with m.
     near = [interpolation_probability(10**9, 10**9, m) for m in (62, 66, 70)]
     assert 0.0 < near[0] < near[1] < near[2] < 1.0
-    # Check against a direct high-precision evaluation of the same sum at one point.
-    m, n = 64, 10**9
-    terms = [math.lgamma(m + 1) - math.lgamma(k + 1) - math.lgamma(m - k + 1) - m * math.log(2)
-             + n * math.log1p(-(2.0 ** -k)) + n * math.log1p(-(2.0 ** -(m - k)))
-             for k in range(1, m)]
-    top = max(terms)
-    direct = math.exp(top) * math.fsum(math.exp(t - top) for t in terms)
-    assert interpolation_probability(n, n, m) == pytest.approx(direct, rel=1e-12)
+    # Against the same sum in 60-digit arithmetic (mpmath), where (1 - 2^-k)^n is evaluated
+    # directly, not through log1p: no shared formula or rounding with the code under test.
+    mpmath = pytest.importorskip("mpmath")
+    with mpmath.workdps(60):
+        for m, n_pos, n_neg in [(64, 10**9, 10**9), (70, 10**9, 10**9), (40, 10**9, 3), (90, 10**12, 10**12)]:
+            exact = mpmath.fsum(
+                mpmath.binomial(m, k) / mpmath.mpf(2) ** m
+                * (1 - mpmath.mpf(2) ** -k) ** n_pos
+                * (1 - mpmath.mpf(2) ** -(m - k)) ** n_neg
+                for k in range(m + 1)
+            )
+            assert interpolation_probability(n_pos, n_neg, m) == pytest.approx(float(exact), rel=1e-12)
+
+
+@pytest.mark.parametrize(("n_pos", "n_neg", "m"), [(50, 50, 12), (1000, 1000, 24), (700, 3, 17), (0, 40, 9)])
+def test_probability_equals_the_exact_rational_sum(n_pos, n_neg, m):
+    """At moderate n the probability is a rational number: compute it exactly (fractions)."""
+    from fractions import Fraction
+
+    exact = sum(
+        Fraction(math.comb(m, k), 2**m)
+        * (1 - Fraction(1, 2**k)) ** n_pos
+        * (1 - Fraction(1, 2 ** (m - k))) ** n_neg
+        for k in range(m + 1)
+    )
+    assert interpolation_probability(n_pos, n_neg, m) == pytest.approx(float(exact), rel=1e-13)
 
 
 def test_edge_terms():
-    assert interpolation_probability(0, 0, 1) == 1.0
+    # n = n_pos + n_neg = 0 is refused, as every dataset refuses n = 0
+    with pytest.raises(InputError, match="n_pos \\+ n_neg must be >= 1"):
+        interpolation_probability(0, 0, 1)
+    with pytest.raises(InputError, match="n_pos \\+ n_neg must be >= 1"):
+        width_for_probability(0, 0, 0.9)
+    assert interpolation_probability(0, 1, 1) == 0.25  # one neuron: s = -1 and u > 0
     assert interpolation_probability(5, 0, 1) == pytest.approx(2.0**-6)  # s = +1 and 5 bits set
     assert interpolation_probability(1, 1, 1) == 0.0  # one neuron cannot cover both signs
 
@@ -87,8 +110,8 @@ def test_width_inverse_is_consistent():
         assert interpolation_probability(n_pos, n_neg, m) >= p
         if m > 1:
             assert interpolation_probability(n_pos, n_neg, m - 1) < p
-    assert width_for_probability(0, 0, 0.99) == 1
-    # About 2 log2(n) for balanced labels (THEORY.md §5).
+    assert width_for_probability(0, 1, 0.2) == 1  # P = 1/4 at m = 1
+    # About 2 log2(n) for balanced labels (docs/limit.md).
     m = width_for_probability(10**6, 10**6, 0.5)
     assert abs(m - 2 * math.log2(2e6)) < 8
 

@@ -2,7 +2,7 @@
 
 Exact gradient flow in reduced coordinates, gradient descent as its own
 dynamics, the λ → 0 saddle-to-saddle jump process, and the analysis that
-connects them. See THEORY.md for the mathematics.
+connects them. See docs/README.md for the mathematics.
 
 Typical use::
 
@@ -43,6 +43,9 @@ _WHERE = {
     "NotOrthogonalError": "errors",
     "StabilityWarning": "errors",
     "gradient_flow": "flow",
+    "competitor_gaps": "gaps",
+    "predicted_error": "gaps",
+    "predicted_log_inv_scale": "gaps",
     "LimitResult": "limit",
     "Tie": "limit",
     "jump_process": "limit",
@@ -55,6 +58,9 @@ _WHERE = {
     "width_for_probability": "theory",
     "SolverStats": "trajectory",
     "Trajectory": "trajectory",
+    "coverage_depth": "width_law",
+    "fit_width_law": "width_law",
+    "halving_ratio": "width_law",
 }
 
 if TYPE_CHECKING:  # pragma: no cover - for static analysis and IDEs only
@@ -71,11 +77,13 @@ if TYPE_CHECKING:  # pragma: no cover - for static analysis and IDEs only
     from .descent import gradient_descent, sharpness
     from .errors import InputError, NotOrthogonalError, StabilityWarning
     from .flow import gradient_flow
+    from .gaps import competitor_gaps, predicted_error, predicted_log_inv_scale
     from .generators import sphere_data, teacher_data, teacher_labels, toy_1d_data, with_bias
     from .limit import LimitResult, Tie, jump_process
     from .network import Network, init_network, load_init, save_init
     from .theory import interpolation_probability, min_norm_sq, width_for_probability
     from .trajectory import SolverStats, Trajectory
+    from .width_law import coverage_depth, fit_width_law, halving_ratio
 
 
 def __getattr__(name: str):
@@ -107,9 +115,13 @@ __all__ = [
     "__version__",
     "activation_events",
     "array_data",
+    "competitor_gaps",
+    "coverage_depth",
+    "fit_width_law",
     "gaussian_data",
     "gradient_descent",
     "gradient_flow",
+    "halving_ratio",
     "init_network",
     "interpolation_probability",
     "jump_process",
@@ -117,6 +129,8 @@ __all__ = [
     "min_norm_sq",
     "orthogonal_data",
     "plateaus",
+    "predicted_error",
+    "predicted_log_inv_scale",
     "save_init",
     "sharpness",
     "sphere_data",

@@ -35,8 +35,25 @@ STALLED_MESSAGE = (
 
 
 def log_inv_scale(net: Network) -> float:
-    """``log(1/λ)``, the unit of ``τ`` (NaN for ``λ >= 1``)."""
-    return math.log(1.0 / net.scale) if net.scale < 1 else float("nan")
+    """``log(1/λ)``, the unit of ``τ``, exact at any scale (NaN for ``λ >= 1``)."""
+    return net.log_inv_scale
+
+
+def activation_level(data: Dataset) -> float:
+    """The output weight ``L`` at which a neuron counts as activated (docs/any-scale.md).
+
+    ``L = ½ min_i sqrt(|y_i| / ‖x_i‖)`` over the labelled samples: half the
+    smallest ``|a_j|`` an activated neuron can end with in the λ → 0 limit (one
+    that fits a single sample ``i`` has ``a_j⁴ = y_i² / ‖x_i‖²``), so every neuron
+    the limit activates crosses it, at a time that converges to its limit
+    activation time in ``τ``, and a neuron that stays at its saddle never does.
+    """
+    y = np.abs(np.asarray(data.y, dtype=float))
+    x = np.sqrt(np.asarray(data.sq_norms(), dtype=float))
+    ok = y > 0
+    if not ok.any():
+        return math.inf
+    return 0.5 * float(np.sqrt(y[ok] / x[ok]).min())
 
 
 def max_steps_message(max_steps: int, t: float, net: Network) -> str:
@@ -135,9 +152,20 @@ class StallWatch:
         self.mark_loss = math.inf
 
     def check(
-        self, v: np.ndarray, yv: np.ndarray, data: Dataset, m: int, t: float, loss: float
+        self,
+        v: np.ndarray,
+        yv: np.ndarray,
+        data: Dataset,
+        m: int,
+        t: float,
+        loss: float,
+        weight: np.ndarray | None = None,
     ) -> bool:
-        """``v``, ``yv``: velocity and state as flat ``(a, u)`` vectors at time ``t``."""
+        """``v``, ``yv``: velocity and state as flat ``(a, u)`` vectors at time ``t``.
+
+        ``weight``: ``e^{2ℓ_j}`` when neuron ``j`` is stored as ``e^{ℓ_j}`` times
+        ``yv``'s entries (the relative speeds do not depend on it, ``‖∇L‖²`` does).
+        """
         rules, n = self.rules, data.n
         size = neuron_scale(yv, m, n)
         speed = neuron_scale(v, m, n)
@@ -145,7 +173,8 @@ class StallWatch:
         if not (speed[live] <= rules.stall_rate * size[live]).all():
             self.mark_t = -1.0
             return False
-        speed_sq = float(v[:m] @ v[:m] + data.quad_form(v[m:].reshape(m, n)).sum())
+        per = v[:m] ** 2 + data.quad_form(v[m:].reshape(m, n))
+        speed_sq = float(per.sum() if weight is None else per @ weight)
         if speed_sq <= rules.loss_tol * rules.rate_unit:
             return True
         if self.mark_t < 0:
@@ -160,7 +189,14 @@ def neuron_scale(yv: np.ndarray, m: int, n: int) -> np.ndarray:
 
 
 class Recorder:
-    """Collects trajectory samples: a geometric grid in ``t``, events, and the end."""
+    """Collects trajectory samples: a geometric grid in ``t``, events, and the end.
+
+    Rows are stored at any scale: ``ln |a_j|`` (and ``|a_j|``, which underflows to 0
+    where the neuron is below float64's range), ``‖w_j‖``, the loss and the
+    active counts. The conservation drift is computed from each neuron's O(1)
+    part, ``a_j² − ‖w_j‖² = e^{2ℓ_j}(â_j² − ‖ŵ_j‖²)``, so it measures rounding,
+    not underflow.
+    """
 
     def __init__(self, data: Dataset, net: Network, points_per_decade: int, t0: float):
         self.data, self.net = data, net
@@ -168,25 +204,45 @@ class Recorder:
         self.next_t = t0
         self.t: list[float] = []
         self.loss: list[float] = []
-        self.a: list[np.ndarray] = []
+        self.log_a: list[np.ndarray] = []
         self.w: list[np.ndarray] = []
         self.act: list[np.ndarray] = []
-        self.balance0 = net.balance(data)
+        p = net.log_params
+        self.ell0 = np.asarray(p.ell, dtype=float)
+        self.wps_hat0 = np.asarray(p.w_perp_sq_hat, dtype=float)
+        self.balance0_hat = p.a_hat**2 - p.w_perp_sq_hat - data.quad_form(p.u_hat)
         self.drift = 0.0
 
+    def w_perp_sq_hat(self, ell: np.ndarray) -> np.ndarray:
+        """``‖w_j^⊥‖²`` in units of ``e^{2ℓ_j}`` (it is constant in absolute terms)."""
+        with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+            out = self.wps_hat0 * np.exp(np.minimum(2.0 * (self.ell0 - ell), 700.0))
+        return np.where(self.wps_hat0 == 0, 0.0, out)
+
     def add(self, t: float, a: np.ndarray, u: np.ndarray, mask: np.ndarray) -> None:
-        sig = u * mask
-        r = a @ sig - self.data.y
-        wsq = self.net.w_perp_sq + self.data.quad_form(u)
-        size = a**2 + wsq
-        scale = size.max()
-        if scale > 0:
-            self.drift = max(self.drift, float(np.abs(a**2 - wsq - self.balance0).max() / scale))
-        self.t.append(t)
-        self.loss.append(float(r @ r) / (2 * r.shape[0]))
-        self.a.append(np.abs(a))
-        self.w.append(np.sqrt(np.maximum(wsq, 0.0)))
-        self.act.append(mask.sum(axis=1).astype(np.int64))
+        """Add a row from the float64 state ``(a, u)`` (dynamics that run in float64)."""
+        size = np.maximum(np.abs(a), np.abs(u).max(axis=1, initial=0.0))
+        safe = np.where(size > 0, size, 1.0)
+        with np.errstate(divide="ignore"):
+            ell = np.where(size > 0, np.log(safe), -np.inf)
+        self.add_scaled(t, ell, a / safe, u / safe[:, None], mask)
+
+    def add_scaled(
+        self, t: float, ell: np.ndarray, a_hat: np.ndarray, u_hat: np.ndarray, mask: np.ndarray
+    ) -> None:
+        """Add a row from the state ``(a, u) = e^{ℓ}(â, û)``."""
+        with np.errstate(under="ignore"):
+            w2 = np.exp(2.0 * ell)
+        r = (w2 * a_hat) @ (u_hat * mask) - self.data.y
+        wsq_hat = self.w_perp_sq_hat(ell) + self.data.quad_form(u_hat)
+        self.extend_scaled(
+            np.array([t]),
+            np.array([float(r @ r) / (2 * r.shape[0])]),
+            ell[None, :],
+            a_hat[None, :],
+            wsq_hat[None, :],
+            mask.sum(axis=1).astype(np.int64)[None, :],
+        )
 
     def extend(
         self,
@@ -196,17 +252,52 @@ class Recorder:
         wsq: np.ndarray,
         n_active: np.ndarray,
     ) -> None:
-        """Append rows computed elsewhere (``a``, ``‖w‖²`` and counts: shape (T, m))."""
-        size = (a**2 + wsq).max(axis=1)
-        dev = np.abs(a**2 - wsq - self.balance0[None, :]).max(axis=1)
-        ok = size > 0
-        if ok.any():
-            self.drift = max(self.drift, float((dev[ok] / size[ok]).max()))
+        """Append rows computed elsewhere in float64: ``a`` and ``‖w‖²`` (``w^⊥`` included), (T, m)."""
+        a = np.asarray(a, dtype=float)
+        wsq = np.maximum(np.asarray(wsq, dtype=float), 0.0)
+        size = np.maximum(np.abs(a), np.sqrt(wsq))
+        safe = np.where(size > 0, size, 1.0)
+        with np.errstate(divide="ignore"):
+            ell = np.where(size > 0, np.log(safe), -np.inf)
+        self.extend_scaled(t, loss, ell, a / safe, wsq / safe**2, n_active)
+
+    def extend_scaled(
+        self,
+        t: np.ndarray,
+        loss: np.ndarray,
+        ell: np.ndarray,
+        a_hat: np.ndarray,
+        wsq_hat: np.ndarray,
+        n_active: np.ndarray,
+    ) -> None:
+        """Append rows computed elsewhere, neuron ``j`` as ``e^{ℓ_j}`` times O(1) parts.
+
+        ``ell``, ``a_hat`` (``a = e^{ℓ} â``), ``wsq_hat`` (``‖w‖² = e^{2ℓ} ‖ŵ‖²``,
+        ``w^⊥`` included) and the active counts: shape (T, m).
+        """
+        with np.errstate(divide="ignore", under="ignore", over="ignore", invalid="ignore"):
+            dev = np.abs(
+                a_hat**2
+                - wsq_hat
+                - self.balance0_hat[None, :]
+                * np.exp(np.minimum(2.0 * (self.ell0[None, :] - ell), 700.0))
+            )
+            size = a_hat**2 + wsq_hat
+            fin = np.isfinite(ell)
+            log_dev = np.where(fin & (dev > 0), 2.0 * ell + np.log(dev), -np.inf)
+            log_size = np.where(fin & (size > 0), 2.0 * ell + np.log(size), -np.inf)
+            top = log_size.max(axis=1)
+            ok = np.isfinite(top)
+            if ok.any():
+                rel = np.exp(log_dev.max(axis=1)[ok] - top[ok])
+                self.drift = max(self.drift, float(rel.max()))
+            log_a = np.where(fin, ell + np.log(np.abs(a_hat)), -np.inf)
+            w = np.exp(np.where(fin, ell, -np.inf)) * np.sqrt(np.maximum(wsq_hat, 0.0))
         self.t.extend(float(x) for x in t)
         self.loss.extend(float(x) for x in loss)
-        self.a.extend(np.abs(a))
-        self.w.extend(np.sqrt(np.maximum(wsq, 0.0)))
-        self.act.extend(n_active.astype(np.int64))
+        self.log_a.extend(log_a)
+        self.w.extend(w)
+        self.act.extend(np.asarray(n_active, dtype=np.int64))
 
     def grid_points(self, t_lo: float, t_hi: float) -> list[float]:
         """The grid points in ``(t_lo, t_hi]`` not yet handed out."""
@@ -218,12 +309,16 @@ class Recorder:
         return pts
 
     def samples(self) -> dict[str, np.ndarray]:
+        log_a = np.asarray(self.log_a)
+        with np.errstate(under="ignore"):
+            a_abs = np.exp(log_a)
         return dict(
             t=np.asarray(self.t),
             loss=np.asarray(self.loss),
-            a_abs=np.asarray(self.a),
+            a_abs=a_abs,
             w_norm=np.asarray(self.w),
             n_active=np.asarray(self.act),
+            log_abs_a=log_a,
         )
 
 
@@ -281,6 +376,7 @@ def run_provenance(dynamics: str, data: Dataset, net: Network, **options: Any) -
     return provenance(
         dynamics=dynamics,
         scale=net.scale,
+        log10_scale=net.log10_scale,
         m=net.m,
         n=data.n,
         init=net.init,
@@ -304,11 +400,17 @@ def make_trajectory(
     kinks: dict[str, np.ndarray],
     wall0: float,
     provenance: dict[str, Any],
+    activation_t: np.ndarray | None = None,
 ) -> Trajectory:
-    """The :class:`Trajectory` of a finished run (``samples`` as :meth:`Recorder.samples`)."""
+    """The :class:`Trajectory` of a finished run (``samples`` as :meth:`Recorder.samples`).
+
+    ``activation_t``: activation times located by the dynamics (the flow), or None.
+    """
     return Trajectory(
         dynamics=dynamics,
         tau=samples["t"] / log_inv_scale(net),
+        activation_t=activation_t,
+        activation_level=activation_level(data),
         final=final,
         initial=net,
         success=status in SUCCESS,

@@ -28,9 +28,11 @@ def locate_kinks(
     u_old: np.ndarray,
     act: np.ndarray,
     rtol: float,
-    atol: float,
+    atol: float | np.ndarray,
 ) -> tuple[float, np.ndarray]:
     """First sign change, on the step's dense output, of the candidate coordinates.
+
+    ``atol``: absolute tolerance, a number or one per neuron (shape (m,)).
 
     Returns ``(θ*, flat indices to flip)`` with θ* in [0, 1] the fraction of the step.
     """
@@ -82,7 +84,8 @@ def locate_kinks(
     v_star = sgn * (u0 + h * (Qc @ p))
     j = cand // u_old.shape[1]
     neuron_size = np.maximum(np.abs(yv[:m]), np.abs(u_old).max(axis=1))[j]
-    close = v_star <= 1e-3 * (atol + rtol * neuron_size)
+    atol_j = atol[j] if np.ndim(atol) else atol  # per neuron when in log-scale units
+    close = v_star <= 1e-3 * (atol_j + rtol * neuron_size)
     crossing_now = np.zeros(cand.size, dtype=bool)
     crossing_now[sub[theta <= th_star]] = True
     flip = cand[crossing_now | (close & np.isin(np.arange(cand.size), sub))]
@@ -100,7 +103,7 @@ def outside_unit(alpha: np.ndarray) -> bool:
 
 
 def locate_sliding_exit(
-    f: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    f: Callable[[np.ndarray, np.ndarray, float], np.ndarray],
     K: np.ndarray,
     yv: np.ndarray,
     h: float,
@@ -111,7 +114,8 @@ def locate_sliding_exit(
     """First θ in (0, θ_max] where a sliding coordinate's activity fraction α leaves [0, 1].
 
     α is a smooth function of the state along the step; it is evaluated on the
-    step's dense output (one field evaluation per point), bracketed on a grid
+    step's dense output (one field evaluation per point, ``f(state, out, time
+    offset within the step)``), bracketed on a grid
     and refined by the Illinois method to ``1e-13`` of the step. Returns the upper end of the final bracket (just past the
     exit, where the new mode is unambiguous), or None if α stays in [0, 1]
     up to θ_max.
@@ -121,7 +125,7 @@ def locate_sliding_exit(
 
     def excess(th: float) -> float:
         """How far the furthest α is outside its band (> 0: outside)."""
-        f(yv + h * (Q @ (th ** np.arange(1, 5))), scratch)
+        f(yv + h * (Q @ (th ** np.arange(1, 5))), scratch, th * h)
         al = field.alpha[2]
         return float(np.max(np.maximum(lo_b - al, al - hi_b)))
 

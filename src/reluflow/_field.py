@@ -1,6 +1,6 @@
 """The reduced-coordinate vector field ``−∇L`` shared by the flow and gradient descent.
 
-THEORY.md §2, with ``M`` the activity mask ``1[u_ji > 0]`` (σ'(0) = 0):
+docs/model.md, with ``M`` the activity mask ``1[u_ji > 0]`` (σ'(0) = 0):
 
     r_i     = Σ_j a_j σ(u_ji) − y_i
     da_j/dt = −(1/n) Σ_i r_i σ(u_ji)
@@ -48,6 +48,7 @@ class Field:
         out_a: np.ndarray | None = None,
         out_u: np.ndarray | None = None,
         sliding: np.ndarray | None = None,
+        neuron_weight: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Return ``(da/dt, du/dt, r)`` at ``(a, u)`` with activity ``mask`` (float 0/1 array).
 
@@ -61,9 +62,14 @@ class Field:
                 that keeps it at 0 (solved jointly per neuron, not clipped, so that
                 the caller can locate where ``α`` leaves [0, 1]); :attr:`alpha` holds
                 ``(rows, cols, α)`` after the call.
+            neuron_weight: ``e^{2ℓ_j}`` when neuron ``j`` is given as ``(a_j, u_j) =
+                e^{−ℓ_j}`` times its true value (docs/any-scale.md): the outputs are
+                ``Σ_j e^{2ℓ_j} a_j σ(u_ji)`` and, the field of a neuron being
+                homogeneous of degree 1 in ``(a_j, u_j)`` for a fixed residual, the
+                returned velocities are then in the same units as ``(a, u)``.
         """
         sig = u * mask
-        r = a @ sig - self.y
+        r = (a if neuron_weight is None else a * neuron_weight) @ sig - self.y
         rw = r * (1.0 / self.n if weights is None else weights)
         da = np.matmul(sig, rw, out=out_a)
         np.negative(da, out=da)

@@ -144,19 +144,6 @@ def _run(
     u = np.ascontiguousarray(u)
     z = np.ascontiguousarray(u @ Kp)
     mask = maskb.astype(float)  # float mask shared with the reference helpers
-    N = m + m * n
-
-    def f(state: np.ndarray, out: np.ndarray) -> np.ndarray:
-        """The reference field (``Field.velocity``) on a flat ``(a, u)`` state."""
-        return field.velocity(
-            state[:m],
-            state[m:N].reshape(m, n),
-            mask,
-            out_a=out[:m],
-            out_u=out[m:N].reshape(m, n),
-            sliding=sliding,
-        )[2]
-
     Ka = np.zeros((7, m))
     Ku = np.zeros((7, m, n))
     Kz = np.zeros((7, m, n))
@@ -245,10 +232,10 @@ def _run(
                 yflat = np.concatenate([a, u.ravel()])
                 u.ravel()[flip] = 0.0
                 scnt, sidx, sinv, alpha = slide_arrays
-                NB.evaluate(
-                    a, u, Ka[6], Ku[6], Kz[6], y, Kg, maskb, 1.0 / n, scnt, sidx, sinv, alpha,
-                    r_buf, G_buf,
-                )
+                NB.sliding_alpha(
+                    a, u, y, Kg, maskb, 1.0 / n, scnt, sidx, sinv, alpha, r_buf,
+                    np.empty(max(1, sidx.shape[1])),
+                )  # fmt: skip
                 left = np.zeros(m, dtype=bool)
                 for j in np.flatnonzero(scnt):
                     left[j] = E.exited(alpha[j, : scnt[j]]).any()
@@ -273,7 +260,7 @@ def _run(
                 stats["sliding"] += int(slid.sum())
                 stats["kinks"] += int(switched.size)
                 kinks.add(t, switched, up, slid)
-                slide_arrays = _sliding_arrays(Kg, sliding, inv_cache)
+                slide_arrays = _sliding_arrays(Kg, sliding, inv_cache, slide_arrays)
                 ss = evaluate_here()
                 stats["evaluations"] += 1
                 loss = ss / (2 * n)
@@ -287,7 +274,8 @@ def _run(
                         ),
                     )
                     break
-                if record_kinks and (npts == 0 or last_pt < t):
+                last_row = bufs[0][int(ist[NB.I_NREC]) - 1] if ist[NB.I_NREC] else rec.t[-1]
+                if record_kinks and (npts == 0 or last_pt < t) and last_row < t:
                     bufs = NB.add_row(t, a, u, z, maskb, y, w_perp_sq, balance0, fs, ist, *bufs)
                 h = max(h_prop, h * (1.0 - theta_star)) if theta_star < 1 else h_prop
             else:
@@ -367,27 +355,41 @@ def _outcome(code, t, fs, rules, rtol, max_steps, net) -> tuple[str, str]:
     return "failed", f"step size underflow at t = {t:.6g}: the solver cannot meet rtol = {rtol:g}"
 
 
-def _sliding_arrays(K: np.ndarray, sliding: np.ndarray, cache: dict):
+def _sliding_arrays(K: np.ndarray, sliding: np.ndarray, cache: dict, old=None):
     """Padded per-neuron sliding sets and ``K_SS⁻¹`` (as ``Field._hold``) for the kernel.
 
-    ``cache`` maps a neuron to its last sliding set and inverse (recomputed only
-    when the set changes).
+    ``cache`` maps a neuron to its last sliding set and inverse; only the rows of
+    neurons whose set changed are rewritten in ``old`` (the previous arrays), which
+    are reallocated when the largest set outgrows them.
     """
     m = sliding.shape[0]
     cnt = sliding.sum(axis=1).astype(np.int64)
     smax = max(1, int(cnt.max(initial=0)))
-    idx = np.zeros((m, smax), dtype=np.int64)
-    inv = np.zeros((m, smax, smax))
-    for j in np.flatnonzero(cnt):
+    if old is not None and old[1].shape[1] >= smax:
+        _, idx, inv, alpha = old
+        fresh = False
+    else:
+        smax = max(smax, 2 * old[1].shape[1]) if old is not None else smax
+        idx = np.zeros((m, smax), dtype=np.int64)
+        inv = np.zeros((m, smax, smax))
+        alpha = np.zeros((m, smax))
+        fresh = True
+    for j in range(m):
+        if cnt[j] == 0:
+            if cache.pop(j, None) is not None:
+                inv[j] = 0.0
+            continue
         S = np.flatnonzero(sliding[j])
         key = S.tobytes()
         hit = cache.get(j)
         if hit is None or hit[0] != key:
             hit = (key, np.linalg.inv(K[S][:, S]))
             cache[j] = hit
+        elif not fresh:
+            continue
         idx[j, : S.size] = S
         inv[j, : S.size, : S.size] = hit[1]
-    return cnt, idx, inv, np.zeros((m, smax))
+    return cnt, idx, inv, alpha
 
 
 __all__ = ["blas_threads", "gradient_flow_general"]

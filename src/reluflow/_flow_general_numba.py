@@ -496,6 +496,45 @@ def run(
 
 
 @njit(cache=True)
+def sliding_alpha(a, u, y, Kg, mask, inv_n, scnt, sidx, sinv, alpha, r, dus):
+    """The sliding fractions alone (into ``alpha``; ``r`` gets the residual).
+
+    As :func:`evaluate` restricted to the sliding rows: ``du_jΣ = −a_j (K g_j)_Σ`` in
+    O(n |Σ|) per neuron (``K`` symmetric: rows ``K_Σ·``), ``q = K_ΣΣ⁻¹ du_jΣ``,
+    ``α = q / (a_j r_Σ / n)``. Used wherever a sliding exit is located and decided, so
+    that both see the same arithmetic.
+    """
+    m, n = u.shape
+    for i in range(n):
+        r[i] = -y[i]
+    for j in range(m):
+        aj = a[j]
+        for i in range(n):
+            if mask[j, i]:
+                r[i] += aj * u[j, i]
+    for j in range(m):
+        c = scnt[j]
+        if c == 0:
+            continue
+        naj = -a[j]
+        for p in range(c):
+            row = sidx[j, p]
+            acc = 0.0
+            for i in range(n):
+                if mask[j, i]:
+                    acc += r[i] * Kg[row, i]
+            dus[p] = naj * acc * inv_n
+        for p in range(c):
+            qp = 0.0
+            for s in range(c):
+                qp += sinv[j, p, s] * dus[s]
+            i = sidx[j, p]
+            den = a[j] * (r[i] * inv_n)
+            al = qp / den if den != 0.0 else np.nan
+            alpha[j, p] = al if al == al else np.inf
+
+
+@njit(cache=True)
 def _excess(P, th, h, a, u, Ka, Ku, y, Kg, mask, scnt, sidx, sinv, alpha, sa, su, ka, ku, kz, r, G):
     """How far the furthest sliding fraction is outside its band at θ (> 0: outside)."""
     b = np.empty(7)
@@ -516,7 +555,7 @@ def _excess(P, th, h, a, u, Ka, Ku, y, Kg, mask, scnt, sidx, sinv, alpha, sa, su
             for s in range(7):
                 acc += b[s] * Ku[s, j, i]
             su[j, i] = u[j, i] + h * acc
-    evaluate(sa, su, ka, ku, kz, y, Kg, mask, 1.0 / n, scnt, sidx, sinv, alpha, r, G)
+    sliding_alpha(sa, su, y, Kg, mask, 1.0 / n, scnt, sidx, sinv, alpha, r, ka)
     lo_b = -SLIDE_MARGIN
     hi_b = 1.0 + SLIDE_MARGIN
     ex = -np.inf
@@ -533,11 +572,11 @@ def locate_exit(P, h, theta_max, a, u, Ka, Ku, y, Kg, mask, scnt, sidx, sinv, al
     m, n = u.shape
     sa = np.empty(m)
     su = np.empty((m, n))
-    ka = np.empty(m)
-    ku = np.empty((m, n))
-    kz = np.empty((m, n))
+    ka = np.empty(max(m, sidx.shape[1]))  # scratch for the sliding rows
+    ku = np.empty((1, 1))
+    kz = np.empty((1, 1))
     r = np.empty(n)
-    G = np.empty((m, n))
+    G = np.empty((1, 1))
     lo = 0.0
     g_lo = _excess(P, 0.0, h, a, u, Ka, Ku, y, Kg, mask, scnt, sidx, sinv, alpha,
                    sa, su, ka, ku, kz, r, G)

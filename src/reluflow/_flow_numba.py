@@ -1,4 +1,4 @@
-"""Compiled gradient-flow engine for orthogonal data (THEORY.md §3).
+"""Compiled gradient-flow engine for orthogonal data (docs/orthogonal-flow.md).
 
 The same algorithm as the reference loop in :mod:`reluflow.flow` (Dormand–Prince
 5(4) with the ``scipy.integrate.RK45`` tableau, per-neuron error control, ReLU
@@ -26,6 +26,14 @@ not copied; after a kink one pass builds the state at the event, drops the
 crossed coordinates and scatters the residual, and one more gives ``K_0``.
 Floating-point results differ from the numpy loop only by summation order.
 
+Any scale (docs/any-scale.md): neuron ``j`` is held as ``e^{ℓ_j}`` times O(1)
+numbers, the outputs weigh it by ``e^{2ℓ_j}`` (per stage, ``ℓ_j + g_j c_s h``
+in a growth frame), every neuron is renormalised by an exact power of two
+after each step, and the inactive coordinates, ``‖w^⊥‖²`` and the conserved
+balance enter through their logs. When the numpy loop would test for a plateau
+to cross in closed form (:mod:`reluflow._plateau`), the kernel returns
+``PLATEAU`` and the caller does it.
+
 The kernel is resumable: all the state lives in arrays owned by the caller and
 :func:`run` returns after ``step_limit`` accepted steps with code ``RUNNING``,
 so that a progress bar can be updated between calls; a run in one call and a
@@ -34,18 +42,24 @@ run in many calls give bit-identical results.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numba import njit
 
 # return codes of :func:`run`
-RUNNING, T_MAX, MAX_STEPS, LOSS_TOL, STALLED, NONFINITE, UNDERFLOW = 0, 1, 2, 3, 4, 5, 6
+RUNNING, T_MAX, MAX_STEPS, LOSS_TOL, STALLED, NONFINITE, UNDERFLOW, PLATEAU = 0, 1, 2, 3, 4, 5, 6, 7
 
 # slots of the float state vector ``fs``
 F_T, F_H, F_NEXT, F_DRIFT, F_LOSS, F_MARK_T, F_MARK_LOSS = 0, 1, 2, 3, 4, 5, 6
 N_FS = 7
 # slots of the integer state vector ``ist``
-I_STEPS, I_REJ, I_EVALS, I_KINKS, I_KSTEPS, I_NREC, I_NKINK = 0, 1, 2, 3, 4, 5, 6
-N_IST = 7
+I_STEPS, I_REJ, I_EVALS, I_KINKS, I_KSTEPS, I_NREC, I_NKINK, I_SKIP = 0, 1, 2, 3, 4, 5, 6, 7
+N_IST = 8
+
+_LN2 = math.log(2.0)
+# successive non-finite trial steps before the run is declared failed (as the numpy loop)
+_MAX_FAILS = 60
 
 
 @njit(cache=True, inline="always")
@@ -56,6 +70,12 @@ def _nmax(x, y):
     if y != y:
         return y
     return x if x >= y else y
+
+
+@njit(cache=True, inline="always")
+def _ex(x):
+    """``exp`` with −inf → 0 (a log of 0)."""
+    return math.exp(x) if x > -745.0 else 0.0
 
 
 @njit(cache=True)
@@ -107,17 +127,18 @@ def _grow_rows(rec_t, rec_loss, rec_a, rec_w, rec_act, nrec):
 @njit(cache=True)
 def _row(
     t,
+    el,
     sa,
     su,
     idx,
     cnt,
     y,
     invD,
-    w_perp_sq,
-    deadsq,
-    balance0,
+    lwps,
+    ldsq,
+    lb0,
+    sb0,
     r,
-    wsq,
     drift,
     rec_t,
     rec_loss,
@@ -126,35 +147,42 @@ def _row(
     rec_act,
     nrec,
 ):
-    """Write one trajectory row (t, loss, |a_j|, ‖w_j‖, n_active) at ``nrec``; return the drift.
+    """Write one trajectory row (t, loss, ln|a_j|, ‖w_j‖, n_active) at ``nrec``; return the drift.
 
-    As the reference ``_Recorder.add``: ``‖w_j‖² = ‖w_j^⊥‖² + Σ_i u_ji² / ‖x_i‖²`` and the
-    drift is ``max_j |a_j² − ‖w_j‖² − (a_j² − ‖w_j‖²)(0)| / max_j (a_j² + ‖w_j‖²)``.
+    As the reference ``Recorder.add_scaled``: neuron ``j`` is ``e^{el_j}`` times
+    ``(sa_j, su_j)``; ``‖ŵ_j‖² = e^{lwps_j − 2 el_j} + e^{ldsq_j − 2 el_j} + Σ_k su_jk² / ‖x‖²``
+    and the drift is ``max_j e^{2 el_j} |â² − ‖ŵ‖² − b̂0_j| / max_j e^{2 el_j}(â² + ‖ŵ‖²)``
+    with ``b̂0_j = sb0_j e^{lb0_j − 2 el_j}`` the initial balance in the same units.
     """
     m = sa.shape[0]
     n = y.shape[0]
     for i in range(n):
         r[i] = 0.0
-    big = 0.0
+    top_dev = -np.inf
+    top_size = -np.inf
     for j in range(m):
         aj = sa[j]
+        e2 = 2.0 * el[j]
+        wj = _ex(e2)
         q = 0.0
         for k in range(cnt[j]):
             i = idx[j, k]
             v = su[j, k]
-            r[i] += aj * v
+            r[i] += (wj * aj) * v
             q += v * v * invD[i]
-        ws = w_perp_sq[j] + (deadsq[j] + q)
-        wsq[j] = ws
-        rec_a[nrec, j] = abs(aj)
-        rec_w[nrec, j] = np.sqrt(max(ws, 0.0))
+        ws = (_ex(lwps[j] - e2) + _ex(ldsq[j] - e2)) + q
+        rec_a[nrec, j] = el[j] + math.log(abs(aj)) if aj != 0 else -np.inf
+        rec_w[nrec, j] = _ex(el[j]) * math.sqrt(max(ws, 0.0))
         rec_act[nrec, j] = cnt[j]
-        big = _nmax(big, aj * aj + ws)
-    if big > 0:
-        dev = 0.0
-        for j in range(m):
-            dev = _nmax(dev, abs(sa[j] * sa[j] - wsq[j] - balance0[j]))
-        drift = max(drift, dev / big)
+        if el[j] > -np.inf:
+            dev = abs(aj * aj - ws - sb0[j] * _ex(lb0[j] - e2))
+            size = aj * aj + ws
+            if dev > 0:
+                top_dev = max(top_dev, e2 + math.log(dev))
+            if size > 0:
+                top_size = max(top_size, e2 + math.log(size))
+    if top_size > -np.inf and top_dev > -np.inf:
+        drift = max(drift, math.exp(top_dev - top_size))
     ss = 0.0
     for i in range(n):
         ri = r[i] - y[i]
@@ -186,7 +214,7 @@ def _poly(u0, h, q0, q1, q2, q3, th):
 
 
 @njit(cache=True)
-def _locate(cj, ck, nc, uc, h, sc0, rtol, atol, Q, lo, hi, hitpos, flip):
+def _locate(cj, ck, nc, uc, h, sc0, rtol, atl, Q, lo, hi, hitpos, flip):
     """First crossing of 0 on the dense output among the ``nc`` candidates (active coordinates).
 
     The reference ``_locate_kinks``: bracket the first crossing of each candidate
@@ -206,7 +234,8 @@ def _locate(cj, ck, nc, uc, h, sc0, rtol, atol, Q, lo, hi, hitpos, flip):
       a crossing ``> G >= θ*``: only the hits with ``lo < G`` are bisected.
 
     Sets ``flip[c]`` and returns ``(θ*, number flipped)``; ``θ* = 1`` and nothing
-    flipped when no candidate crosses within the step.
+    flipped when no candidate crosses within the step. ``atl``: ``atol`` per neuron
+    (in its units).
     """
     nh = 0
     for c in range(nc):
@@ -266,7 +295,7 @@ def _locate(cj, ck, nc, uc, h, sc0, rtol, atol, Q, lo, hi, hitpos, flip):
         c = hitpos[p]
         j = cj[c]
         v = _poly(uc[j, ck[c]], h, Q[c, 0], Q[c, 1], Q[c, 2], Q[c, 3], th_star)
-        if hi[p] <= th_star or v <= 1e-3 * (atol + rtol * sc0[j]):
+        if hi[p] <= th_star or v <= 1e-3 * (atl[j] + rtol * sc0[j]):
             flip[c] = True
             nflip += 1
     return th_star, nflip
@@ -287,12 +316,13 @@ def _finish_residual(r, y, D, inv_n, rw, g):
 
 
 @njit(cache=True)
-def _stage_pass(s, h, A, B, a, U, SU, sa, idx, cnt, rw, g, r, Ka, Ku, slot):
+def _stage_pass(s, h, A, B, a, U, SU, sa, idx, cnt, rw, g, r, Ka, Ku, slot, gr, Wn):
     """Field at stage ``s`` (state in ``sa, SU``, residual done) fused with the next state.
 
-    Writes ``K_s``, then overwrites ``sa, SU`` with the state of stage ``s + 1``
-    (``y0 + Σ_q A[s+1, q] h K_q``; for ``s = 5`` the solution ``y0 + h Σ_q B_q K_q``)
-    and scatters its residual into ``r`` (which must be 0 on entry).
+    Writes ``K_s = F − gr x`` (growth frame ``gr``), then overwrites ``sa, SU`` with
+    the state of stage ``s + 1`` (``y0 + Σ_q A[s+1, q] h K_q``; for ``s = 5`` the
+    solution ``y0 + h Σ_q B_q K_q``) and scatters its residual, each neuron weighed
+    by ``Wn`` (``e^{2ℓ}`` at that stage), into ``r`` (which must be 0 on entry).
     """
     m = a.shape[0]
     K0 = Ku[slot[0]]
@@ -312,34 +342,39 @@ def _stage_pass(s, h, A, B, a, U, SU, sa, idx, cnt, rw, g, r, Ka, Ku, slot):
     c5 = B[5]
     for j in range(m):
         naj = -sa[j]
+        gj = gr[j]
         acc = 0.0
         nk = cnt[j]
         if s == 1:
             for k in range(nk):
                 i = idx[j, k]
-                acc += SU[j, k] * rw[i]
-                d = naj * g[i]
+                x = SU[j, k]
+                acc += x * rw[i]
+                d = naj * g[i] - gj * x
                 Ks[j, k] = d
                 SU[j, k] = (c0 * K0[j, k] + c1 * d) + U[j, k]
         elif s == 2:
             for k in range(nk):
                 i = idx[j, k]
-                acc += SU[j, k] * rw[i]
-                d = naj * g[i]
+                x = SU[j, k]
+                acc += x * rw[i]
+                d = naj * g[i] - gj * x
                 Ks[j, k] = d
                 SU[j, k] = (c0 * K0[j, k] + c1 * K1[j, k] + c2 * d) + U[j, k]
         elif s == 3:
             for k in range(nk):
                 i = idx[j, k]
-                acc += SU[j, k] * rw[i]
-                d = naj * g[i]
+                x = SU[j, k]
+                acc += x * rw[i]
+                d = naj * g[i] - gj * x
                 Ks[j, k] = d
                 SU[j, k] = (c0 * K0[j, k] + c1 * K1[j, k] + c2 * K2[j, k] + c3 * d) + U[j, k]
         elif s == 4:
             for k in range(nk):
                 i = idx[j, k]
-                acc += SU[j, k] * rw[i]
-                d = naj * g[i]
+                x = SU[j, k]
+                acc += x * rw[i]
+                d = naj * g[i] - gj * x
                 Ks[j, k] = d
                 SU[j, k] = (
                     c0 * K0[j, k] + c1 * K1[j, k] + c2 * K2[j, k] + c3 * K3[j, k] + c4 * d
@@ -347,8 +382,9 @@ def _stage_pass(s, h, A, B, a, U, SU, sa, idx, cnt, rw, g, r, Ka, Ku, slot):
         else:
             for k in range(nk):
                 i = idx[j, k]
-                acc += SU[j, k] * rw[i]
-                d = naj * g[i]
+                x = SU[j, k]
+                acc += x * rw[i]
+                d = naj * g[i] - gj * x
                 Ks[j, k] = d
                 SU[j, k] = U[j, k] + h * (
                     c0 * K0[j, k]
@@ -358,7 +394,7 @@ def _stage_pass(s, h, A, B, a, U, SU, sa, idx, cnt, rw, g, r, Ka, Ku, slot):
                     + c4 * K4[j, k]
                     + c5 * d
                 )
-        da = -acc
+        da = -acc - gj * sa[j]
         Ka[slot[s], j] = da
         if s == 1:
             aj = (c0 * Ka[slot[0], j] + c1 * da) + a[j]
@@ -384,47 +420,185 @@ def _stage_pass(s, h, A, B, a, U, SU, sa, idx, cnt, rw, g, r, Ka, Ku, slot):
                 + c5 * da
             )
         sa[j] = aj
+        wa = Wn[j] * aj
         for k in range(nk):
-            r[idx[j, k]] += aj * SU[j, k]
+            r[idx[j, k]] += wa * SU[j, k]
 
 
 @njit(cache=True)
-def _velocity_pass(sa, SU, idx, cnt, rw, g, KA, KU, spd):
-    """Field at ``(sa, SU)`` (residual done) into ``KA, KU``; ``spd_j = max(|da_j|, max|du_j|)``."""
+def _velocity_pass(sa, SU, idx, cnt, rw, g, KA, KU, gr):
+    """Field at ``(sa, SU)`` (residual done) into ``KA, KU``, minus ``gr x``."""
     for j in range(sa.shape[0]):
         naj = -sa[j]
+        gj = gr[j]
         acc = 0.0
-        sp = 0.0
         for k in range(cnt[j]):
             i = idx[j, k]
-            acc += SU[j, k] * rw[i]
-            d = naj * g[i]
-            KU[j, k] = d
-            sp = max(sp, abs(d))
-        KA[j] = -acc
-        spd[j] = max(abs(acc), sp)
+            x = SU[j, k]
+            acc += x * rw[i]
+            KU[j, k] = naj * g[i] - gj * x
+        KA[j] = -acc - gj * sa[j]
+
+
+@njit(cache=True)
+def _settle(ell, gr, a, U, cnt, KA, KU, ldmax, sc0, spd0, log_gf):
+    """After a step: power-of-two renormalisation, then the growth frame of the next step.
+
+    As ``reluflow.flow._renormalise_rows`` and ``_retune_rows``: a neuron whose size
+    ``max(|â|, max|û|, inactive part)`` left [1/4, 4] is scaled by ``2^−e`` (``ℓ += e ln 2``);
+    ``g_j`` becomes the Rayleigh quotient of the true field over ``a_j`` and the active
+    coordinates for the neurons below ``e^{log_gf}`` of the largest, 0 for the others,
+    and ``K_0 = F − g x``. Sets ``sc0`` (sizes) and ``spd0`` (true speeds).
+    """
+    m = a.shape[0]
+    top = -np.inf
+    for j in range(m):
+        size = max(abs(a[j]), _ex(ldmax[j] - ell[j]))
+        for k in range(cnt[j]):
+            size = max(size, abs(U[j, k]))
+        if size > 4.0 or (size < 0.25 and size > 0):
+            e = math.frexp(size)[1] - 1
+            fac = math.ldexp(1.0, -e)
+            a[j] *= fac
+            KA[j] *= fac
+            for k in range(cnt[j]):
+                U[j, k] *= fac
+                KU[j, k] *= fac
+            ell[j] += e * _LN2
+            size = max(abs(a[j]), _ex(ldmax[j] - ell[j]))
+            for k in range(cnt[j]):
+                size = max(size, abs(U[j, k]))
+        sc0[j] = size
+        if size > 0:
+            top = max(top, ell[j] + math.log(size))
+    for j in range(m):
+        gj = gr[j]
+        va = KA[j] + gj * a[j]
+        num = a[j] * va
+        den = a[j] * a[j]
+        sp = abs(va)
+        for k in range(cnt[j]):
+            x = U[j, k]
+            vu = KU[j, k] + gj * x
+            num += x * vu
+            den += x * x
+            sp = max(sp, abs(vu))
+        spd0[j] = sp
+        size = sc0[j]
+        small = size > 0 and ell[j] + math.log(size) <= top + log_gf
+        if size == 0:
+            small = 0.0 <= top + log_gf  # ln 0 = −inf <= anything
+        gn = num / den if (small and den > 0) else 0.0
+        KA[j] = va - gn * a[j]
+        for k in range(cnt[j]):
+            KU[j, k] = (KU[j, k] + gj * U[j, k]) - gn * U[j, k]
+        gr[j] = gn
+
+
+@njit(cache=True)
+def _stage_weights(ell, gr, C, h, W):
+    """``W[s, j] = e^{2(ℓ_j + g_j c_s h)}`` for the seven stages (``c_6 = 1``)."""
+    for s in range(7):
+        cs = C[s] if s < 6 else 1.0
+        for j in range(ell.shape[0]):
+            W[s, j] = _ex(2.0 * (ell[j] + gr[j] * (cs * h)))
+
+
+@njit(cache=True)
+def _activations(act_t, t, h, th_end, ell, gr, a, Ka, slot, P, log_level, b):
+    """Locate ``ln|a_j| = log_level`` on the step's dense output for the neurons not yet active.
+
+    As ``reluflow.flow._locate_activations``: bracket on 16 points of ``[0, θ_end]``,
+    bisect to 1e-15 of the step.
+    """
+    m = a.shape[0]
+    for j in range(m):
+        if act_t[j] == act_t[j]:
+            continue
+        _dense_weights(P, th_end, b)
+        acc = 0.0
+        for s in range(7):
+            acc += b[s] * Ka[slot[s], j]
+        ae = a[j] + h * acc
+        if ae == 0 or ell[j] + gr[j] * (th_end * h) + math.log(abs(ae)) < log_level:
+            continue
+        lo = 0.0
+        hi = th_end
+        for gi in range(1, 17):
+            th = th_end * gi / 16.0
+            _dense_weights(P, th, b)
+            acc = 0.0
+            for s in range(7):
+                acc += b[s] * Ka[slot[s], j]
+            aj = a[j] + h * acc
+            if aj != 0 and ell[j] + gr[j] * th * h + math.log(abs(aj)) - log_level >= 0:
+                hi = th
+                break
+            lo = th
+        for _ in range(60):
+            if hi - lo <= 1e-15:
+                break
+            mid = 0.5 * (lo + hi)
+            _dense_weights(P, mid, b)
+            acc = 0.0
+            for s in range(7):
+                acc += b[s] * Ka[slot[s], j]
+            aj = a[j] + h * acc
+            if aj != 0 and ell[j] + gr[j] * mid * h + math.log(abs(aj)) - log_level >= 0:
+                hi = mid
+            else:
+                lo = mid
+        act_t[j] = t + hi * h
+
+
+@njit(cache=True)
+def _plateau_ready(ell, a, U, idx, cnt, KA, KU, gr, sc0, invb, eps, rest_tol):
+    """``reluflow._plateau.plateau_ready``: some neuron small, every other at rest."""
+    m = a.shape[0]
+    any_small = False
+    for j in range(m):
+        c = 0.0
+        for k in range(cnt[j]):
+            x = U[j, k]
+            if x > 0:
+                c = max(c, x * invb[idx[j, k]])
+        c *= _ex(2.0 * ell[j]) * abs(a[j])
+        if c <= eps:
+            any_small = True
+            continue
+        gj = gr[j]
+        sp = abs(KA[j] + gj * a[j])
+        for k in range(cnt[j]):
+            sp = max(sp, abs(KU[j, k] + gj * U[j, k]))
+        if not (sp <= rest_tol * sc0[j]):
+            return False
+    return any_small
 
 
 @njit(cache=True)
 def run(
     A,
     B,
+    C,
     E,
     P,
     y,
     D,
-    w_perp_sq,
-    deadmax,
-    deadsq,
-    balance0,
+    lwps,
+    ldmax,
+    ldsq,
+    lb0,
+    sb0,
+    ell,
+    gr,
     a,
     uc,
     idx,
     cnt,
-    u_full,
     Ka,
     Ku,
     sc0,
+    act_t,
     fs,
     ist,
     t_end,
@@ -437,6 +611,13 @@ def run(
     rate_unit,
     grid_ratio,
     record_kinks,
+    log_level,
+    log_gf,
+    check_plateau,
+    invb,
+    eps_out,
+    rest_tol,
+    skip_after,
     rec_t,
     rec_loss,
     rec_a,
@@ -446,13 +627,14 @@ def run(
     kink_j,
     kink_i,
 ):
-    """Integrate until a stopping rule or ``step_limit`` accepted steps (code ``RUNNING``).
+    """Integrate until a stopping rule, a plateau to cross, or ``step_limit`` accepted steps.
 
-    On entry and exit ``(a, uc)`` is the state (active coordinates of neuron
-    ``j`` in ``uc[j, :cnt[j]]``, sample indices in ``idx``), ``Ka[0], Ku[0]``
-    the field there and ``sc0`` its neuron scales; ``u_full`` gets the full
-    ``u`` on exit. Returns ``(code, rec_t, rec_loss, rec_a, rec_w, rec_act,
-    kink_t, kink_j, kink_i)`` (the buffers are reallocated when they grow).
+    On entry and exit the state is ``(ℓ, a, uc)`` (neuron ``j`` is ``e^{ℓ_j}`` times
+    ``a_j`` and its active coordinates ``uc[j, :cnt[j]]``, sample indices in ``idx``),
+    ``gr`` the growth frame of the next step, ``Ka[0], Ku[0]`` the projected field
+    ``F − g x`` there and ``sc0`` the neuron sizes. Returns ``(code, rec_t, rec_loss,
+    rec_a, rec_w, rec_act, kink_t, kink_j, kink_i)`` (the buffers are reallocated when
+    they grow); ``rec_a`` holds ``ln |a_j|``.
     """
     m = a.shape[0]
     n = y.shape[0]
@@ -471,11 +653,11 @@ def run(
     sa = np.empty(m)
     ga = np.empty(m)
     gu = np.empty((m, n))  # dense output at grid points
+    gl = np.empty(m)  # log-scales at a grid point
     sc1 = np.empty(m)
     spd0 = np.empty(m)
-    spd6 = np.empty(m)
-    qsq = np.empty(m)
-    wsq = np.empty(m)
+    atl = np.empty(m)
+    W = np.empty((7, m))
     b = np.empty(7)
     ncap = max(1, cnt.sum())  # kink candidates are active coordinates, never more
     cj = np.empty(ncap, dtype=np.int64)
@@ -488,9 +670,10 @@ def run(
     hitpos = np.empty(ncap, dtype=np.int64)
 
     for j in range(m):
-        sp = abs(Ka[0, j])
+        gj = gr[j]
+        sp = abs(Ka[0, j] + gj * a[j])
         for k in range(cnt[j]):
-            sp = max(sp, abs(Ku[0, j, k]))
+            sp = max(sp, abs(Ku[0, j, k] + gj * uc[j, k]))
         spd0[j] = sp
 
     t = fs[F_T]
@@ -500,34 +683,9 @@ def run(
     loss = fs[F_LOSS]
     nrec = ist[I_NREC]
     nkink = ist[I_NKINK]
-    if nrec == 0:
-        rec_t, rec_loss, rec_a, rec_w, rec_act = _grow_rows(
-            rec_t, rec_loss, rec_a, rec_w, rec_act, nrec
-        )
-        drift = _row(
-            t,
-            a,
-            uc,
-            idx,
-            cnt,
-            y,
-            invD,
-            w_perp_sq,
-            deadsq,
-            balance0,
-            rr,
-            wsq,
-            drift,
-            rec_t,
-            rec_loss,
-            rec_a,
-            rec_w,
-            rec_act,
-            nrec,
-        )
-        nrec += 1
     code = RUNNING
     done_here = 0
+    fails = 0
     while True:
         if t >= t_end:
             code = T_MAX
@@ -538,6 +696,11 @@ def run(
         if done_here >= step_limit:
             break
         h = min(h, t_end - t)
+        for j in range(m):
+            atl[j] = atol * _ex(-ell[j]) if atol > 0 else 0.0
+            if atol > 0 and ell[j] < -700:
+                atl[j] = np.inf
+        _stage_weights(ell, gr, C, h, W)
         U = X[cur]
         SU = X[1 - cur]
         # ---- one Dormand-Prince trial step with the mask frozen
@@ -546,13 +709,14 @@ def run(
         for j in range(m):
             aj = (c10 * Ka[slot[0], j]) + a[j]
             sa[j] = aj
+            wa = W[1, j] * aj
             for k in range(cnt[j]):
                 v = (c10 * K0[j, k]) + U[j, k]
                 SU[j, k] = v
-                r[idx[j, k]] += aj * v
+                r[idx[j, k]] += wa * v
         for s in range(1, 6):
             _finish_residual(r, y, D, inv_n, rw, g)
-            _stage_pass(s, h, A, B, a, U, SU, sa, idx, cnt, rw, g, r, Ka, Ku, slot)
+            _stage_pass(s, h, A, B, a, U, SU, sa, idx, cnt, rw, g, r, Ka, Ku, slot, gr, W[s + 1])
         # stage 7 at the solution, fused with the error norm and the kink candidates
         ss = _finish_residual(r, y, D, inv_n, rw, g)
         loss6 = ss / (2 * n)
@@ -564,49 +728,20 @@ def run(
         K5 = Ku[slot[5]]
         K6 = Ku[slot[6]]
         e0, e1, e2, e3, e4, e5, e6 = E[0], E[1], E[2], E[3], E[4], E[5], E[6]
-        p00 = P[0, 0]
-        p01 = P[0, 1]
-        p02 = P[0, 2]
-        p03 = P[0, 3]
-        p10 = P[1, 0]
-        p11 = P[1, 1]
-        p12 = P[1, 2]
-        p13 = P[1, 3]
-        p20 = P[2, 0]
-        p21 = P[2, 1]
-        p22 = P[2, 2]
-        p23 = P[2, 3]
-        p30 = P[3, 0]
-        p31 = P[3, 1]
-        p32 = P[3, 2]
-        p33 = P[3, 3]
-        p40 = P[4, 0]
-        p41 = P[4, 1]
-        p42 = P[4, 2]
-        p43 = P[4, 3]
-        p50 = P[5, 0]
-        p51 = P[5, 1]
-        p52 = P[5, 2]
-        p53 = P[5, 3]
-        p60 = P[6, 0]
-        p61 = P[6, 1]
-        p62 = P[6, 2]
-        p63 = P[6, 3]
         ratio = 0.0
         nc = 0
         for j in range(m):
             naj = -sa[j]
+            gj = gr[j]
             acc = 0.0
-            sp = 0.0
-            s1 = _nmax(abs(sa[j]), deadmax[j])
+            s1 = _nmax(abs(sa[j]), _ex(ldmax[j] - (ell[j] + gj * h)))
             e = 0.0
             for k in range(cnt[j]):
                 i = idx[j, k]
                 vu = SU[j, k]
                 acc += vu * rw[i]
-                d = naj * g[i]
+                d = naj * g[i] - gj * vu
                 K6[j, k] = d
-                sp = max(sp, abs(d))
                 s1 = _nmax(s1, abs(vu))
                 k0 = K0[j, k]
                 k1 = K1[j, k]
@@ -620,10 +755,22 @@ def run(
                 if vu <= 0 or min(u0, vu) < 0.5 * h * abs(k0):
                     # a kink candidate: dense-output coefficients Q = Kᵀ P, kept unless
                     # provably positive on the whole step (then it cannot be a hit)
-                    q0 = k0 * p00 + k1 * p10 + k2 * p20 + k3 * p30 + k4 * p40 + k5 * p50 + d * p60
-                    q1 = k0 * p01 + k1 * p11 + k2 * p21 + k3 * p31 + k4 * p41 + k5 * p51 + d * p61
-                    q2 = k0 * p02 + k1 * p12 + k2 * p22 + k3 * p32 + k4 * p42 + k5 * p52 + d * p62
-                    q3 = k0 * p03 + k1 * p13 + k2 * p23 + k3 * p33 + k4 * p43 + k5 * p53 + d * p63
+                    q0 = (
+                        k0 * P[0, 0] + k1 * P[1, 0] + k2 * P[2, 0] + k3 * P[3, 0]
+                        + k4 * P[4, 0] + k5 * P[5, 0] + d * P[6, 0]
+                    )
+                    q1 = (
+                        k0 * P[0, 1] + k1 * P[1, 1] + k2 * P[2, 1] + k3 * P[3, 1]
+                        + k4 * P[4, 1] + k5 * P[5, 1] + d * P[6, 1]
+                    )
+                    q2 = (
+                        k0 * P[0, 2] + k1 * P[1, 2] + k2 * P[2, 2] + k3 * P[3, 2]
+                        + k4 * P[4, 2] + k5 * P[5, 2] + d * P[6, 2]
+                    )
+                    q3 = (
+                        k0 * P[0, 3] + k1 * P[1, 3] + k2 * P[2, 3] + k3 * P[3, 3]
+                        + k4 * P[4, 3] + k5 * P[5, 3] + d * P[6, 3]
+                    )
                     low = u0 + h * (min(q0, 0.0) + min(q1, 0.0) + min(q2, 0.0) + min(q3, 0.0))
                     mag = abs(u0) + h * (abs(q0) + abs(q1) + abs(q2) + abs(q3))
                     if not (low > 1e-12 * mag):
@@ -634,9 +781,8 @@ def run(
                         Qc[nc, 2] = q2
                         Qc[nc, 3] = q3
                         nc += 1
-            da = -acc
+            da = -acc - gj * sa[j]
             Ka[slot[6], j] = da
-            spd6[j] = max(abs(da), sp)
             ea = h * (
                 e0 * Ka[slot[0], j]
                 + e1 * Ka[slot[1], j]
@@ -648,11 +794,18 @@ def run(
             )
             e = _nmax(abs(ea), e)
             sc1[j] = s1
-            sc = _nmax(atol + rtol * _nmax(sc0[j], s1), 1e-300)
+            sc = _nmax(atl[j] + rtol * _nmax(sc0[j], s1), 1e-300)
             ratio = _nmax(ratio, e / sc)
         if not np.isfinite(ratio):
-            code = NONFINITE
-            break
+            # a trial step so long that a log-scale overflowed in a stage: shorter
+            fails += 1
+            if fails > _MAX_FAILS or h < 1e-14 * max(t, 1.0):
+                code = NONFINITE
+                break
+            ist[I_REJ] += 1
+            h *= 0.2
+            continue
+        fails = 0
         if ratio > 1.0:
             ist[I_REJ] += 1
             h *= max(0.2, 0.9 * ratio**-0.2)
@@ -664,8 +817,9 @@ def run(
         theta_star = 1.0
         nflip = 0
         if nc > 0:
-            theta_star, nflip = _locate(cj, ck, nc, U, h, sc0, rtol, atol, Qc, lo, hi, hitpos, flip)
+            theta_star, nflip = _locate(cj, ck, nc, U, h, sc0, rtol, atl, Qc, lo, hi, hitpos, flip)
         t_next = t + theta_star * h
+        _activations(act_t, t, h, theta_star, ell, gr, a, Ka, slot, P, log_level, b)
         t_hi = min(t_next, t_end)
         npts = 0
         last_pt = 0.0
@@ -673,29 +827,14 @@ def run(
             if next_t > t:
                 _dense_weights(P, (next_t - t) / h, b)
                 _dense_state(h, b, a, U, cnt, Ka, Ku, slot, ga, gu)
+                for j in range(m):
+                    gl[j] = ell[j] + gr[j] * (next_t - t)
                 rec_t, rec_loss, rec_a, rec_w, rec_act = _grow_rows(
                     rec_t, rec_loss, rec_a, rec_w, rec_act, nrec
                 )
                 drift = _row(
-                    next_t,
-                    ga,
-                    gu,
-                    idx,
-                    cnt,
-                    y,
-                    invD,
-                    w_perp_sq,
-                    deadsq,
-                    balance0,
-                    rr,
-                    wsq,
-                    drift,
-                    rec_t,
-                    rec_loss,
-                    rec_a,
-                    rec_w,
-                    rec_act,
-                    nrec,
+                    next_t, gl, ga, gu, idx, cnt, y, invD, lwps, ldsq, lb0, sb0, rr, drift,
+                    rec_t, rec_loss, rec_a, rec_w, rec_act, nrec,
                 )
                 nrec += 1
                 npts += 1
@@ -704,7 +843,8 @@ def run(
         ist[I_STEPS] += 1
         done_here += 1
         h_prop = h * min(5.0, max(0.2, 0.9 * max(ratio, 1e-10) ** -0.2))
-        if nflip > 0:
+        event = nflip > 0
+        if event:
             ist[I_KINKS] += nflip
             ist[I_KSTEPS] += 1
             t = t_next
@@ -728,8 +868,8 @@ def run(
                 )
                 aj = a[j] + h * acca
                 a[j] = aj
-                scj = _nmax(abs(aj), deadmax[j])
-                q = 0.0
+                ell[j] = ell[j] + gr[j] * (theta_star * h)
+                wa = _ex(2.0 * ell[j]) * aj
                 w = 0
                 for k in range(cnt[j]):
                     i = idx[j, k]
@@ -739,7 +879,6 @@ def run(
                         kink_j[nkink] = j
                         kink_i[nkink] = i
                         nkink += 1
-                        u_full[j, i] = 0.0
                         continue
                     v = U[j, k] + h * (
                         b0 * K0[j, k]
@@ -753,44 +892,28 @@ def run(
                     SU[j, w] = v
                     idx[j, w] = i
                     w += 1
-                    r[i] += aj * v
-                    q += v * v * invD[i]
-                    scj = _nmax(scj, abs(v))
+                    r[i] += wa * v
                 cnt[j] = w
-                sc0[j] = scj
-                qsq[j] = q
             cur = 1 - cur
             U = X[cur]
             ss = _finish_residual(r, y, D, inv_n, rw, g)
             loss = ss / (2 * n)
-            _velocity_pass(a, U, idx, cnt, rw, g, Ka[slot[0]], Ku[slot[0]], spd0)
+            _velocity_pass(a, U, idx, cnt, rw, g, Ka[slot[0]], Ku[slot[0]], gr)
             ist[I_EVALS] += 1
             if record_kinks and (npts == 0 or last_pt < t):
                 rec_t, rec_loss, rec_a, rec_w, rec_act = _grow_rows(
                     rec_t, rec_loss, rec_a, rec_w, rec_act, nrec
                 )
-                big = 0.0
-                for j in range(m):
-                    ws = w_perp_sq[j] + (deadsq[j] + qsq[j])
-                    wsq[j] = ws
-                    rec_a[nrec, j] = abs(a[j])
-                    rec_w[nrec, j] = np.sqrt(max(ws, 0.0))
-                    rec_act[nrec, j] = cnt[j]
-                    big = _nmax(big, a[j] * a[j] + ws)
-                if big > 0:
-                    dev = 0.0
-                    for j in range(m):
-                        dev = _nmax(dev, abs(a[j] * a[j] - wsq[j] - balance0[j]))
-                    drift = max(drift, dev / big)
-                rec_t[nrec] = t
-                rec_loss[nrec] = loss
+                drift = _row(
+                    t, ell, a, U, idx, cnt, y, invD, lwps, ldsq, lb0, sb0, rr, drift,
+                    rec_t, rec_loss, rec_a, rec_w, rec_act, nrec,
+                )
                 nrec += 1
             h = max(h_prop, h * (1.0 - theta_star)) if theta_star < 1 else h_prop
         else:
             for j in range(m):
                 a[j] = sa[j]
-                sc0[j] = sc1[j]
-                spd0[j] = spd6[j]
+                ell[j] = ell[j] + gr[j] * h
             cur = 1 - cur
             s0 = slot[0]
             slot[0] = slot[6]
@@ -798,6 +921,8 @@ def run(
             loss = loss6
             t = t + h
             h = h_prop
+        U = X[cur]
+        _settle(ell, gr, a, U, cnt, Ka[slot[0]], Ku[slot[0]], ldmax, sc0, spd0, log_gf)
         if loss <= loss_tol:
             code = LOSS_TOL
             break
@@ -812,15 +937,16 @@ def run(
             fs[F_MARK_T] = -1.0
         else:
             sp = 0.0
+            KA0 = Ka[slot[0]]
+            KU0 = Ku[slot[0]]
             for j in range(m):
-                sp += Ka[slot[0], j] * Ka[slot[0], j]
-            qq = 0.0
-            K0 = Ku[slot[0]]
-            for j in range(m):
+                gj = gr[j]
+                va = KA0[j] + gj * a[j]
+                qq = va * va
                 for k in range(cnt[j]):
-                    v = K0[j, k]
+                    v = KU0[j, k] + gj * U[j, k]
                     qq += v * v * invD[idx[j, k]]
-            sp += qq
+                sp += _ex(2.0 * ell[j]) * qq
             if sp <= loss_tol * rate_unit:
                 code = STALLED
                 break
@@ -830,41 +956,31 @@ def run(
             elif t > fs[F_MARK_T] and t >= 2 * fs[F_MARK_T] and fs[F_MARK_LOSS] - loss <= loss_tol:
                 code = STALLED
                 break
+        skip = max(ist[I_SKIP] - 1, 0)
+        ist[I_SKIP] = skip
+        if check_plateau and not event and skip == 0:
+            if _plateau_ready(
+                ell, a, U, idx, cnt, Ka[slot[0]], Ku[slot[0]], gr, sc0, invb, eps_out, rest_tol
+            ):
+                code = PLATEAU
+                break
 
     U = X[cur]
     for j in range(m):
         for k in range(cnt[j]):
             uc[j, k] = U[j, k]
-            u_full[j, idx[j, k]] = U[j, k]
     if slot[0] != 0:
         for j in range(m):
             Ka[0, j] = Ka[slot[0], j]
             for k in range(cnt[j]):
                 Ku[0, j, k] = Ku[slot[0], j, k]
-    if code != RUNNING and rec_t[nrec - 1] < t:
+    if code != RUNNING and code != PLATEAU and rec_t[nrec - 1] < t:
         rec_t, rec_loss, rec_a, rec_w, rec_act = _grow_rows(
             rec_t, rec_loss, rec_a, rec_w, rec_act, nrec
         )
         drift = _row(
-            t,
-            a,
-            uc,
-            idx,
-            cnt,
-            y,
-            invD,
-            w_perp_sq,
-            deadsq,
-            balance0,
-            rr,
-            wsq,
-            drift,
-            rec_t,
-            rec_loss,
-            rec_a,
-            rec_w,
-            rec_act,
-            nrec,
+            t, ell, a, uc, idx, cnt, y, invD, lwps, ldsq, lb0, sb0, rr, drift,
+            rec_t, rec_loss, rec_a, rec_w, rec_act, nrec,
         )
         nrec += 1
     fs[F_T] = t

@@ -2,7 +2,7 @@
 
 While every output ``f_i = Σ_j a_j σ(u_ji)`` is negligible against the labels,
 the residual is ``r = −y`` and each neuron evolves alone and linearly
-(THEORY.md §3 with ``r = −y``; the same computation as the jump process's
+(docs/orthogonal-flow.md with ``r = −y``; the same computation as the jump process's
 alignment amplitude, :func:`reluflow.limit._alignment_amplitude`). With
 ``s = sign(a_j)``, ``ã = s a_j > 0``, ``ỹ = s y`` and ``B(t) = ∫_0^t ã``:
 
@@ -14,6 +14,13 @@ alignment amplitude, :func:`reluflow.limit._alignment_amplitude`). With
   sums over the live coordinates), so ``Z = γ ã + v`` grows like ``e^{γ t}``
   and, with the invariant ``κ = ã² − v²/γ²``,
   ``v = (Z² − γ²κ) / (2Z)`` and ``ã = (Z² + γ²κ) / (2γZ)``.
+
+Any scale. The phase is homogeneous of degree 1 in each neuron's initial state,
+so it is solved for ``(â_j, û_j) = e^{−ℓ_j}(a_j, u_j)(0)`` (O(1)) and every
+quantity is returned relative to ``ã``: ``ln ã`` (from ``ln Z = ln Z_k + γ Δt``,
+which never overflows although ``Z`` reaches ``1/λ``) and ``u / ã``, ``B / ã``,
+``v / ã = γ (1 − q)/(1 + q)`` with ``q = γ²κ / Z²``. The true state is
+``e^{ℓ_j + ln ã}`` times O(1) numbers at λ = 1e-10000 as at λ = 1e-8.
 
 The phase ends at the first time ``t₁`` where some ``|f_i|`` reaches ``eps``
 times its label (``eps = 1e-2 · rtol`` in :func:`reluflow.gradient_flow`): the
@@ -40,17 +47,31 @@ _SCAN_DECADES = 60
 
 @dataclass(frozen=True)
 class InitialPhase:
-    """The closed-form phase up to ``t1``: its end state and its kinks (time-ordered)."""
+    """The closed-form phase up to ``t1``: its end state and its kinks (time-ordered).
+
+    The end state is ``(a, u) = e^{ℓ_j} (â_j, û_j)`` per neuron (``ell``,
+    ``a_hat``, ``u_hat``; :attr:`a` and :attr:`u` are the float64 values, which
+    underflow below 1e-308).
+    """
 
     t1: float
-    a: np.ndarray
-    u: np.ndarray
+    ell: np.ndarray
+    a_hat: np.ndarray
+    u_hat: np.ndarray
     kink_t: np.ndarray
     kink_flat: np.ndarray
     segments: _Segments
 
-    def state(self, t: float) -> tuple[np.ndarray, np.ndarray]:
-        """``(a, u)`` at a time ``t <= t1``."""
+    @property
+    def a(self) -> np.ndarray:
+        return np.exp(self.ell) * self.a_hat
+
+    @property
+    def u(self) -> np.ndarray:
+        return np.exp(self.ell)[:, None] * self.u_hat
+
+    def state(self, t: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(ℓ, â, û)`` at a time ``t <= t1``."""
         return self.segments.state(t)
 
     def record(self, rec: Recorder) -> None:
@@ -59,6 +80,37 @@ class InitialPhase:
         if not times or times[-1] < self.t1:
             times.append(self.t1)
         self.segments.record(rec, np.asarray(times))
+
+    def activation_times(self, log_level: float) -> np.ndarray:
+        """Per neuron, the first ``t <= t1`` where ``ln |a_j| = log_level`` (NaN if none).
+
+        ``|a_j| = e^{ℓ0_j} ã_j`` is located by bisection on the closed form (to
+        ``1e-14`` relative), for the neurons above the level at ``t1``.
+        """
+        out = np.full(self.ell.shape[0], np.nan)
+        seg = self.segments
+        above = np.flatnonzero(self.ell + np.log(np.abs(self.a_hat)) >= log_level)
+        for j in above:
+            rows = np.array([j])
+
+            def la(t: float, rows: np.ndarray = rows, j: int = j) -> float:
+                k = np.searchsorted(seg.t_lo[j], [t], side="right") - 1
+                return float(seg.ell0[j] + seg._log_a_and_b(rows, k, np.array([t]))[0][0])
+
+            if la(0.0) >= log_level:
+                out[j] = 0.0
+                continue
+            lo, hi = 0.0, self.t1
+            for _ in range(200):
+                mid = 0.5 * (lo + hi)
+                if la(mid) >= log_level:
+                    hi = mid
+                else:
+                    lo = mid
+                if hi - lo <= 1e-14 * hi:
+                    break
+            out[j] = hi
+        return out
 
 
 class _Segments:
@@ -69,8 +121,12 @@ class _Segments:
         x_sq = np.asarray(data.sq_norms(), dtype=float)
         n, m = data.n, net.m
         self.n, self.m = n, m
-        a0 = np.asarray(net.a, dtype=float)
-        self.u0 = np.asarray(net.u, dtype=float)
+        # each neuron at its own O(1) scale: (a, u)(0) = e^{ℓ0} (â0, û0)
+        p = net.log_params
+        self.ell0 = np.asarray(p.ell, dtype=float)
+        self.wps_hat = np.asarray(p.w_perp_sq_hat, dtype=float)
+        a0 = np.asarray(p.a_hat, dtype=float)
+        self.u0 = np.asarray(p.u_hat, dtype=float)
         self.sign = np.where(a0 > 0, 1.0, -1.0)
         yt = self.sign[:, None] * y[None, :]
         live = (self.u0 > 0) & (yt != 0) & (a0[:, None] != 0)
@@ -128,47 +184,62 @@ class _Segments:
         with np.errstate(divide="ignore", invalid="ignore"):
             self.kappa = self.a_lo**2 - np.where(self.g2 > 0, self.v_lo**2 / self.g2, 0.0)
 
-    def _a_and_b(
+    def _log_a_and_b(
         self, j: np.ndarray, k: np.ndarray, t: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """``ã`` and ``B`` of neurons ``j`` in their segments ``k`` at times ``t`` (same shape)."""
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``ln ã``, ``B / ã`` and ``1 / ã`` of neurons ``j`` in their segments ``k`` at times ``t``.
+
+        Relative to ã, so that nothing overflows when ``Z ~ e^{γ t}`` exceeds float64:
+        ``1/ã = 2γ e^{−ln Z} / (1 + q)``, ``v/ã = γ (1 − q)/(1 + q)`` with ``q = γ²κ e^{−2 ln Z}``
+        and ``B/ã = (B_k − v_k/γ²)/ã + (v/ã)/γ²``.
+        """
         g, g2 = self.gam[j, k], self.g2[j, k]
         a_k, v_k, dt = self.a_lo[j, k], self.v_lo[j, k], t - self.t_lo[j, k]
-        a, db = a_k.copy(), a_k * dt  # γ = 0: ã constant (nothing live), B grows linearly
+        b_k = self.b_lo[j, k]
+        # γ = 0: ã constant (nothing live), B grows linearly
+        la = np.log(a_k)
+        inv_a = 1.0 / a_k
+        b_over_a = b_k / a_k + dt
         grow = g > 0
         if grow.any():
-            gg = g[grow]
+            gg, gg2 = g[grow], g2[grow]
             kap = self.kappa[j, k][grow]
-            z = self.z_lo[j, k][grow] * np.exp(gg * dt[grow])
-            v = (z * z - gg * gg * kap) / (2.0 * z)
-            a[grow] = (z * z + gg * gg * kap) / (2.0 * gg * z)
-            db[grow] = (v - v_k[grow]) / g2[grow]
-        return a, self.b_lo[j, k] + db
+            lz = np.log(self.z_lo[j, k][grow]) + gg * dt[grow]
+            with np.errstate(over="ignore", under="ignore"):
+                q = gg * gg * kap * np.exp(-2.0 * lz)
+            la[grow] = lz - np.log(2.0 * gg) + np.log1p(q)
+            inv = 2.0 * gg * np.exp(-lz) / (1.0 + q)
+            inv_a[grow] = inv
+            v_over_a = gg * (1.0 - q) / (1.0 + q)
+            b_over_a[grow] = (b_k[grow] - v_k[grow] / gg2) * inv + v_over_a / gg2
+        return la, b_over_a, inv_a
 
     def record(self, rec: Recorder, times: np.ndarray) -> None:
         """Append rows at ``times`` to ``rec`` without forming ``u`` at each time.
 
         Along the phase, per neuron, ``‖w_j‖²``, ``Σ_i y_i σ(u_ji)`` and the active
         count are quadratic, linear and constant in ``B`` over the coordinates
-        alive at ``B`` (suffix sums over the death order). The loss is
-        ``(Σ y² − 2 Σ_j a_j Σ_i y_i σ(u_ji)) / 2n``: the dropped ``Σ f_i²`` is
-        below ``eps²`` of it, under the rounding of the loss.
+        alive at ``B`` (suffix sums over the death order); they are evaluated
+        relative to ``ã`` (``‖w‖²/ã²``, ``Σ y σ(u)/ã``, from ``B/ã`` and ``1/ã``).
+        The loss is ``(Σ y² − 2 Σ_j a_j Σ_i y_i σ(u_ji)) / 2n``: the dropped
+        ``Σ f_i²`` is below ``eps²`` of it, under the rounding of the loss.
         """
-        y, x_sq, net = rec.data.y, rec.data.sq_norms(), rec.net
+        y, x_sq = rec.data.y, rec.data.sq_norms()
         T = times.size
-        a_all, wsq_all = np.empty((T, self.m)), np.empty((T, self.m))
+        ell_all, a_hat_all = np.empty((T, self.m)), np.empty((T, self.m))
+        wsq_all = np.empty((T, self.m))
         act_all = np.empty((T, self.m), dtype=np.int64)
         fy = np.zeros(T)
         for j in range(self.m):
             k = np.searchsorted(self.t_lo[j], times, side="right") - 1
-            at, b = self._a_and_b(np.full(T, j), k, times)
+            la, bo, ia = self._log_a_and_b(np.full(T, j), k, times)
             live, u0, sl = self.live[j], self.u0[j], self.slope[j]
             neg = np.isfinite(self.level[j])
             keep = live & ~neg  # right-sign coordinates: alive throughout
             # terms of u² / ‖x‖² = (u0 + sl B)² / ‖x‖² and of y u = y (u0 + sl B)
             q0, q1, q2 = u0**2 / x_sq, 2 * u0 * sl / x_sq, sl**2 / x_sq
             p0, p1 = y * u0, y * sl
-            const_sq = float((u0**2 / x_sq)[~live].sum())
+            const_sq = float((u0**2 / x_sq)[~live].sum()) + float(self.wps_hat[j])
             const_y = float((y * np.maximum(u0, 0.0))[~live].sum())
             const_act = int(np.count_nonzero(keep) + np.count_nonzero((u0 > 0) & ~live))
             kj = int(self.deaths[j].sum())
@@ -178,39 +249,42 @@ class _Segments:
             def suffix(v: np.ndarray, idx: np.ndarray = idx) -> np.ndarray:
                 return np.concatenate([np.cumsum(v[idx][::-1])[::-1], [0.0]])
 
+            # B itself only orders the deaths: B = (B/ã) ã, compared in the sign of B/ã
+            # against the levels (B and the levels are O(1) while deaths happen)
+            with np.errstate(over="ignore"):
+                b = bo * np.exp(la)
             first = np.searchsorted(lev, b, side="right")  # first death still to come
-            wsq = (
-                net.w_perp_sq[j]
-                + const_sq
-                + q0[keep].sum()
-                + b * q1[keep].sum()
-                + b * b * q2[keep].sum()
-                + suffix(q0)[first]
-                + b * suffix(q1)[first]
-                + b * b * suffix(q2)[first]
+            c0 = const_sq + q0[keep].sum() + suffix(q0)[first]
+            c1 = q1[keep].sum() + suffix(q1)[first]
+            c2 = q2[keep].sum() + suffix(q2)[first]
+            wsq = c0 * ia * ia + bo * c1 * ia + bo * bo * c2
+            ys = (const_y + p0[keep].sum() + suffix(p0)[first]) * ia + bo * (
+                p1[keep].sum() + suffix(p1)[first]
             )
-            ys = (
-                const_y
-                + p0[keep].sum()
-                + b * p1[keep].sum()
-                + suffix(p0)[first]
-                + b * suffix(p1)[first]
-            )
-            a_all[:, j] = self.sign[j] * at
+            ell = self.ell0[j] + la
+            ell_all[:, j] = ell
+            a_hat_all[:, j] = self.sign[j]
             wsq_all[:, j] = wsq
             act_all[:, j] = const_act + (kj - first)
-            fy += self.sign[j] * at * ys
+            with np.errstate(under="ignore"):
+                fy += self.sign[j] * np.exp(2.0 * ell) * ys
         loss = (float(y @ y) - 2.0 * fy) / (2 * self.n)
-        rec.extend(times, loss, a_all, wsq_all, act_all)
+        rec.extend_scaled(times, loss, ell_all, a_hat_all, wsq_all, act_all)
 
-    def state(self, t: float) -> tuple[np.ndarray, np.ndarray]:
-        """``(a, u)`` of every neuron at time ``t`` (exact for the linear dynamics)."""
+    def state(self, t: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(ℓ, â, û)`` of every neuron at time ``t``, ``(a, u) = e^{ℓ}(â, û)``, ``|â| = 1``."""
         rows = np.arange(self.m)
         k = (self.t_lo <= t).sum(axis=1) - 1  # current segment
-        a, b = self._a_and_b(rows, k, np.full(self.m, t))
-        alive = self.live & (self.level > b[:, None])
-        u = np.where(alive, self.u0 + self.slope * b[:, None], np.where(self.live, 0.0, self.u0))
-        return self.sign * a, u
+        la, bo, ia = self._log_a_and_b(rows, k, np.full(self.m, t))
+        with np.errstate(over="ignore"):
+            b = bo * np.exp(la)
+        alive = self.live & ((self.level > b[:, None]) | np.isinf(self.level))
+        u_hat = np.where(
+            alive,
+            self.u0 * ia[:, None] + self.slope * bo[:, None],
+            np.where(self.live, 0.0, self.u0 * ia[:, None]),
+        )
+        return self.ell0 + la, self.sign.copy(), u_hat
 
     def kinks(self, t1: float) -> tuple[np.ndarray, np.ndarray]:
         """Times and flat indices ``j n + i`` of the deaths before ``t1``, in time order."""
@@ -251,9 +325,10 @@ def initial_phase(
     bound = eps * np.maximum(np.abs(y), 1e-3 * ymax)
 
     def small(t: float) -> bool:
-        a, u = seg.state(t)
-        f = a @ np.maximum(u, 0.0)
-        return bool(np.all(np.abs(f) <= bound))
+        ell, a_hat, u_hat = seg.state(t)
+        with np.errstate(under="ignore", over="ignore", invalid="ignore"):
+            f = (np.exp(2.0 * ell) * a_hat) @ np.maximum(u_hat, 0.0)
+        return bool(np.all(np.abs(f) <= bound))  # False on NaN (an overflowed output)
 
     ratio = 10.0 ** (1.0 / _SCAN_PER_DECADE)
     lo, hi = 0.0, t_start
@@ -271,7 +346,7 @@ def initial_phase(
     if lo == 0.0:
         return None
     if lo < hi:
-        for _ in range(40):
+        for _ in range(60):
             mid = 0.5 * (lo + hi)
             if small(mid):
                 lo = mid
@@ -280,6 +355,16 @@ def initial_phase(
             if hi - lo <= 1e-6 * hi:
                 break
     t1 = lo
-    a, u = seg.state(t1)
+    ell, a_hat, u_hat = seg.state(t1)
+    # each neuron to its O(1) size max(|â|, max|û|) (|â| = 1 here)
+    size = np.maximum(1.0, np.abs(u_hat).max(axis=1, initial=0.0))
     kt, kf = seg.kinks(t1)
-    return InitialPhase(t1=t1, a=a, u=u, kink_t=kt, kink_flat=kf, segments=seg)
+    return InitialPhase(
+        t1=t1,
+        ell=ell + np.log(size),
+        a_hat=a_hat / size,
+        u_hat=u_hat / size[:, None],
+        kink_t=kt,
+        kink_flat=kf,
+        segments=seg,
+    )

@@ -73,6 +73,7 @@ class LossConvention:
             tau=traj.tau / f,
             loss=traj.loss * f,
             kink_t=traj.kink_t / f,
+            activation_t=None if traj.activation_t is None else traj.activation_t / f,
             stats=dataclasses.replace(traj.stats, closed_form_t=traj.stats.closed_form_t / f),
             provenance=prov,
         )

@@ -37,12 +37,15 @@ class WeightField(Field):
         out_a: np.ndarray | None = None,
         out_u: np.ndarray | None = None,
         sliding: np.ndarray | None = None,
+        neuron_weight: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """As :meth:`Field.velocity`, with ``du = −a ∘ ((M ∘ rw) X) Xᵀ``."""
         if self.orthogonal:
-            return super().velocity(a, u, mask, weights, out_a, out_u, sliding)
+            return super().velocity(
+                a, u, mask, weights, out_a, out_u, sliding, neuron_weight=neuron_weight
+            )
         sig = u * mask
-        r = a @ sig - self.y
+        r = (a if neuron_weight is None else a * neuron_weight) @ sig - self.y
         rw = r * (1.0 / self.n if weights is None else weights)
         da = np.matmul(sig, rw, out=out_a)
         np.negative(da, out=da)

@@ -129,8 +129,11 @@ def weight_space_descent(
     U = W @ X.T
     wperp_sq = net.w_perp_sq
     geo = _KnownNorms(data)
-    geo.value = np.einsum("ij,ij->i", W, W)
+    # the recorder takes each neuron's balance in units of its own size (net.log_params)
+    ell0 = net.log_params.ell
+    geo.value = np.einsum("ij,ij->i", W, W) * np.exp(-2.0 * np.where(np.isfinite(ell0), ell0, 0.0))
     rec = Recorder(geo, net, points_per_decade, t0=max(lr, 1e-3 / rules.gamma_all))  # type: ignore[arg-type]
+    geo.value = np.einsum("ij,ij->i", W, W)
     stall = rules.stall_watch()
     mask = (U > 0).astype(float)
 

@@ -69,6 +69,18 @@ def _sql_to_python(where: str) -> str:
     return _TOKEN.sub(sub, where)
 
 
+def check_syntax(where: str) -> None:
+    """Raise the :func:`where_mask` error if ``where`` cannot be read at all."""
+    _parse(where)
+
+
+def _parse(where: str) -> ast.Expression:
+    try:
+        return ast.parse(_sql_to_python(where).strip(), mode="eval")
+    except SyntaxError:
+        raise InputError(f"cannot read the filter {where!r}: {SYNTAX}") from None
+
+
 def where_mask(df: pd.DataFrame, where: str) -> pd.Series:
     """The rows of ``df`` where the condition ``where`` holds (a boolean Series).
 
@@ -76,10 +88,7 @@ def where_mask(df: pd.DataFrame, where: str) -> pd.Series:
         InputError: one line naming the filter and what is wrong with it (syntax,
             an unknown column, a comparison of a number with a string).
     """
-    try:
-        tree = ast.parse(_sql_to_python(where).strip(), mode="eval")
-    except SyntaxError:
-        raise InputError(f"cannot read the filter {where!r}: {SYNTAX}") from None
+    tree = _parse(where)
     try:
         value = _eval(tree.body, df)
     except _Bad as exc:

@@ -1,17 +1,23 @@
 """Events read off a trajectory: activations (saddles left) and loss plateaus.
 
-The detectors take any :class:`~reluflow.trajectory.Trajectory` (flow, descent
-or SGD) and use only its sampled ``|a_j|`` and loss, so the same definitions
-apply to every dynamics and can be compared with the jump process.
+Activation (docs/any-scale.md). A neuron *activates* when it leaves its saddle
+and reaches the O(1) scale of the fitted network. Precisely: at the first time
+its output weight reaches the level
 
-Activation. A neuron *activates* when it leaves the saddle at scale λ and
-reaches the O(1) scale of the fitted network: we say it did if its largest
-``|a_j|`` over the run is at least ``min_ratio`` times the largest of all
-neurons (default ``max(λ^(1/4), 1e-3)``: a neuron stuck at log-scale
-``p_j < 0`` stays below it once λ is small), and date the activation at the
-first time ``|a_j|`` reaches ``threshold`` (default 1/2) of its maximum over
-the run, interpolated in ``log|a_j|`` between samples. As λ → 0 this time,
-in ``τ``, converges to the jump process's ``τ`` at which ``p_j`` reaches 0.
+    L = ½ min_i sqrt(|y_i| / ‖x_i‖)        (over the samples with y_i ≠ 0),
+
+half the smallest ``|a_j|`` an activated neuron can end with in the λ → 0 limit
+(a neuron fitting the single sample ``i`` ends with ``a_j⁴ = y_i² / ‖x_i‖²``).
+Every neuron the jump process activates crosses ``L``; a neuron that stays at
+its saddle (log-scale ``p_j < 0``) never does, and as λ → 0 the crossing time,
+in ``τ = t / log(1/λ)``, converges to the jump process's (at rate
+``O(1/log(1/λ))``: the crossing happens ``O(1)`` in ``t`` after ``p_j`` reaches 0).
+
+The flow locates this crossing on its solver's dense output during the
+integration, like a kink (:attr:`Trajectory.activation_t`): a root of
+``ln|a_j(t)| − ln L``, to 1e-15 of a step. Dynamics that do not locate it
+(gradient descent, SGD) get it from their samples, interpolating ``ln|a_j|``
+linearly in ``t`` between the two samples around the crossing.
 """
 
 from __future__ import annotations
@@ -26,47 +32,60 @@ from .trajectory import Trajectory
 __all__ = ["activation_events", "plateaus"]
 
 
-def activation_events(
-    traj: Trajectory, *, threshold: float = 0.5, min_ratio: float | None = None
-) -> pd.DataFrame:
-    """One row per activated neuron, in order of activation.
+def activation_events(traj: Trajectory) -> pd.DataFrame:
+    """One row per activated neuron, in order of activation (see the module docstring).
 
     Columns: ``neuron``, ``t``, ``tau``, ``a_final`` (|a_j| at the end),
-    ``growth`` (log of max|a_j| / |a_j(0)|, in units of ``log(1/λ)``).
+    ``growth`` (``ln(max|a_j| / |a_j(0)|)`` in units of ``log(1/λ)``: about 1 for a
+    neuron that went from scale λ to O(1)), ``located`` (True when the time was
+    located on the solver's dense output, False when interpolated between samples).
     """
-    a = traj.a_abs
+    la = np.asarray(traj.log_abs_a, dtype=float)
     t = traj.t
-    log_inv = math.log(1.0 / traj.scale) if traj.scale < 1 else 1.0
-    if min_ratio is None:
-        min_ratio = max(traj.scale**0.25, 1e-3) if traj.scale < 1 else 0.5
-    top = float(a.max()) if a.size else 0.0
+    log_inv = traj.log_inv_scale
+    if not (log_inv > 0):
+        log_inv = 1.0
+    if traj.activation_t is not None:
+        times = np.asarray(traj.activation_t, dtype=float)
+        located = True
+    else:
+        times = _crossings(t, la, math.log(traj.activation_level))
+        located = False
     rows = []
-    for j in range(a.shape[1]):
-        aj = a[:, j]
-        a0 = aj[0]
-        peak = aj.max()
-        if a0 <= 0 or peak <= 0 or peak < min_ratio * top or peak <= 2 * a0:
-            continue
-        growth = math.log(peak / a0) / log_inv
-        level = threshold * peak
-        k = int(np.argmax(aj >= level))
-        if k == 0:
-            tk = t[0]
-        else:  # interpolate log|a| linearly in t between samples k-1 and k
-            la, lb = math.log(max(aj[k - 1], 1e-300)), math.log(aj[k])
-            frac = (math.log(level) - la) / (lb - la) if lb > la else 1.0
-            tk = t[k - 1] + frac * (t[k] - t[k - 1])
+    for j in np.flatnonzero(np.isfinite(times)):
+        with np.errstate(invalid="ignore"):
+            growth = float(la[:, j].max() - la[0, j]) / log_inv
         rows.append(
             {
-                "neuron": j,
-                "t": float(tk),
-                "tau": float(tk / log_inv),
-                "a_final": float(aj[-1]),
-                "growth": float(growth),
+                "neuron": int(j),
+                "t": float(times[j]),
+                "tau": float(times[j] / log_inv),
+                "a_final": float(np.exp(la[-1, j])),
+                "growth": growth,
+                "located": located,
             }
         )
-    df = pd.DataFrame(rows, columns=["neuron", "t", "tau", "a_final", "growth"])
+    df = pd.DataFrame(rows, columns=["neuron", "t", "tau", "a_final", "growth", "located"])
     return df.sort_values("t", kind="stable").reset_index(drop=True)
+
+
+def _crossings(t: np.ndarray, la: np.ndarray, level: float) -> np.ndarray:
+    """First time each column of ``la`` reaches ``level`` (linear interpolation; NaN: never)."""
+    out = np.full(la.shape[1], np.nan)
+    if not math.isfinite(level):
+        return out
+    for j in range(la.shape[1]):
+        hit = np.flatnonzero(la[:, j] >= level)
+        if hit.size == 0:
+            continue
+        k = int(hit[0])
+        if k == 0:
+            out[j] = t[0]
+            continue
+        lo, hi = la[k - 1, j], la[k, j]
+        frac = (level - lo) / (hi - lo) if np.isfinite(lo) and hi > lo else 1.0
+        out[j] = t[k - 1] + frac * (t[k] - t[k - 1])
+    return out
 
 
 def plateaus(traj: Trajectory, *, rel_tol: float = 0.01, min_length: float = 0.02) -> pd.DataFrame:
@@ -77,7 +96,8 @@ def plateaus(traj: Trajectory, *, rel_tol: float = 0.01, min_length: float = 0.0
     ``tau_end``, ``loss`` (mean level over the stretch).
     """
     loss, t = traj.loss, traj.t
-    x = traj.tau if traj.scale < 1 else t
+    small = traj.log10_scale < 0
+    x = traj.tau if small else t
     span = x[-1] - x[0]
     rows = []
     s = 0
@@ -91,8 +111,8 @@ def plateaus(traj: Trajectory, *, rel_tol: float = 0.01, min_length: float = 0.0
                 {
                     "t_start": float(t[s]),
                     "t_end": float(t[end]),
-                    "tau_start": float(x[s]) if traj.scale < 1 else float("nan"),
-                    "tau_end": float(x[end]) if traj.scale < 1 else float("nan"),
+                    "tau_start": float(x[s]) if small else float("nan"),
+                    "tau_end": float(x[end]) if small else float("nan"),
                     "loss": float(np.mean(loss[s : end + 1])),
                 }
             )

@@ -1,10 +1,16 @@
-"""Convergence of the finite-λ gradient flow to the λ → 0 jump process (THEORY.md §4).
+"""Convergence of the finite-λ gradient flow to the λ → 0 jump process (docs/limit.md).
 
 The flow at a ladder of scales and the jump process are run from the same
 seed, hence the same initial signs (neuron ``j`` is the same neuron in every
-run). Each limit event is matched with the same neuron's activation in the
-flow (:func:`reluflow.activation_events`). The gaps are expected to shrink like
-``1/log(1/λ)``.
+run; the network at λ is λ times the network at 1, exactly, at any scale). Each
+limit event is matched with the same neuron's activation in the flow
+(:func:`reluflow.activation_events`, located on the solver's dense output).
+
+What the gaps do (measured in tests/test_flow_limit.py, docs/any-scale.md): the
+activation-time gaps shrink like ``1/log(1/λ)``; the ‖θ‖² gap shrinks too, but
+only once ``log(1/λ)`` is large enough to separate the neurons' log-scales
+(hundreds at n = 64: λ far below float64's 1e-308, which the log-scale engine
+reaches), so the default ladder runs to 1e-1000.
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ from .trajectory import Trajectory
 
 __all__ = ["Comparison", "compare_to_limit"]
 
-DEFAULT_SCALES = (1e-4, 1e-8, 1e-16, 1e-32)
+DEFAULT_SCALES = ("1e-8", "1e-16", "1e-32", "1e-64", "1e-128", "1e-256", "1e-1000")
 
 
 @dataclass(frozen=True, eq=False)
@@ -39,12 +45,13 @@ class Comparison:
     """Flow at several λ against the jump process on the same seed.
 
     Attributes:
-        scales: the λ ladder. trajectories: one flow trajectory per λ.
+        scales: the λ ladder, as ``log10 λ``. trajectories: one flow trajectory per λ.
         limit: the jump process.
-        events: one row per (λ, limit event): ``scale``, ``event``, ``neuron``,
+        events: one row per (λ, limit event): ``scale`` (λ printed, exact at any
+            scale), ``log10_scale``, ``event``, ``neuron``,
             ``tau_limit``, ``tau_flow`` (NaN if the neuron never activated in the
             flow), ``tau_gap = |tau_flow − tau_limit|``.
-        summary: one row per λ: ``scale``, ``max_tau_gap``, ``a_gap`` (max_j
+        summary: one row per λ: ``scale``, ``log10_scale``, ``max_tau_gap``, ``a_gap`` (max_j
             ``||a_j|_flow − |a_j|_limit|``), ``norm_sq_flow``, ``norm_sq_limit``,
             ``norm_gap`` (relative), ``missing`` (limit events the flow lacks),
             ``extra`` (flow activations the limit lacks), ``success``.
@@ -72,7 +79,7 @@ def compare_to_limit(
     m: int,
     *,
     seed: int = 0,
-    scales: Sequence[float] = DEFAULT_SCALES,
+    scales: Sequence[float | str] = DEFAULT_SCALES,
     init: str = "balanced",
     rtol: float = 1e-8,
     progress: bool = False,
@@ -81,7 +88,8 @@ def compare_to_limit(
 
     Args:
         data: orthogonal dataset. m: width. seed: initialisation seed (shared).
-        scales: the λ ladder (default 1e-4, 1e-8, 1e-16, 1e-32).
+        scales: the λ ladder: floats, or decimal strings for any scale (default
+            1e-8 … 1e-1000, see :data:`DEFAULT_SCALES`).
         init: ``"balanced"`` or ``"independent"``. rtol: flow tolerance.
         progress: show a progress bar over the ladder.
     """
@@ -89,11 +97,14 @@ def compare_to_limit(
         raise InputError(
             "compare_to_limit needs OrthogonalData (the jump process is defined for orthogonal data)"
         )
-    scales = tuple(V.scale(s) for s in scales)
+    scales = tuple(V.scale_log10(s)[1] for s in scales)
     if not scales:
         raise InputError("scales must hold at least one λ, got an empty list")
-    if any(s >= 1 for s in scales):
-        raise InputError(f"scales must all be < 1 (τ = t / log(1/λ)), got {scales}")
+    if any(s >= 0 for s in scales):
+        raise InputError(
+            "scales must all be < 1 (τ = t / log(1/λ)), got "
+            + ", ".join(V.format_scale(s) for s in scales)
+        )
     wall0 = time.perf_counter()
     limit = jump_process(data, m, seed=seed, init=init)
     lim_rows = [
@@ -103,8 +114,9 @@ def compare_to_limit(
     lim_net = limit.network
     lim_norm = limit.norm_sq
     ev_rows, sum_rows, trajs = [], [], []
-    for lam in tqdm(scales, desc="compare", disable=not progress, leave=False):
-        net = init_network(data, m, lam, seed=seed, init=init)
+    for log10 in tqdm(scales, desc="compare", disable=not progress, leave=False):
+        lam = V.format_scale(log10)
+        net = init_network(data, m, log10_scale=log10, seed=seed, init=init)
         tr = gradient_flow(data, net, rtol=rtol)
         trajs.append(tr)
         act = activation_events(tr)
@@ -114,6 +126,7 @@ def compare_to_limit(
             ev_rows.append(
                 {
                     "scale": lam,
+                    "log10_scale": log10,
                     "event": k,
                     "neuron": j,
                     "tau_limit": tl,
@@ -126,6 +139,7 @@ def compare_to_limit(
         sum_rows.append(
             {
                 "scale": lam,
+                "log10_scale": log10,
                 "max_tau_gap": max(gaps) if gaps else math.nan,
                 "a_gap": float(np.abs(np.abs(tr.final.a) - np.abs(lim_net.a)).max()),
                 "norm_sq_flow": norm_flow,
@@ -141,7 +155,7 @@ def compare_to_limit(
         kind="compare",
         m=m,
         seed=seed,
-        scales=list(scales),
+        log10_scales=list(scales),
         init=init,
         rtol=rtol,
         data=data.describe(),

@@ -2,7 +2,7 @@
 
 Two kinds of dataset, with one interface used by every dynamics:
 
-* :class:`OrthogonalData`: ``<x_i, x_k> = 0`` for ``i != k`` (THEORY.md §3). It
+* :class:`OrthogonalData`: ``<x_i, x_k> = 0`` for ``i != k`` (docs/model.md). It
   is described by the sample norms ``‖x_i‖``, the labels and the frame, and
   never materialises an ``n x d`` or ``n x n`` array unless asked
   (:meth:`OrthogonalData.to_array`, :meth:`OrthogonalData.gram`).
@@ -331,7 +331,7 @@ def orthogonal_data(
     frame: str = "canonical",
     seed: int = 0,
 ) -> OrthogonalData:
-    """Orthogonal dataset of ``n`` samples in R^d (THEORY.md §3).
+    """Orthogonal dataset of ``n`` samples in R^d (docs/model.md).
 
     Args:
         n: number of samples (>= 1).

@@ -2,7 +2,7 @@
 
 Full-batch descent with step ``η`` is the explicit Euler discretisation of the
 flow, ``θ_{k+1} = θ_k − η ∇L(θ_k)``, and is exact in reduced coordinates:
-``u_{k+1} = W_{k+1} Xᵀ = u_k − η ∇_W L Xᵀ`` (THEORY.md §2), with
+``u_{k+1} = W_{k+1} Xᵀ = u_k − η ∇_W L Xᵀ`` (docs/model.md), with
 σ'(0) = 0. Its time is ``t_k = k η``. Minibatch SGD replaces ``L`` by
 ``(1/2|B|) Σ_{i∈B} r_i²`` over a batch ``B`` drawn without replacement, one
 epoch after another, from its own seed.
@@ -140,6 +140,13 @@ class _NoiseFloor:
         self._prev: tuple[float, float, np.ndarray, np.ndarray] | None = None
         self.windows_settled = 0
 
+    @property
+    def earliest_stop(self) -> int:
+        """The fewest steps before the rule can fire (if every coming window settles)."""
+        done = len(self._blocks_loss) * self.block + self._count
+        windows = self.PATIENCE - self.windows_settled + (1 if self._prev is None else 0)
+        return windows * self.window - done
+
     def add(self, loss: float, a: np.ndarray) -> bool:
         self._loss += loss
         self._loga += np.log(np.abs(a) + 1e-300)
@@ -200,7 +207,8 @@ def gradient_descent(
     docstring), or ``max_steps`` (then ``success=False``). Divergence to
     non-finite values stops the run with ``status="diverged"``. The progress
     bar counts steps against ``steps`` or the budget ``max_steps`` (its ETA is
-    the time to the budget, an upper bound) and shows the loss.
+    the time to the budget, an upper bound) and shows the loss; for SGD also the
+    noise-floor windows settled and the fewest steps before it can stop.
 
     Args:
         data, net: dataset and initial network.
@@ -232,6 +240,15 @@ def gradient_descent(
         raise InputError(
             f"network and data disagree: the network has n = {net.n} reduced "
             f"coordinates per neuron, the data n = {data.n} samples"
+        )
+    if net.exact is not None:
+        # A step of size lr at lambda = 1e-1000 moves a neuron by lr times its own size:
+        # the ~log(1/lambda)/(lr gamma) steps of the first plateau cannot be skipped
+        # without changing the dynamics, and the float64 iterates would underflow.
+        raise InputError(
+            f"gradient descent runs in float64 coordinates and supports scale >= 1e-100, got "
+            f"lambda = {V.format_scale(net.log10_scale)}; use gradient_flow (any scale, "
+            "docs/any-scale.md)"
         )
     lr = V.finite_float("lr", lr, low=0.0, low_open=True, allowed="a finite number > 0")
     conv = LossConvention(loss)
@@ -400,7 +417,10 @@ def gradient_descent(
                 shown = time.perf_counter()
                 note = f"loss={loss:.3e}"
                 if floor is not None:
-                    note += f" settled={floor.windows_settled}/{floor.PATIENCE}"
+                    note += (
+                        f" noise floor: {floor.windows_settled}/{floor.PATIENCE} windows settled,"
+                        f" stop in >= {floor.earliest_stop} steps"
+                    )
                 bar.set_postfix_str(note, refresh=False)
             if rec.grid_points(t, (k) * lr):
                 rec.add(k * lr, a, u, mask)

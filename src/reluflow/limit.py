@@ -1,6 +1,6 @@
 """The λ → 0 limit of gradient flow on orthogonal data: a saddle-to-saddle jump process.
 
-THEORY.md §4. With ``S_j = {i : s_j y_i > 0 and u_ji(0) > 0}``, ``F`` the samples
+docs/limit.md. With ``S_j = {i : s_j y_i > 0 and u_ji(0) > 0}``, ``F`` the samples
 fitted so far and ``p_j = log|a_j| / log(1/λ)`` (starting at −1), each neuron
 grows at the top eigenvalue of its linearisation,
 
@@ -20,8 +20,12 @@ work is ``O(m n)``.
 Ties (neurons reaching ``p = 0`` together, common with ±1 labels and unit
 norms) are not resolved by index order: a tied group whose sample sets overlap
 is resolved by the gradient flow of the group alone, started on each neuron's
-leading growth direction with the O(1) amplitude its own initialisation gives it
-(:func:`_alignment_amplitude`, :func:`_resolve_component`).
+leading growth direction with the O(1) amplitude ``C_j`` it has on the current
+plateau (``log|a_j(t)| = log(1/λ) p_j(τ) + log C_j``): its own initialisation
+gives it (:func:`_alignment_amplitude`), and every earlier event at which its
+rate changed multiplies it by the exact transition factor, obtained by
+integrating the neuron's linear dynamics through the activating group's own
+flow (:func:`_group_flow`; docs/finite-scale.md). Ties are therefore exact.
 """
 
 from __future__ import annotations
@@ -59,6 +63,8 @@ _TIE_RESIDUAL_TOL = 1e-10
 # Below this fraction of |y_i| a tied neuron's contribution to sample i counts as
 # dead (a coordinate driven to 0 by the other neurons of the group).
 _DEAD_FRACTION = 1e-9
+# Neurons whose initial Gaussians are drawn at once when exact amplitudes are needed.
+_AMPLITUDE_CHUNK = 16
 
 
 @dataclass(frozen=True, eq=False)
@@ -72,11 +78,9 @@ class Tie:
         samples: ``|∪_j S_j \\ F|``, the samples the group fits.
         shared: samples in two or more of the ``S_j \\ F`` (0: the tie is
             harmless, each neuron fits its own samples).
-        amplitudes: relative O(1) amplitudes ``c_j`` the group flow started
-            from (max 1 within each overlapping component; NaN where not needed).
-        amplitude_exact: False when some tied neuron's rate changed before the
-            tie, so that its amplitude carries the transition factor
-            ``(1 + γ'/γ)/2``, exact only for an instantaneous rate change.
+        amplitudes: relative O(1) amplitudes the group flow started from, exact
+            through every earlier event (max 1 within each overlapping component;
+            NaN where not needed).
         a: the final output weights of the tied neurons.
         fitted: for each tied neuron, how many samples it ends up active on.
         residual: largest ``|r_i| / |y_i|`` the group flow reached before the
@@ -90,7 +94,6 @@ class Tie:
     samples: int
     shared: int
     amplitudes: np.ndarray
-    amplitude_exact: bool
     a: np.ndarray
     fitted: np.ndarray
     residual: float
@@ -104,7 +107,6 @@ class Tie:
             "samples": self.samples,
             "shared": self.shared,
             "amplitudes": self.amplitudes.tolist(),
-            "amplitude_exact": self.amplitude_exact,
             "a": self.a.tolist(),
             "fitted": self.fitted.tolist(),
             "residual": self.residual,
@@ -125,6 +127,13 @@ class LimitResult:
         plateau_loss: the loss after each event, ``(1/2n) Σ_{i ∉ F} y_i²`` (k,).
         rates: every neuron's rate ``γ_j`` after each event (k, m); 0 for
             activated neurons and for neurons with nothing left to fit.
+        competitor_gap: at each event, ``−p_j(τ)`` of the nearest competitor: the
+            not-yet-active neuron closest to ``p = 0`` among those that lose
+            samples to the event (``inf`` if none). A flow at scale λ follows the
+            limit through the event only once ``competitor_gap · log(1/λ) ≫ 1``
+            (docs/finite-scale.md). competitor: that neuron, or −1 (k,).
+        rivals: every (event, competitor) pair, (R, 4): event index, neuron,
+            its gap ``−p_j(τ)`` and ``Σ y_i²/‖x_i‖²`` over the samples it lost.
         initial_rates: ``γ_j(0)`` (m,). initial_loss: ``(1/2n) Σ y_i²``.
         signs: output signs ``s_j`` (m,).
         fitted_at: for each sample, the event that fitted it, or −1 (n,).
@@ -136,7 +145,7 @@ class LimitResult:
         norm_sq: ``‖θ‖²`` of the limit network: ``2 Σ_j sqrt(Σ_{A_j} y²/‖x‖²)``
             over the neurons that activated alone, plus ``Σ a² + ‖w‖²`` of each
             tied group as its flow resolved it. NaN when ties were left unresolved.
-        min_norm_sq: the minimal interpolating norm (THEORY.md §5) of the data.
+        min_norm_sq: the minimal interpolating norm (docs/limit.md) of the data.
         ratio: ``norm_sq / min_norm_sq`` for an interpolating network (>= 1);
             NaN otherwise, with the reason in :attr:`ratio_note`.
         ties: every tie, in event order.
@@ -151,6 +160,9 @@ class LimitResult:
     event_fitted: np.ndarray
     plateau_loss: np.ndarray
     rates: np.ndarray
+    competitor_gap: np.ndarray
+    competitor: np.ndarray
+    rivals: np.ndarray
     initial_rates: np.ndarray
     initial_loss: float
     signs: np.ndarray
@@ -260,7 +272,8 @@ class LimitResult:
 
         Columns: ``event, tau, neuron`` (the first neuron), ``neurons`` (tuple),
         ``fitted`` (samples newly fitted), ``loss`` (plateau after it), ``tie``,
-        and with ``rates`` one column ``rate_j`` per neuron.
+        ``gap`` and ``competitor`` (see :attr:`competitor_gap`), and with ``rates``
+        one column ``rate_j`` per neuron.
         """
         tie_events = {t.event for t in self.ties}
         df = pd.DataFrame(
@@ -272,6 +285,8 @@ class LimitResult:
                 "fitted": self.event_fitted,
                 "loss": self.plateau_loss,
                 "tie": [k in tie_events for k in range(self.n_events)],
+                "gap": self.competitor_gap,
+                "competitor": self.competitor,
             }
         )
         if rates:
@@ -292,7 +307,6 @@ class LimitResult:
                 "samples",
                 "shared",
                 "amplitudes",
-                "amplitude_exact",
                 "a",
                 "fitted",
                 "residual",
@@ -426,7 +440,7 @@ def _alignment_amplitude(a0: float, u0: np.ndarray, y: np.ndarray, x_sq: np.ndar
         # its output sign (possible with init='independent'); §4 assumes it does not.
         warnings.warn(
             "a neuron's output weight changes sign during the initial alignment "
-            "phase; the jump process (THEORY.md §4) keeps its initial sign, and its "
+            "phase; the jump process (docs/limit.md) keeps its initial sign, and its "
             "tie amplitude is only indicative",
             RuntimeWarning,
             stacklevel=3,
@@ -443,38 +457,71 @@ def _alignment_amplitude(a0: float, u0: np.ndarray, y: np.ndarray, x_sq: np.ndar
     return s * math.exp(math.log(z / (2.0 * gamma)) - gamma * t_end)
 
 
-def _resolve_component(
+@dataclass(frozen=True)
+class _Small:
+    """A λ-small neuron whose remaining sample set meets an activating group's samples.
+
+    ``sign``: its output sign; ``gam_pre``/``gam_post``: its rate before/after the
+    group's samples are fitted; ``mask``: (K,) which of the group's K samples are in
+    its remaining set ``S_j \\ F``.
+    """
+
+    sign: float
+    gam_pre: float
+    gam_post: float
+    mask: np.ndarray
+
+
+def _group_flow(
     signs: np.ndarray,
-    amp: np.ndarray,
+    log_c: np.ndarray,
     gam: np.ndarray,
     member: np.ndarray,
     y: np.ndarray,
     x_sq: np.ndarray,
     n: int,
-) -> tuple[np.ndarray, np.ndarray, float]:
-    """Gradient flow of one tied group on its own samples, from its growth directions.
+    small: tuple[_Small, ...] = (),
+) -> tuple[np.ndarray, np.ndarray, float, np.ndarray, np.ndarray]:
+    """Gradient flow of one activating group on its samples, and the small neurons through it.
 
-    Neuron ``j`` starts on the top eigenvector of its linearisation,
-    ``a_j = s_j c_j ε``, ``u_ji = a_j y_i ‖x_i‖² / (n γ_j)`` on its samples (0
-    elsewhere, where it stays), and the group follows the exact orthogonal flow
+    Time ``s`` is measured so that, before the group is visible, neuron ``k`` of the
+    group is ``a_k(s) = s_k C_k e^{γ_k s}`` on its top growth direction
+    ``(1, y_i ‖x_i‖²/(n γ_k))`` (``log_c`` holds ``log C_k``). The group starts at the
+    ``s_0`` where its largest member has size ``ε`` and follows the exact orthogonal flow
 
-        r_i = Σ_j a_j σ(u_ji) − y_i,  da_j/dt = −(1/n) Σ_i r_i σ(u_ji),
-        du_ji/dt = −(1/n) a_j r_i ‖x_i‖² 1[u_ji > 0]
+        r_i = Σ_k a_k σ(u_ki) − y_i,  da_k/ds = −(1/n) Σ_i r_i σ(u_ki),
+        du_ki/ds = −(1/n) a_k r_i ‖x_i‖² 1[u_ki > 0]
 
     until it fits its samples. Samples with the same membership pattern, label
     and norm start equal and stay equal, so they are merged (with a
-    multiplicity) and the ODE has one coordinate per class: with ±1 labels
-    and unit norms at most ``2^g − 1`` of them.
+    multiplicity): with ±1 labels and unit norms at most ``2^g − 1`` classes.
+
+    Each small neuron ``j`` (``small``) is linear in the group's residual ``r(s)``:
+    on its samples outside the group ``r = −y`` for good, which the single scalar
+    ``P = (1/n) Σ_{rest} y_i u_ji`` summarises exactly,
+
+        da/ds = P − (1/n) Σ_{i ∈ group} r_i(s) u_ji,   dP/ds = γ'² a,
+        du_ji/ds = −(1/n) a r_i(s) ‖x_i‖²   (i in the group's samples),
+
+    started on its growth direction for rate ``γ`` at amplitude ``e^{γ s}`` (a
+    coordinate the group's residual drives to 0, where it overshoots, dies). Its
+    size is carried as ``e^ℓ`` times a unit vector (so that a neuron whose rate
+    falls a lot does not underflow). Once the group has fitted its samples the
+    neuron grows at ``γ'``: ``a = c e^{γ' s} + β e^{−γ' s}`` with
+    ``c = (γ' a + da/ds) e^{−γ' s} / (2γ')``, and the transition factor is
+    ``T = c`` (the amplitude after, per unit amplitude before): exact, where the
+    instantaneous-change approximation gives ``(1 + γ'/γ)/2``.
 
     Args:
-        signs, amp, gam: ``s_j``, amplitudes ``c_j > 0`` and rates ``γ_j`` (g,).
-        member: (g, K) bool, ``member[j, i]``: sample ``i`` is in ``S_j \\ F``.
+        signs, log_c, gam: ``s_k``, ``log C_k`` and rates ``γ_k`` of the group (g,).
+        member: (g, K) bool, ``member[k, i]``: sample ``i`` is in ``S_k \\ F``.
         y, x_sq: labels and squared norms of the K samples. n: dataset size.
+        small: the small neurons to carry through the transition.
 
     Returns:
-        ``(a, u, residual)``: final ``a`` (g,), ``u`` (g, K) rescaled so that the
-        group fits its samples exactly, and the largest ``|r_i|/|y_i|`` the flow
-        itself reached.
+        ``(a, u, residual, s0, log_t)``: final ``a`` (g,), ``u`` (g, K) rescaled so that
+        the group fits its samples exactly, the largest ``|r_i|/|y_i|`` the flow itself
+        reached, the start ``s_0``, and ``log T_j`` per small neuron.
     """
     g, _ = member.shape
     keys = np.concatenate([member.T.astype(np.float64), y[:, None], x_sq[:, None]], axis=1)
@@ -483,21 +530,60 @@ def _resolve_component(
     mem_c = uniq[:, :g].T > 0.5
     y_c, xsq_c, mult_c = uniq[:, g], uniq[:, g + 1], mult.astype(np.float64)
     kc = y_c.shape[0]
-    a0 = signs * amp * _TIE_EPS
+    log_eps = math.log(_TIE_EPS)
+    s0 = float(np.min((log_eps - log_c) / gam))
+    a0 = signs * np.exp(log_c + gam * s0)  # the largest is exactly ε
     u0 = np.where(mem_c, a0[:, None] * (y_c * xsq_c)[None, :] / (n * gam[:, None]), 0.0)
-    unit = float(gam.max())  # time in units of 1/γ: escape takes ~log(1/ε) units
+    unit = float(max(gam.max(), max((sm.gam_pre for sm in small), default=0.0)))
+
+    ns = len(small)
+    ms = np.zeros((ns, kc))  # multiplicity of each class in each small neuron's set
+    sgn_s = np.array([sm.sign for sm in small])
+    gpre = np.array([sm.gam_pre for sm in small])
+    gpost = np.array([sm.gam_post for sm in small])
+    for k, sm in enumerate(small):
+        ms[k] = np.bincount(inverse[sm.mask], minlength=kc)
+    on = ms > 0
+    # Initial direction (a, P, u_c) of each small neuron, and its log-norm at s0.
+    v_a = sgn_s
+    v_p = sgn_s * gpost**2 / np.where(gpre > 0, gpre, 1.0)
+    v_u = np.where(on, sgn_s[:, None] * (y_c * xsq_c)[None, :] / (n * gpre[:, None]), 0.0)
+    nv = np.sqrt(v_a**2 + v_p**2 + (v_u**2).sum(axis=1))
+    ell0 = gpre * s0 + np.log(nv)
+    n_grp = g + g * kc
 
     def field_(_t: float, z: np.ndarray) -> np.ndarray:
-        a, u = z[:g], z[g:].reshape(g, kc)
+        a, u = z[:g], z[g:n_grp].reshape(g, kc)
         act = u > 0.0
         sig = np.where(act, u, 0.0)
         r = a @ sig - y_c
         da = -(sig @ (mult_c * r)) / n
         du = -(a[:, None] * (r * xsq_c)[None, :]) * act / n
-        return np.concatenate([da, du.ravel()]) / unit
+        out = [da, du.ravel()]
+        if ns:
+            w = z[n_grp:].reshape(ns, 3 + kc)
+            sa, sp, su = w[:, 0], w[:, 1], w[:, 3:]
+            alive = on & (su > 0.0)  # a coordinate the group's residual drives to 0 dies
+            dsa = sp - (np.where(alive, su, 0.0) * ms) @ r / n
+            dsp = gpost**2 * sa
+            dsu = -(sa[:, None] * (r * xsq_c)[None, :]) * alive / n
+            q = (sa * dsa + sp * dsp + (su * dsu).sum(axis=1)) / (
+                sa**2 + sp**2 + (su**2).sum(axis=1)
+            )
+            dw = np.concatenate(
+                [
+                    (dsa - q * sa)[:, None],
+                    (dsp - q * sp)[:, None],
+                    q[:, None],
+                    dsu - q[:, None] * su,
+                ],
+                axis=1,
+            )
+            out.append(dw.ravel())
+        return np.concatenate(out) / unit
 
     def rel_residual(z: np.ndarray) -> float:
-        a, u = z[:g], z[g:].reshape(g, kc)
+        a, u = z[:g], z[g:n_grp].reshape(g, kc)
         return float(np.max(np.abs(a @ np.maximum(u, 0.0) - y_c) / np.abs(y_c)))
 
     def converged(_t: float, z: np.ndarray) -> float:
@@ -505,7 +591,15 @@ def _resolve_component(
 
     converged.terminal = True  # type: ignore[attr-defined]
     converged.direction = -1  # type: ignore[attr-defined]
-    z = np.concatenate([a0, u0.ravel()])
+    parts = [a0, u0.ravel()]
+    if ns:
+        w0 = np.concatenate(
+            [(v_a / nv)[:, None], (v_p / nv)[:, None], ell0[:, None], v_u / nv[:, None]], axis=1
+        )
+        parts.append(w0.ravel())
+    z = np.concatenate(parts)
+    # Tolerances: the group's coordinates and the small neurons' unit vectors are O(ε..1)
+    # relative quantities; ℓ is absolute (an error δℓ is a relative error δℓ in T).
     t0, span = 0.0, 4.0 * math.log(1.0 / _TIE_EPS)
     for _ in range(8):
         sol = solve_ivp(
@@ -514,7 +608,9 @@ def _resolve_component(
             z,
             method="DOP853",
             rtol=_TIE_RTOL_ODE,
-            atol=1e-300,
+            atol=1e-300 if not ns else np.concatenate(
+                [np.full(n_grp, 1e-300), np.full(ns * (3 + kc), _TIE_RTOL_ODE * 1e-3)]
+            ),
             events=converged,
         )
         z, t0 = sol.y[:, -1], sol.t[-1]
@@ -524,18 +620,26 @@ def _resolve_component(
     residual = rel_residual(z)
     if residual > 1e-6:
         warnings.warn(
-            f"the gradient flow of a tied group did not converge (relative residual "
+            f"the gradient flow of an activating group did not converge (relative residual "
             f"{residual:.2e}); its resolution is approximate",
             RuntimeWarning,
             stacklevel=3,
         )
-    a, u = z[:g].copy(), np.maximum(z[g:].reshape(g, kc), 0.0)
+    a, u = z[:g].copy(), np.maximum(z[g:n_grp].reshape(g, kc), 0.0)
+    log_t = np.zeros(ns)
+    if ns:
+        w = z[n_grp:].reshape(ns, 3 + kc)
+        sa, sp, ell, su = w[:, 0], w[:, 1], w[:, 2], w[:, 3:]
+        r = a @ u - y_c
+        zz = sgn_s * (gpost * sa + sp - (np.maximum(su, 0.0) * ms) @ r / n)
+        s_end = s0 + t0 / unit
+        log_t = ell + np.log(zz) - np.log(2.0 * gpost) - gpost * s_end
     share = a[:, None] * u / y_c[None, :]  # fraction of y_c each neuron provides
     u[share < _DEAD_FRACTION] = 0.0  # coordinates driven to 0 by the rest of the group
     fit = a @ u
     scale = np.divide(y_c, fit, out=np.zeros_like(fit), where=fit != 0.0)
     u *= scale[None, :]  # the flow's fit, made exact (a change of order `residual`)
-    return a, u[:, inverse], residual
+    return a, u[:, inverse], residual, s0, log_t
 
 
 # --------------------------------------------------------------------------- the process
@@ -555,7 +659,7 @@ def jump_process(
     tie_rtol: float = TIE_RTOL,
     resolve_ties: bool = True,
 ) -> LimitResult:
-    """Run the λ → 0 saddle-to-saddle jump process (THEORY.md §4) on orthogonal data.
+    """Run the λ → 0 saddle-to-saddle jump process (docs/limit.md) on orthogonal data.
 
     The initial signs are either drawn from ``seed``, exactly those of
     ``init_network(data, m, scale, seed=seed, init=init)`` for any scale
@@ -573,12 +677,14 @@ def jump_process(
     resolved by the group's own gradient flow, each started on its top growth
     direction ``(a_j, u_j) ∝ s_j c_j (1, y ‖x‖²/(nγ_j))`` with amplitude
 
-        c_j = lim_t e^{−γ_j t} a_j(t) / λ · Π (1 + γ'/γ)/2,
+        c_j = lim_t e^{−γ_j t} a_j(t) / λ · Π T_j(event),
 
     the first factor from the neuron's own linear phase started at its actual
-    ``(a_j(0), u_j(0))``, the product over its earlier rate changes γ → γ'
-    (the projection of the old growth direction on the new one: exact for
-    an instantaneous change, an approximation for ties after earlier events).
+    ``(a_j(0), u_j(0))``, then, for every earlier event at which the neuron's rate
+    changed ``γ → γ'``, the exact factor of that transition: the neuron's linear
+    dynamics integrated through the activating group's flow, with the group's
+    own amplitudes setting when the transition happens (:func:`_group_flow`). These
+    are computed only when a tie needs them (one small ODE per earlier event).
 
     Args:
         data: orthogonal data (:class:`OrthogonalData`, or :class:`ArrayData`
@@ -623,8 +729,10 @@ def jump_process(
                 f"net.u must have shape (m, n) = ({net.m}, {n}) for this data, got {net.u.shape}"
             )
         m = net.m
-        signs = np.sign(np.asarray(net.a, dtype=np.float64))
-        bits = np.asarray(net.u) > 0
+        # the O(1) parts: their signs are those of a and u at any scale (docs/any-scale.md)
+        lp = net.log_params
+        signs = np.sign(np.asarray(lp.a_hat, dtype=np.float64))
+        bits = np.asarray(lp.u_hat) > 0
         seed_used = net.seed
     else:
         m = V.positive_int("m", m)
@@ -663,8 +771,7 @@ def jump_process(
 
     done = np.zeros(m, dtype=bool)
     p = np.full(m, -1.0)
-    log_amp = np.zeros(m)  # log of Π (1 + γ'/γ)/2 over each neuron's rate changes
-    changed = np.zeros(m, dtype=bool)
+    changed = np.zeros(m, dtype=bool)  # the neuron's rate changed at an earlier event
     fitted_at = np.full(n, -1, dtype=np.int32)
     fitted_by = np.full(n, -1, dtype=np.int32)
     a_final = np.zeros(m)
@@ -677,6 +784,10 @@ def jump_process(
     ev_fitted: list[int] = []
     ev_loss: list[float] = []
     ev_rates: list[np.ndarray] = []
+    ev_gap: list[float] = []
+    ev_rival: list[int] = []
+    rival_rows: list[tuple[int, int, float, float]] = []
+    lost_q: dict[int, float] = {}  # Σ y²/‖x‖² of the samples each competitor lost
     ties: list[Tie] = []
     tie_rows: list[np.ndarray] = []
     tie_cols: list[np.ndarray] = []
@@ -689,17 +800,75 @@ def jump_process(
         """``|c_j|`` of the linear phase for the given neurons (cached)."""
         need = np.array([j for j in rows if int(j) not in amp0_cache], dtype=np.int64)
         if need.size:
+            scale = np.ones(need.size)
             if net is not None:
-                a0s, u0s = np.asarray(net.a, float)[need], np.asarray(net.u, float)[need]
+                # homogeneous of degree 1: from the O(1) parts, times e^{ℓ_j − max ℓ} (only
+                # the ratios between neurons matter, and they hold at any scale)
+                a0s, u0s = np.asarray(lp.a_hat, float)[need], np.asarray(lp.u_hat, float)[need]
+                ell = np.asarray(lp.ell, float)
+                with np.errstate(under="ignore", invalid="ignore"):
+                    top = ell[np.isfinite(ell)].max(initial=-np.inf)
+                    scale = np.exp(ell[need] - (top if np.isfinite(top) else 0.0))
             else:
                 a0s, u0s = _seed_initial_rows(data, m, seed_used, init, need, bits, signs)
             for k, j in enumerate(need):
-                amp0_cache[int(j)] = abs(_alignment_amplitude(a0s[k], u0s[k], y, x_sq))
+                c = abs(_alignment_amplitude(a0s[k], u0s[k], y, x_sq))
+                amp0_cache[int(j)] = c * float(scale[k])
         return np.array([amp0_cache[int(j)] for j in rows])
 
-    def remove(idx: np.ndarray) -> None:
-        """Mark ``idx`` fitted and take them out of every other neuron's remaining set."""
+    # Exact amplitudes through earlier events, computed only when a tie needs them:
+    # log_c[j] = log C_j with log|a_j(t)| = log(1/λ) p_j(τ) + log C_j on the current
+    # plateau (up to powers of λ), valid after the first `replayed[0]` events.
+    log_c = np.full(m, -math.inf)
+    replayed = [-1]
+    ev_gam: list[np.ndarray] = []  # every neuron's rate before each event
+
+    def replay(k_event: int) -> None:
+        """Bring ``log_c`` up to date with events ``< k_event`` (see :func:`_group_flow`)."""
+        if replayed[0] < 0:
+            rows = np.flatnonzero(initial_rates > 0)
+            for lo in range(0, rows.size, _AMPLITUDE_CHUNK):
+                chunk = rows[lo : lo + _AMPLITUDE_CHUNK]
+                log_c[chunk] = np.log(amplitudes(chunk))
+            replayed[0] = 0
+        act_event = np.full(m, np.iinfo(np.int64).max)
+        for e, grp in enumerate(ev_neurons):
+            act_event[list(grp)] = e
+        for e in range(replayed[0], k_event):
+            js = np.array(ev_neurons[e], dtype=np.int64)
+            idx = np.flatnonzero(fitted_at == e)
+            right = signs[:, None] * y[idx][None, :] > 0  # (m, K): samples each sign can fit
+            member = bits[js][:, idx] & right[js]
+            pre, post = ev_gam[e], ev_rates[e]
+            cand = np.flatnonzero((act_event > e) & (pre > 0) & (post > 0))
+            small, who = [], []
+            for j in cand:
+                mask = bits[j][idx] & right[j]
+                if mask.any():
+                    small.append(_Small(float(signs[j]), float(pre[j]), float(post[j]), mask))
+                    who.append(j)
+            if small:
+                *_, log_t = _group_flow(
+                    signs[js], log_c[js], pre[js], member, y[idx], x_sq[idx], n, tuple(small)
+                )
+                log_c[np.array(who)] += log_t
+        replayed[0] = max(replayed[0], k_event)
+
+    def start_log_c(js: np.ndarray, k_event: int) -> np.ndarray:
+        """``log C_j`` of neurons activating at event ``k_event``."""
+        if changed[js].any():
+            replay(k_event)
+            return log_c[js].copy()
+        return np.log(amplitudes(js))
+
+    def remove(idx: np.ndarray) -> list[int]:
+        """Mark ``idx`` fitted and take them out of every other neuron's remaining set.
+
+        Returns the neurons that lost samples (the event's competitors).
+        """
         nonlocal y2_left
+        touched: list[int] = []
+        lost_q.clear()
         for sgn in (1.0, -1.0):
             sub = idx[np.sign(y[idx]) == sgn]
             if sub.size == 0:
@@ -707,20 +876,22 @@ def jump_process(
             avail[sgn][sub] = False
             y2_left -= float((y[sub] ** 2).sum())
             w_sub = None if uniform else weight[sub]
+            q_sub = y[sub] ** 2 / x_sq[sub]
             for k in np.flatnonzero((signs == sgn) & ~done & (count > 0)):
                 hit = bits[k][sub]
                 c = np.count_nonzero(hit)
                 if c == 0:
                     continue
-                g_old = math.sqrt(mass[k])
                 count[k] -= c
+                touched.append(int(k))
+                lost_q[int(k)] = lost_q.get(int(k), 0.0) + float(q_sub[hit].sum())
                 if uniform:
                     mass[k] = count[k] * w0
                 else:
                     mass[k] = 0.0 if count[k] == 0 else max(mass[k] - w_sub[hit].sum(), 0.0)
                 if count[k] > 0:
-                    log_amp[k] += math.log((1.0 + math.sqrt(mass[k]) / g_old) / 2.0)
                     changed[k] = True
+        return touched
 
     while True:
         gam = rates_now()
@@ -785,12 +956,11 @@ def jump_process(
                     norm_sq = math.nan
                     fitted_by[idx] = -2  # fitted by the unresolved group
                     continue
-                amp = amplitudes(js) * np.exp(log_amp[js])
-                amp = amp / amp.max()
-                tie_amp[gi] = amp
-                a_c, u_c, res = _resolve_component(
-                    signs[js], amp, gam[js], member[np.ix_(gi, cols)], y[idx], x_sq[idx], n
+                lc = start_log_c(js, k_event)
+                a_c, u_c, res, s0, _ = _group_flow(
+                    signs[js], lc, gam[js], member[np.ix_(gi, cols)], y[idx], x_sq[idx], n
                 )
+                tie_amp[gi] = np.exp(lc + gam[js] * s0 - math.log(_TIE_EPS))
                 residual = res if math.isnan(residual) else max(residual, res)
                 a_final[js] = a_c
                 tie_a[gi] = a_c
@@ -811,14 +981,22 @@ def jump_process(
                     samples=int(union.size),
                     shared=int(shared_mask.sum()),
                     amplitudes=tie_amp,
-                    amplitude_exact=not bool(changed[group].any()),
                     a=tie_a,
                     fitted=tie_fit,
                     residual=float(residual),
                 )
             )
         fitted_at[union] = k_event
-        remove(union)
+        rivals = remove(union)
+        for k in rivals:
+            rival_rows.append((k_event, k, -float(p[k]), lost_q[k]))
+        if rivals:
+            k_near = rivals[int(np.argmax(p[rivals]))]
+            ev_gap.append(float(-p[k_near]))
+            ev_rival.append(k_near)
+        else:
+            ev_gap.append(math.inf)
+            ev_rival.append(-1)
         ev_tau.append(tau)
         ev_neurons.append(tuple(int(j) for j in group))
         ev_fitted.append(int(union.size))
@@ -826,6 +1004,7 @@ def jump_process(
         after = rates_now()
         after[done] = 0.0
         ev_rates.append(after)
+        ev_gam.append(gam)
 
     interpolates = bool((fitted_at[labelled] >= 0).all())
     mn = _min_norm_sq(y, np.sqrt(x_sq))
@@ -839,6 +1018,9 @@ def jump_process(
         event_fitted=np.asarray(ev_fitted, dtype=np.int64),
         plateau_loss=np.asarray(ev_loss, dtype=np.float64),
         rates=np.asarray(ev_rates, dtype=np.float64).reshape(len(ev_rates), m),
+        competitor_gap=np.asarray(ev_gap, dtype=np.float64),
+        competitor=np.asarray(ev_rival, dtype=np.int64),
+        rivals=np.asarray(rival_rows, dtype=np.float64).reshape(len(rival_rows), 4),
         initial_rates=initial_rates,
         initial_loss=initial_loss,
         signs=signs,

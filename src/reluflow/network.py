@@ -1,19 +1,27 @@
 """Two-layer ReLU networks in reduced coordinates: parameters, initialisation, norms.
 
 ``f_θ(x) = Σ_j a_j σ(<w_j, x>)``. A network is stored through what the dynamics
-need (THEORY.md §2): the output weights ``a`` (m,), the reduced coordinates
+need (docs/model.md): the output weights ``a`` (m,), the reduced coordinates
 ``u = W Xᵀ`` (m, n), and ``‖w_j^⊥‖²``, the squared norm of the part of ``w_j``
 orthogonal to the data, which gradient flow and descent never move. Then
 
     ‖w_j‖² = ‖w_j^⊥‖² + u_j K⁺ u_jᵀ,      ‖θ‖² = Σ_j a_j² + ‖w_j‖².
+
+At any scale. Each neuron also has an exact representation as a log-scale
+times an O(1) part, ``(a_j, u_j) = e^{ℓ_j} (â_j, û_j)`` and
+``‖w_j^⊥‖² = e^{2ℓ_j} ‖ŵ_j^⊥‖²`` (:attr:`Network.log_params`). The float64
+arrays ``a``, ``u`` and ``w_perp_sq`` are the correctly rounded values; they
+underflow to 0 where a neuron is below float64's range (λ = 1e-1000), and the
+exact representation is then stored alongside (docs/any-scale.md).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -22,6 +30,42 @@ from . import _validate as V
 from .data import ArrayData, Dataset, GaussianGramData, OrthogonalData
 from .errors import InputError
 from .inits import INITS, WEIGHT_INITS, draw_weights
+
+# Networks whose every neuron is at least this large (natural log of the neuron's
+# size max(|a_j|, max_i |u_ji|)) are held exactly enough by their float64 arrays
+# (squares >= 1e-200, no subnormals that matter); smaller ones also carry their
+# log-scale representation.
+LOG_EXACT_BELOW = math.log(1e-100)
+
+
+class LogParams(NamedTuple):
+    """A network's parameters as per-neuron log-scales times O(1) parts.
+
+    ``a_j = e^{ℓ_j} a_hat_j``, ``u_ji = e^{ℓ_j} u_hat_ji``,
+    ``‖w_j^⊥‖² = e^{2 ℓ_j} w_perp_sq_hat_j``, with
+    ``max(|a_hat_j|, max_i |u_hat_ji|) = 1`` (up to a power-of-two factor in a
+    running solver) and ``ℓ_j = −inf`` for a neuron that is exactly 0.
+    """
+
+    ell: np.ndarray
+    a_hat: np.ndarray
+    u_hat: np.ndarray
+    w_perp_sq_hat: np.ndarray
+
+
+def _log_params_of(a: np.ndarray, u: np.ndarray, w_perp_sq: np.ndarray) -> LogParams:
+    size = np.maximum(np.abs(a), np.abs(u).max(axis=1, initial=0.0))
+    size = np.maximum(size, np.sqrt(np.maximum(w_perp_sq, 0.0)))
+    safe = np.where(size > 0, size, 1.0)
+    with np.errstate(divide="ignore"):
+        ell = np.where(size > 0, np.log(safe), -np.inf)
+    return LogParams(ell, a / safe, u / safe[:, None], w_perp_sq / safe**2)
+
+
+def _from_hat(ell: np.ndarray, x: np.ndarray, power: int = 1) -> np.ndarray:
+    """``e^{power ℓ_j} x_j`` (rows), 0 where it underflows or ℓ = −inf."""
+    f = np.exp(power * np.where(np.isfinite(ell), ell, -np.inf))
+    return x * (f if x.ndim == 1 else f[:, None])
 
 __all__ = ["Network", "init_network", "load_init", "save_init"]
 
@@ -39,6 +83,12 @@ class Network:
         seed: the seed of the initialisation (None if given explicitly).
         w_perp: the orthogonal part ``W^⊥`` itself, (m, d), when the data is an
             explicit array (needed only to predict on new inputs).
+        log10_scale: ``log10 λ``, exact at any scale (``scale`` underflows to 0.0
+            below 5e-324); derived from ``scale`` when not given; ``−inf`` for the
+            λ → 0 limit network.
+        exact: the log-scale representation (:class:`LogParams`) when some neuron is
+            below 1e-100 and the float64 arrays lose it; None otherwise (it is then
+            derived from the arrays, see :attr:`log_params`).
     """
 
     a: np.ndarray
@@ -48,6 +98,56 @@ class Network:
     init: str = "given"
     seed: int | None = None
     w_perp: np.ndarray | None = None
+    log10_scale: float | None = None
+    exact: LogParams | None = dataclasses.field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.log10_scale is None:
+            s = float(self.scale)
+            object.__setattr__(
+                self, "log10_scale", math.log10(s) if s > 0 else (-math.inf if s == 0 else math.nan)
+            )
+
+    @property
+    def log_inv_scale(self) -> float:
+        """``ln(1/λ)``, the unit of ``τ`` (exact at any scale; NaN for λ >= 1)."""
+        v = -float(self.log10_scale) * math.log(10.0)
+        return v if v > 0 else float("nan")
+
+    @property
+    def log_params(self) -> LogParams:
+        """The exact per-neuron representation ``(ℓ, â, û, ‖ŵ^⊥‖²)`` (see :class:`LogParams`)."""
+        if self.exact is not None:
+            return self.exact
+        return _log_params_of(
+            np.asarray(self.a, float), np.asarray(self.u, float), np.asarray(self.w_perp_sq, float)
+        )
+
+    @property
+    def log_scale(self) -> np.ndarray:
+        """``ℓ_j``: natural log of each neuron's size ``max(|a_j|, max_i |u_ji|, ‖w_j^⊥‖)``."""
+        return self.log_params.ell
+
+    @property
+    def log_abs_a(self) -> np.ndarray:
+        """``ln |a_j|`` at any scale (−inf where ``a_j = 0``)."""
+        p = self.log_params
+        with np.errstate(divide="ignore"):
+            return p.ell + np.log(np.abs(p.a_hat))
+
+    def with_log_params(self, ell: np.ndarray, a_hat: np.ndarray, u_hat: np.ndarray) -> Network:
+        """The same network (scale, seed, ``W^⊥``) with parameters ``e^{ℓ_j} (â_j, û_j)``.
+
+        ``‖w_j^⊥‖²`` is unchanged (it is re-expressed in the new log-scales).
+        """
+        old = self.log_params
+        ell = np.asarray(ell, float)
+        with np.errstate(invalid="ignore", over="ignore"):
+            shift = np.where(np.isfinite(old.ell) & np.isfinite(ell), 2.0 * (old.ell - ell), 0.0)
+            wps_hat = old.w_perp_sq_hat * np.exp(shift)
+        out = _assemble(self, ell, np.asarray(a_hat, float), np.asarray(u_hat, float), wps_hat)
+        # ‖w^⊥‖² never moves: keep its stored float64 values exactly
+        return dataclasses.replace(out, w_perp_sq=self.w_perp_sq)
 
     @property
     def m(self) -> int:
@@ -68,10 +168,16 @@ class Network:
 
     def w_norm_sq(self, data: Dataset) -> np.ndarray:
         """``‖w_j‖²`` for every neuron, shape (m,)."""
+        if self.exact is not None:
+            p = self.exact
+            return _from_hat(p.ell, p.w_perp_sq_hat + data.quad_form(p.u_hat), 2)
         return self.w_perp_sq + data.quad_form(self.u)
 
     def neuron_norm_sq(self, data: Dataset) -> np.ndarray:
         """Per-neuron ``a_j² + ‖w_j‖²``, shape (m,)."""
+        if self.exact is not None:
+            p = self.exact
+            return _from_hat(p.ell, p.a_hat**2 + p.w_perp_sq_hat + data.quad_form(p.u_hat), 2)
         return self.a**2 + self.w_norm_sq(data)
 
     def norm_sq(self, data: Dataset) -> float:
@@ -80,10 +186,16 @@ class Network:
 
     def balance(self, data: Dataset) -> np.ndarray:
         """``a_j² − ‖w_j‖²``, conserved by gradient flow."""
+        if self.exact is not None:
+            p = self.exact
+            return _from_hat(p.ell, p.a_hat**2 - p.w_perp_sq_hat - data.quad_form(p.u_hat), 2)
         return self.a**2 - self.w_norm_sq(data)
 
     def outputs(self) -> np.ndarray:
         """Predictions on the training inputs, ``f_θ(x_i)``, shape (n,)."""
+        if self.exact is not None:
+            p = self.exact
+            return _from_hat(p.ell, p.a_hat, 2) @ np.maximum(p.u_hat, 0.0)
         return self.a @ np.maximum(self.u, 0.0)
 
     def residuals(self, data: Dataset) -> np.ndarray:
@@ -184,7 +296,13 @@ class Network:
 
 
 def init_network(
-    data: Dataset, m: int, scale: float, *, seed: int = 0, init: str = "balanced"
+    data: Dataset,
+    m: int,
+    scale: float | str | None = None,
+    *,
+    seed: int = 0,
+    init: str = "balanced",
+    log10_scale: float | None = None,
 ) -> Network:
     """Initialisation at scale λ (docs/model.md; every choice in docs/field-setups.md).
 
@@ -203,21 +321,83 @@ def init_network(
     the jump process (:func:`reluflow.jump_process`), so that one seed gives
     the same initialisation to the flow, gradient descent and the limit.
 
+    Any scale. λ is taken exactly, as a float, a decimal string (``"1e-1000"``)
+    or through ``log10_scale``. Below 1e-100 the network is drawn at λ = 1 and
+    carried as per-neuron log-scales ``ℓ_j = ln λ + ln(size of neuron j at λ = 1)``
+    times O(1) parts (:class:`LogParams`): the same draws, so one seed gives the
+    same network, up to the factor λ, at every scale.
+
     Args:
-        data: the dataset. m: width (>= 1). scale: λ > 0.
+        data: the dataset. m: width (>= 1).
+        scale: λ > 0 (float or decimal string); or give ``log10_scale`` instead.
         seed: initialisation seed. init: one of :data:`reluflow.inits.INITS`.
+        log10_scale: ``log10 λ`` (e.g. ``-1000``), instead of ``scale``.
     """
     m = V.positive_int("m", m)
-    lam = V.scale(scale)
+    if (scale is None) == (log10_scale is None):
+        raise InputError(
+            "give the initialisation scale once: scale (e.g. 1e-8 or '1e-1000') or "
+            f"log10_scale (e.g. -1000), got scale={scale!r}, log10_scale={log10_scale!r}"
+        )
+    if scale is not None:
+        lam, log10 = V.scale_log10(scale)
+    else:
+        log10 = V.log10_scale(log10_scale)
+        lam = 10.0**log10
     seed = V.seed("seed", seed)
     init = V.choice("init", init, INITS)
     if init == "width_scaled" and isinstance(data, OrthogonalData):
         # the balanced draws at scale λ/√m (never materialises n x d)
-        net = init_network(data, m, lam / np.sqrt(m), seed=seed, init="balanced")
-        return dataclasses.replace(net, scale=lam, init=init)
+        if log10 * math.log(10.0) >= LOG_EXACT_BELOW:
+            net = init_network(data, m, lam / np.sqrt(m), seed=seed, init="balanced")
+        else:
+            net = init_network(data, m, log10_scale=log10 - 0.5 * math.log10(m), seed=seed,
+                               init="balanced")
+        return dataclasses.replace(net, scale=lam, log10_scale=log10, init=init)
     if init in WEIGHT_INITS:
         W, a = draw_weights(data, m, lam, seed, init)
         return Network.from_weights(data, W, a, scale=lam, init=init, seed=seed)
+    if log10 * math.log(10.0) >= LOG_EXACT_BELOW:
+        return _draw(data, m, lam, seed, init, log10)
+    unit = _draw(data, m, 1.0, seed, init, 0.0)
+    p = unit.log_params
+    net = _assemble(
+        dataclasses.replace(unit, scale=lam, log10_scale=log10),
+        p.ell + log10 * math.log(10.0),
+        p.a_hat,
+        p.u_hat,
+        p.w_perp_sq_hat,
+    )
+    if unit.w_perp is not None:
+        net = dataclasses.replace(net, w_perp=unit.w_perp * lam)
+    return net
+
+
+def _assemble(
+    like: Network, ell: np.ndarray, a_hat: np.ndarray, u_hat: np.ndarray, wps_hat: np.ndarray
+) -> Network:
+    """A network like ``like`` with parameters ``e^{ℓ} (â, û)``, ``‖w^⊥‖² = e^{2ℓ} ‖ŵ^⊥‖²``.
+
+    The float64 arrays are the rounded values; the exact representation is kept
+    when some neuron is below ``e^{LOG_EXACT_BELOW}``.
+    """
+    finite = ell[np.isfinite(ell)]
+    small = bool(finite.size and finite.min() < LOG_EXACT_BELOW)
+    with np.errstate(under="ignore"):
+        a = _from_hat(ell, a_hat)
+        u = _from_hat(ell, u_hat)
+        wps = _from_hat(ell, wps_hat, 2)
+    return dataclasses.replace(
+        like,
+        a=a,
+        u=u,
+        w_perp_sq=wps,
+        exact=LogParams(ell, a_hat, u_hat, wps_hat) if small else None,
+    )
+
+
+def _draw(data: Dataset, m: int, lam: float, seed: int, init: str, log10: float) -> Network:
+    """:func:`init_network` in float64 (λ >= 1e-100, where nothing underflows)."""
     n, d = data.n, data.d
     _memory.check_init(n, m, d, isinstance(data, OrthogonalData))
     s = _rng.output_signs(seed, m)
@@ -242,7 +422,14 @@ def init_network(
         w_perp = data.project_out(W)  # type: ignore[attr-defined]
         w_perp_sq = np.einsum("ij,ij->i", w_perp, w_perp)
     net = Network(
-        a=np.zeros(m), u=u, w_perp_sq=w_perp_sq, scale=lam, init=init, seed=seed, w_perp=w_perp
+        a=np.zeros(m),
+        u=u,
+        w_perp_sq=w_perp_sq,
+        scale=lam,
+        init=init,
+        seed=seed,
+        w_perp=w_perp,
+        log10_scale=log10,
     )
     if init == "balanced":
         a = s * np.sqrt(net.w_norm_sq(data))
@@ -264,6 +451,10 @@ def save_init(path: str | Path, data: Dataset, net: Network) -> Path:
     ``data_seed`` (the frame's seed); explicit data adds ``X`` (n x d), ``bias``
     (whether its last column is the bias feature) and, when the network has it,
     ``w_perp`` (m x d, the part of ``W`` orthogonal to the data).
+    ``log10_scale`` is written too, and a network below 1e-100 (whose float64 arrays
+    underflow) also writes its exact representation: ``log_scale`` (m), ``a0_hat`` (m),
+    ``u0_hat`` (m x n) and ``w_perp_sq_hat`` (m), with ``a0 = e^{log_scale} a0_hat`` etc.
+    (:class:`LogParams`).
     """
     if net.n != data.n:
         raise InputError(
@@ -297,6 +488,14 @@ def save_init(path: str | Path, data: Dataset, net: Network) -> Path:
         )
     path = Path(path)
     with open(path, "wb") as fh:  # np.savez would append .npz to a name without it
+        if net.exact is not None:
+            arrays.update(
+                log_scale=net.exact.ell,
+                a0_hat=net.exact.a_hat,
+                u0_hat=net.exact.u_hat,
+                w_perp_sq_hat=net.exact.w_perp_sq_hat,
+            )
+        arrays["log10_scale"] = np.float64(net.log10_scale)
         np.savez(fh, **arrays)
     return path
 
@@ -351,13 +550,27 @@ def load_init(path: str | Path) -> tuple[Dataset, Network]:
             norm_scheme="given",
         )
     seed = int(z["seed"]) if "seed" in z.files else -1
+    if "log10_scale" in z.files:
+        log10 = V.log10_scale(float(z["log10_scale"]), "log10_scale (init file)")
+        lam = 10.0**log10
+    else:
+        lam, log10 = V.scale_log10(float(z["scale"]), "scale (init file)")
     net = Network(
         a=a0,
         u=u0,
         w_perp_sq=np.asarray(wps, float),
-        scale=V.scale(float(z["scale"])),
+        scale=lam,
         init=str(z["init"]) if "init" in z.files else "given",
         seed=None if seed < 0 else seed,
         w_perp=w_perp,
+        log10_scale=log10,
     )
+    if "log_scale" in z.files:
+        ell = np.asarray(z["log_scale"], float)
+        a_hat = V.finite_array("a0_hat (init file)", z["a0_hat"], ndim=1)
+        u_hat = V.finite_array("u0_hat (init file)", z["u0_hat"], ndim=2)
+        wps_hat = V.finite_array("w_perp_sq_hat (init file)", z["w_perp_sq_hat"], ndim=1)
+        if u_hat.shape != u0.shape or a_hat.shape != a0.shape or ell.shape != a0.shape:
+            raise InputError("init file: log_scale, a0_hat and u0_hat must match a0 and u0 in shape")
+        net = _assemble(net, ell, a_hat, u_hat, wps_hat)
     return data, net

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -90,20 +91,23 @@ def plot_trajectory(
     fig, (ax0, ax1) = plt.subplots(
         2, 1, figsize=(6.0, 5.0), sharex=True, gridspec_kw={"height_ratios": [1, 1.3]}
     )
-    x = traj.tau if traj.scale < 1 else traj.t
-    ax0.plot(x, traj.loss, color="C0", lw=1.4, label=f"{traj.dynamics}, λ = {traj.scale:.0e}")
+    small = traj.log10_scale < 0
+    x = traj.tau if small else traj.t
+    ax0.plot(
+        x, traj.loss, color="C0", lw=1.4, label=f"{traj.dynamics}, λ = {_fmt_lam(traj.log10_scale)}"
+    )
     if limit is not None:
         st, sl = limit_staircase(limit, tau_end=float(x[-1]))
         ax0.step(st, sl, where="post", color="k", ls="--", lw=1.0, label="λ → 0 limit")
     ax0.set_ylabel("training loss")
     ax0.set_yscale("symlog", linthresh=max(1e-4, float(traj.loss.min()) or 1e-4))
     ax0.legend(frameon=False, loc="upper right")
-    ax1.plot(x, traj.a_abs, lw=0.9)
-    ax1.set_yscale("log")
-    ax1.set_ylabel("|a_j|")
-    ax1.set_xlabel("τ = t / log(1/λ)" if traj.scale < 1 else "t")
+    # log10 |a_j| from the exact log-scales (|a_j| itself underflows below 1e-308)
+    ax1.plot(x, traj.log_abs_a / np.log(10.0), lw=0.9)
+    ax1.set_ylabel("log₁₀ |a_j|")
+    ax1.set_xlabel("τ = t / log(1/λ)" if small else "t")
     ev = activation_events(traj)
-    for tau_j in ev["tau"] if traj.scale < 1 else ev["t"]:
+    for tau_j in ev["tau"] if small else ev["t"]:
         for ax in (ax0, ax1):
             ax.axvline(tau_j, color="0.7", lw=0.6, ls=":")
     return _finish(fig, path, title)
@@ -115,26 +119,53 @@ def plot_convergence(
     path: str | Path | None = None,
     *,
     title: str | None = None,
+    summary: Any = None,
 ) -> matplotlib.figure.Figure:
-    """Loss staircases of the flow at several λ converging onto the limit's (dashed)."""
-    fig, (ax0, ax1) = plt.subplots(2, 1, figsize=(6.0, 5.5), sharex=True)
+    """The flow at several λ settling onto the λ → 0 limit.
+
+    (a) loss staircases against τ, the limit's dashed; (b) every neuron's log-scale
+    ``p_j = ln|a_j| / ln(1/λ)`` (exact at any λ), the limit's event times dashed;
+    (c) with ``summary`` (:attr:`reluflow.compare.Comparison.summary`): the gaps to
+    the limit (largest activation-time gap in τ, relative ‖θ‖² gap) against
+    ``ln(1/λ)`` on log-log axes, with the slope −1 of a ``1/ln(1/λ)`` decay.
+    """
+    panels = 3 if summary is not None else 2
+    fig, axes = plt.subplots(panels, 1, figsize=(6.0, 2.6 * panels + 0.3))
+    ax0, ax1 = axes[0], axes[1]
+    ax1.sharex(ax0)
     tau_end = max(float(tr.tau[-1]) for tr in trajs)
     cmap = plt.get_cmap("viridis")
     for k, tr in enumerate(trajs):
         c = cmap(k / max(1, len(trajs) - 1) * 0.85)
-        ax0.plot(tr.tau, tr.loss, color=c, lw=1.2, label=f"λ = {tr.scale:.0e}")
-        ax1.plot(
-            tr.tau, np.log(np.maximum(tr.a_abs, 1e-300)) / np.log(1 / tr.scale), color=c, lw=0.6
-        )
+        ax0.plot(tr.tau, tr.loss, color=c, lw=1.2, label=f"λ = {_fmt_lam(tr.log10_scale)}")
+        ax1.plot(tr.tau, tr.log_scale, color=c, lw=0.6)
     st, sl = limit_staircase(limit, tau_end=tau_end)
     ax0.step(st, sl, where="post", color="k", ls="--", lw=1.2, label="λ → 0 limit")
     for tau_k in limit.tau:
         ax1.axvline(tau_k, color="k", ls="--", lw=0.5)
     ax0.set_ylabel("training loss")
-    ax0.legend(frameon=False, fontsize=8)
-    ax1.set_ylabel("p_j = log|a_j| / log(1/λ)")
-    ax1.set_xlabel("τ = t / log(1/λ)")
+    ax0.legend(frameon=False, fontsize=7, ncol=2)
+    ax1.set_ylabel("p_j = ln|a_j| / ln(1/λ)")
+    ax1.set_xlabel("τ = t / ln(1/λ)")
     ax1.set_ylim(-1.3, 0.5)
+    if summary is not None:
+        ax2 = axes[2]
+        x = -np.asarray(summary["log10_scale"], float) * np.log(10.0)
+        for col, lab, mk in (
+            ("max_tau_gap", "max |τ_flow − τ_limit|", "o"),
+            ("norm_gap", "|‖θ‖²_flow − ‖θ‖²_limit| / ‖θ‖²_limit", "s"),
+        ):
+            yv = np.asarray(summary[col], float)
+            ok = np.isfinite(yv) & (yv > 0)
+            ax2.loglog(x[ok], yv[ok], marker=mk, lw=1.0, label=lab)
+        if len(x):
+            ref = np.array([x.min(), x.max()])
+            y0 = np.nanmax(np.asarray(summary["max_tau_gap"], float))
+            if np.isfinite(y0) and y0 > 0:
+                ax2.loglog(ref, y0 * ref[0] / ref, color="0.5", ls=":", lw=1.0, label="∝ 1/ln(1/λ)")
+        ax2.set_xlabel("ln(1/λ)")
+        ax2.set_ylabel("gap to the limit")
+        ax2.legend(frameon=False, fontsize=7)
     return _finish(fig, path, title)
 
 
@@ -152,8 +183,10 @@ def plot_by_parameter(
     ``x`` (and ``p_exact`` dashed where finite), one line per combination of the ``series`` columns (at most 10; the
     rest are in the table). Right: ``ratio_mean ± ratio_se`` where the table has
     it (interpolating runs on orthogonal data), otherwise ``final_loss_median``
-    on a log scale. A logarithmic ``x`` axis is used when ``x`` spans more than
-    a factor 20.
+    (log scale when it spans more than a factor 10). A logarithmic ``x`` axis is
+    used when ``x`` spans more than a factor 20. Series with no value of ``x``
+    (a parameter that does not apply to them, e.g. ``lr`` for the flow) are
+    named in a note instead of drawn.
 
     Args:
         table: one row per parameter combination (``report.overview``'s table).
@@ -167,11 +200,15 @@ def plot_by_parameter(
     use_ratio = bool(np.isfinite(table["ratio_mean"].to_numpy(float)).any())
     cmap = plt.get_cmap("viridis")
     markers = "osD^vP*Xh<>"
+    hidden = []  # series without any value of x (x does not apply to them)
     for i, (key, d) in enumerate(groups[:10]):
         key = key if isinstance(key, tuple) else (key,)
         label = ", ".join(f"{s} = {k:g}" if isinstance(k, float) else f"{s} = {k}"
                           for s, k in zip(series, key, strict=True)) or "all runs"
-        d = d.sort_values(x)
+        d = d[d[x].notna()].sort_values(x)
+        if d.empty:
+            hidden.append(label)
+            continue
         c = cmap(0.85 * i / max(1, min(len(groups), 10) - 1))
         mk = markers[i % len(markers)]
         yerr = np.clip(np.vstack([d["p_interp"] - d["p_lo"], d["p_hi"] - d["p_interp"]]), 0, 1)
@@ -202,16 +239,27 @@ def plot_by_parameter(
         ax1.set_title("ratio to the minimal norm (interpolating runs, ± s.e.)", fontsize=8)
     else:
         ax1.set_ylabel("final loss (median)")
-        ax1.set_yscale("log")
+        losses = table["final_loss_median"].to_numpy(float)
+        losses = losses[np.isfinite(losses) & (losses > 0)]
+        if losses.size and losses.max() / losses.min() > 10:
+            ax1.set_yscale("log")
         ax1.set_title("final training loss", fontsize=8)
     handles, labels = ax0.get_legend_handles_labels()
     if len(groups) > 1:
         fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False,
                    fontsize=7)
-    if len(groups) > 10:
-        ax0.text(0.01, 0.01, f"first 10 of {len(groups)} series", transform=ax0.transAxes,
-                 fontsize=7)
+    notes = [f"first 10 of {len(groups)} series"] if len(groups) > 10 else []
+    if hidden:
+        notes.append(f"{x} does not apply to: " + "; ".join(hidden))
+    if notes:
+        ax0.text(0.01, 1.08, "; ".join(notes), transform=ax0.transAxes, fontsize=7)
     return _finish(fig, path, title)
+
+
+def _fmt_lam(log10: float) -> str:
+    from ._validate import format_scale
+
+    return format_scale(log10)
 
 
 # --------------------------------------------------------------------------- reproduce figures
@@ -353,7 +401,7 @@ def plot_incremental(
 
 
 def _n_label(n: int) -> str:
-    return f"n = 2^{int(round(np.log2(n)))}" if n & (n - 1) == 0 else f"n = {n}"
+    return f"n = $2^{{{int(round(np.log2(n)))}}}$" if n & (n - 1) == 0 else f"n = {n}"
 
 
 def plot_threshold(

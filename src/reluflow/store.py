@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ._where import where_mask
+from ._where import check_syntax, where_mask
 from .errors import InputError
 
 __all__ = ["ResultsStore", "RunRecord"]
@@ -345,8 +345,8 @@ class ResultsStore:
         df = pd.DataFrame(rows, columns=columns)
         if where and len(df):
             df = df[where_mask(df, where)]
-        elif where:  # an empty store: still check the filter
-            where_mask(pd.DataFrame(columns=columns, dtype=object), where)
+        elif where:  # an empty store has no columns to check: the syntax at least
+            check_syntax(where)
         if order == "parameters":
             df = _by_parameters(df, list(config_cols))
         return df.reset_index(drop=True)

@@ -1,7 +1,7 @@
-"""Closed-form predictions of THEORY.md §5: the interpolation threshold and the minimal norm.
+"""Closed-form predictions of docs/limit.md: the interpolation threshold and the minimal norm.
 
 * :func:`interpolation_probability`: probability that the λ → 0 jump process
-  (THEORY.md §4) interpolates orthogonal data from a Gaussian initialisation,
+  (docs/limit.md) interpolates orthogonal data from a Gaussian initialisation,
 * :func:`width_for_probability`: the smallest width reaching a given probability,
 * :func:`min_norm_sq`: the smallest ``‖θ‖²`` of any interpolating network.
 """
@@ -64,7 +64,7 @@ def _log_probability(n_pos: int, n_neg: int, m: int) -> float:
 
 
 def interpolation_probability(n_pos: int, n_neg: int, m: int) -> float:
-    """Probability that the λ → 0 jump process interpolates (THEORY.md §5).
+    """Probability that the λ → 0 jump process interpolates (docs/limit.md).
 
     With Gaussian initial weights on orthogonal data the signs of ``u_ji(0)``
     are independent fair coins and the output signs ``s_j`` fair ±1; sample
@@ -154,7 +154,7 @@ def width_for_probability(n_pos: int, n_neg: int, p: float) -> int:
 
 
 def min_norm_sq(y: Any, x_norm: Any) -> float:
-    """Smallest ``‖θ‖²`` of an interpolating network on orthogonal data (THEORY.md §5).
+    """Smallest ``‖θ‖²`` of an interpolating network on orthogonal data (docs/limit.md).
 
         min ‖θ‖² = 2 ( sqrt(Σ_{y_i>0} y_i²/‖x_i‖²) + sqrt(Σ_{y_i<0} y_i²/‖x_i‖²) ),
 

@@ -30,6 +30,9 @@ class SolverStats:
             solution; it leaves when α reaches 0 or 1, located as an event).
         closed_form_t: end of the initial phase solved in closed form (orthogonal
             data, see ``closed_form_start`` in :func:`reluflow.gradient_flow`); 0 if none.
+        plateau_jumps: plateaus crossed in closed form (docs/any-scale.md): the
+            stretches where the visible neurons are at rest and the others evolve
+            linearly, whose length grows like ``log(1/λ)``.
     """
 
     steps: int = 0
@@ -39,6 +42,7 @@ class SolverStats:
     kink_steps: int = 0
     sliding: int = 0
     closed_form_t: float = 0.0
+    plateau_jumps: int = 0
 
     def as_dict(self) -> dict[str, int | float]:
         return dict(self.__dict__)
@@ -56,7 +60,9 @@ class Trajectory:
         dynamics: ``"flow"``, ``"descent"`` or ``"sgd"``.
         t: times, shape (T,). tau: rescaled times ``t / log(1/λ)``.
         loss: training loss at each sample.
-        a_abs: ``|a_j|``, shape (T, m). w_norm: ``‖w_j‖``, shape (T, m).
+        a_abs: ``|a_j|``, shape (T, m): 0 where it underflows float64 (a neuron below
+            1e-308); ``log_abs_a`` holds ``ln |a_j|`` exactly at any scale.
+        w_norm: ``‖w_j‖``, shape (T, m).
         n_active: number of active coordinates ``u_ji > 0`` per neuron, (T, m).
         final: the network at the last time.
         initial: the network at ``t = 0``.
@@ -67,6 +73,11 @@ class Trajectory:
             largest relative drift of the quantity gradient flow conserves.
         kinks: the located kink events as a table (t, neuron, sample, kind).
         stats: solver statistics. provenance: version, seed, configuration, tolerances.
+        log_abs_a: ``ln |a_j|`` at each sample, shape (T, m), at any scale.
+        activation_t: per neuron, the time its ``|a_j|`` first reached
+            ``activation_level`` (NaN if never), located on the solver's dense output
+            (flow; None for dynamics that do not locate it).
+        activation_level: the level ``L`` of :func:`reluflow.activation_events`.
     """
 
     dynamics: str
@@ -90,14 +101,35 @@ class Trajectory:
     kink_sliding: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
     wall_s: float = 0.0
     provenance: dict[str, Any] = field(default_factory=dict)
+    log_abs_a: np.ndarray | None = None
+    activation_t: np.ndarray | None = None
+    activation_level: float = float("nan")
+
+    def __post_init__(self) -> None:
+        if self.log_abs_a is None:
+            with np.errstate(divide="ignore"):
+                object.__setattr__(self, "log_abs_a", np.log(np.asarray(self.a_abs, float)))
 
     @property
     def scale(self) -> float:
+        """λ as a float (0.0 below float64's range: use :attr:`log10_scale`)."""
         return self.final.scale
 
     @property
+    def log10_scale(self) -> float:
+        """``log10 λ``, exact at any scale."""
+        return float(self.final.log10_scale)
+
+    @property
     def log_inv_scale(self) -> float:
-        return float(np.log(1.0 / self.final.scale))
+        """``ln(1/λ)``, the unit of ``τ``, exact at any scale (NaN for λ >= 1)."""
+        return self.final.log_inv_scale
+
+    @property
+    def log_scale(self) -> np.ndarray:
+        """``p_j(t) = ln|a_j(t)| / ln(1/λ)``, shape (T, m): −1 at ``t = 0`` for a
+        balanced neuron of size λ, 0 for an O(1) one (the jump process's log-scale)."""
+        return self.log_abs_a / self.log_inv_scale
 
     @property
     def final_loss(self) -> float:

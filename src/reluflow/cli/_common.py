@@ -22,18 +22,22 @@ def add_parser(sub: Any, name: str, help: str, description: str) -> argparse.Arg
     return sub.add_parser(name, help=help, description=description, formatter_class=HelpFormatter)
 
 
+DATA_KINDS = ("orthogonal", "gaussian")
+
+
 def add_data_options(p: argparse.ArgumentParser, *, gaussian: bool = True) -> None:
+    """The data options; without ``gaussian`` (orthogonal-only commands) ``--data`` is hidden
+    and anything but ``orthogonal`` is refused by :func:`make_data` with a pointer to flow."""
     g = p.add_argument_group("data")
     g.add_argument("--n", type=count, required=True, help="number of samples (1000 or 1e3)")
-    if gaussian:
-        g.add_argument(
-            "--data",
-            choices=("orthogonal", "gaussian"),
-            default="orthogonal",
-            help="orthogonal inputs, or Gaussian x_i ~ N(0, I_d/d) (needs --d)",
-        )
-    else:
-        g.add_argument("--data", default="orthogonal", help=argparse.SUPPRESS)
+    g.add_argument(
+        "--data",
+        choices=DATA_KINDS,
+        default="orthogonal",
+        help="orthogonal inputs, or Gaussian x_i ~ N(0, I_d/d) (needs --d)"
+        if gaussian
+        else argparse.SUPPRESS,
+    )
     g.add_argument(
         "--d", type=count, default=None, help="input dimension (orthogonal: >= n, default n)"
     )

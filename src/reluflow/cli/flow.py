@@ -7,6 +7,7 @@ import math
 import sys
 from typing import TYPE_CHECKING, Any
 
+from .. import _validate as V
 from ._common import (
     add_data_options,
     add_parser,
@@ -27,7 +28,11 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     add_data_options(p)
     g = p.add_argument_group("network")
     g.add_argument("--m", type=count, required=True, help="width (number of hidden neurons)")
-    g.add_argument("--scale", type=float, default=1e-8, help="initialisation scale lambda")
+    g.add_argument(
+        "--scale",
+        default="1e-8",
+        help="initialisation scale lambda > 0, exact at any scale: 1e-8, 1e-1000, 1e-10000",
+    )
     g.add_argument("--seed", type=count, default=0, help="seed of the data and the initialisation")
     g.add_argument(
         "--init",
@@ -178,6 +183,7 @@ def summary(data, tr: Trajectory) -> dict[str, Any]:
         "message": tr.message,
         "final_loss": tr.final_loss,
         "norm_sq": tr.final.norm_sq(data),
+        "log10_scale": tr.log10_scale,
         "events": [{"tau": r.tau, "t": r.t, "neuron": int(r.neuron)} for r in ev.itertuples()],
         "plateaus": plateaus(tr).to_dict(orient="records"),
         "conservation_drift": tr.conservation_drift,
@@ -203,7 +209,8 @@ def _report(args: argparse.Namespace, data, tr: Trajectory) -> int:
     else:
         out = sys.stdout
         out.write(
-            f"{tr.dynamics} on {data!r}, m = {tr.m}, lambda = {tr.scale:g}, seed = {args.seed}\n"
+            f"{tr.dynamics} on {data!r}, m = {tr.m}, lambda = {V.format_scale(tr.log10_scale)}, "
+            f"seed = {args.seed}\n"
         )
         out.write(f"  stopped: {tr.status} ({tr.message})\n")
         out.write(f"  activation events ({len(s['events'])}):\n")

@@ -35,7 +35,7 @@ def register(sub: Any) -> None:
         "limit",
         "the lambda -> 0 saddle-to-saddle jump process (orthogonal data)",
         "Compute the limit of gradient flow as the initialisation scale goes to 0 "
-        "(THEORY.md section 4): the sequence of saddles, which neuron activates and "
+        "(docs/limit.md): the sequence of saddles, which neuron activates and "
         "which samples it fits, the plateaus, whether the network interpolates, and "
         "its |theta|^2 against the minimal-norm interpolator. Ties are resolved by "
         "the tied group's own gradient flow and reported.\n\n"

@@ -17,6 +17,7 @@ from ._base import SCALES, VERDICTS, Claim, Design, Experiment, verdict_from_int
 from .bias import EXPERIMENT as _bias
 from .boursier2022 import EXPERIMENT as _boursier2022
 from .dana2025 import EXPERIMENT as _dana2025
+from .finite_scale import EXPERIMENT as _finite_scale
 from .incremental import EXPERIMENT as _incremental
 from .threshold import EXPERIMENT as _threshold
 
@@ -40,6 +41,7 @@ EXPERIMENTS: dict[str, Experiment] = {
         _bias,
         _boursier2022,
         _dana2025,
+        _finite_scale,
     )
 }
 

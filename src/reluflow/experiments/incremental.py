@@ -235,19 +235,20 @@ class Incremental(Experiment):
             measured=(
                 f"at λ = {small['scale']:.0e} the flow activates the limit's {k} event neurons "
                 + ("in the limit's order" if kept else "NOT in the limit's order")
-                + f" ({int(small['missing'])} missing, {a['ties']:g} ties in the limit), "
+                + f" ({int(small['missing'])} missing; tied events in the limit: {a['ties']:g}), "
                 f"activation times within {small['max_tau_gap']:.3g} in τ; neurons the limit "
                 "leaves small but the flow lifts above its detection level: "
                 + ", ".join(str(int(v)) for v in t["extra_activations"])
                 + " (λ = " + ", ".join(f"{v:.0e}" for v in t["scale"]) + "), largest final "
                 "|a_j| among them " + ", ".join(f"{v:.2g}" for v in extra)
             ),
-            verdict="not confirmed" if not kept else "confirmed" if shrinking else "open",
+            verdict="not confirmed" if not kept
+            else "confirmed" if shrinking and a["ties"] == 0 else "open",
             evidence="figure incremental, table incremental_runs",
             rule="confirmed when the flow at the smallest λ activates the limit's event "
-            "neurons in the limit's order, none missing, and the neurons the limit leaves "
-            "small shrink as λ decreases; not confirmed when the order differs or one is "
-            "missing; open otherwise",
+            "neurons in the limit's order, none missing, the neurons the limit leaves small "
+            "shrink as λ decreases, and no saddle is left by several neurons at once (a tie); "
+            "not confirmed when the order differs or one is missing; open otherwise",
         )
         out = [stair]
         for column, what in (("mean_tau_gap", "activation times approach"),

@@ -102,6 +102,29 @@ def _fit_boundary(b: pd.DataFrame) -> dict[str, float]:
     return S.ols(np.log2(b.loc[ok, "n"].astype(float)), b.loc[ok, "m50"])
 
 
+def _bootstrap_slopes(mc: pd.DataFrame, rng: np.random.Generator, reps: int) -> np.ndarray:
+    """Slopes ``c`` of the boundary fit on ``reps`` binomial redraws of every cell (finite ones).
+
+    The same procedure as on the data (crossing per ``n``, least squares against
+    ``log₂ n``), with all cells redrawn at once per replicate.
+    """
+    draws = rng.binomial(mc["trials"].to_numpy()[None, :], mc["p"].to_numpy()[None, :],
+                         size=(reps, len(mc))) / mc["trials"].to_numpy()[None, :]
+    groups = [(np.log2(float(n)), np.flatnonzero(mc["n"].to_numpy() == n))
+              for n in sorted(mc["n"].unique())]
+    m = mc["m"].to_numpy(float)
+    out = np.full(reps, np.nan)
+    for b in range(reps):
+        xs, ys = [], []
+        for x, idx in groups:
+            c = S.crossing(m[idx], draws[b, idx])
+            if np.isfinite(c):
+                xs.append(x)
+                ys.append(c)
+        out[b] = S.ols(np.asarray(xs), np.asarray(ys))["slope"]
+    return out[np.isfinite(out)]
+
+
 def analyse_threshold(frame: pd.DataFrame) -> dict[str, Any]:
     """P(interpolation) per ``(n, m)`` cell, exact curve, boundary ``m₅₀ = c log₂ n + b``.
 
@@ -137,13 +160,7 @@ def analyse_threshold(frame: pd.DataFrame) -> dict[str, Any]:
     fit_ex = _fit_boundary(boundary.rename(columns={"m50_exact": "m50"}))
     fit_grid = _fit_boundary(boundary.rename(columns={"m50_exact_grid": "m50"}))
     # parametric bootstrap of the whole procedure: redraw every cell ~ Binomial(trials, p̂)
-    rng = np.random.default_rng(S.BOOT_SEED)
-    boots = []
-    for _ in range(S.BOOT // 2):
-        redraw = mc.assign(p=rng.binomial(mc["trials"], mc["p"]) / mc["trials"])
-        boots.append(_fit_boundary(_boundary(redraw, "p"))["slope"])
-    boots = np.asarray(boots)
-    boots = boots[np.isfinite(boots)]
+    boots = _bootstrap_slopes(mc, np.random.default_rng(S.BOOT_SEED), S.BOOT // 2)
     c_se = float(boots.std(ddof=1)) if boots.size > 2 else fit_mc["slope_se"]
     fit = {
         "c": fit_mc["slope"],

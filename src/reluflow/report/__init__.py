@@ -114,6 +114,9 @@ def build_report(
     skipped: dict[str, str] = {}
     try:
         frame = st.frame()
+        # a result named like a configuration key would give two columns of one name:
+        # keep the configuration's (the first), so that every column is one series
+        frame = frame.loc[:, ~frame.columns.duplicated()]
         if frame.empty:
             raise InputError(f"the store {str(path)!r} holds no runs (nothing to report)")
         for exp, df in frame.groupby("experiment", sort=False):
@@ -163,15 +166,16 @@ def build_report(
     claims_df = pd.DataFrame([{"experiment": e, **c.as_dict()} for e, c in claims],
                              columns=CLAIM_COLUMNS)
 
+    pngs = {name: H.png(fig) for name, fig in figs.items()}  # drawn once: page and files
     written: list[Path] = []
     if figures_dir is not None:
         fd = Path(figures_dir)
         fd.mkdir(parents=True, exist_ok=True)
         for name, fig in figs.items():
-            for ext in ("pdf", "png"):
-                p = fd / f"{name}.{ext}"
-                fig.savefig(p, bbox_inches="tight")
-                written.append(p)
+            p = fd / f"{name}.pdf"
+            fig.savefig(p, bbox_inches="tight")
+            (fd / f"{name}.png").write_bytes(pngs[name])
+            written += [p, fd / f"{name}.png"]
     if tables_dir is not None:
         td = Path(tables_dir)
         td.mkdir(parents=True, exist_ok=True)
@@ -197,7 +201,7 @@ def build_report(
     html_path = Path(html_path)
     html_path.parent.mkdir(parents=True, exist_ok=True)
     html_path.write_text(
-        _render(path, plan, analyses, exp_figs, figs, captions, tables, ov_tables, summary, claims, prov,
+        _render(path, plan, analyses, exp_figs, pngs, captions, tables, ov_tables, summary, claims, prov,
                 skipped, overview),
         encoding="utf-8")
     if not keep_figures:
@@ -208,7 +212,7 @@ def build_report(
                   figure_objects=figs if keep_figures else {})
 
 
-def _render(path, plan, analyses, exp_figs, figs, captions, tables, ov_tables, summary, claims, prov,
+def _render(path, plan, analyses, exp_figs, pngs, captions, tables, ov_tables, summary, claims, prov,
             skipped, overview) -> str:
     now = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
     only_claims = [c for _, c in claims]
@@ -226,9 +230,9 @@ def _render(path, plan, analyses, exp_figs, figs, captions, tables, ov_tables, s
             "Each claim of the paper (Town et al. 2026) and of the other papers cited below "
             "that this store can test, with the number that tests it, its uncertainty and a "
             "verdict computed from the runs: confirmed, not confirmed, or open (the data at "
-            "this scale cannot tell). Findings of reluflow that no paper states are listed too. "
-            f"Here: {counts['confirmed']} confirmed, {counts['not confirmed']} not confirmed, "
-            f"{counts['open']} open."),
+            "this scale cannot tell). Findings of reluflow that no paper states are listed too."
+            + (f" Here: {counts['confirmed']} confirmed, {counts['not confirmed']} not "
+               f"confirmed, {counts['open']} open." if only_claims else "")),
         H.claims_table(only_claims),
         H.references(only_claims),
     ]
@@ -241,8 +245,8 @@ def _render(path, plan, analyses, exp_figs, figs, captions, tables, ov_tables, s
         ex = EXPERIMENTS[name]
         parts.append(f"<h2 id='{H.esc(name)}'>{k}. {H.esc(ex.title)}</h2>")
         parts.append(H.paragraph(ex.description))
-        for fname, fig in exp_figs[name].items():
-            parts.append(H.figure(fname, fig, captions.get(fname, "")))
+        for fname in exp_figs[name]:
+            parts.append(H.figure(fname, pngs[fname], captions.get(fname, "")))
         parts.append(H.details("provenance", H.pre_json(prov[name])))
         for tname, t in ex.tables(a).items():
             parts.append(H.named_table(tname.replace("_", " "), t))
@@ -254,8 +258,8 @@ def _render(path, plan, analyses, exp_figs, figs, captions, tables, ov_tables, s
     for tname, t in ov_tables.items():
         parts.append(H.named_table(overview["table_titles"].get(tname, tname), t))
     for fname in overview["figure_names"]:
-        if fname in figs:
-            parts.append(H.figure(fname, figs[fname], captions.get(fname, "")))
+        if fname in pngs:
+            parts.append(H.figure(fname, pngs[fname], captions.get(fname, "")))
     for exp in overview["generic"]:
         parts.append(H.details(f"provenance of {exp}", H.pre_json(prov[exp])))
     if plan:

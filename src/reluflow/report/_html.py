@@ -95,18 +95,19 @@ def named_table(title: str, df: pd.DataFrame | None, open_rows: int = 25) -> str
     return f"<h3>{esc(title)}</h3>{table(df)}"
 
 
-def png(fig: Any) -> tuple[str, int, int]:
-    """The figure as base64 PNG and its natural CSS size ``(width, height)`` in pixels."""
+def png(fig: Any) -> bytes:
+    """The figure as PNG bytes (at twice the CSS pixel density), cropped to its content."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=_DPI, bbox_inches="tight")
-    raw = buf.getvalue()
+    return buf.getvalue()
+
+
+def figure(name: str, raw: bytes, caption: str) -> str:
+    """An embedded PNG figure shown at its natural size, with its caption."""
     w, h = struct.unpack(">II", raw[16:24])  # the PNG header's IHDR width and height
     scale = _CSS_PX_PER_INCH / _DPI
-    return base64.b64encode(raw).decode("ascii"), round(w * scale), round(h * scale)
-
-
-def figure(name: str, fig: Any, caption: str) -> str:
-    data, w, h = png(fig)
+    w, h = round(w * scale), round(h * scale)
+    data = base64.b64encode(raw).decode("ascii")
     return (f"<figure><img id='fig-{esc(name)}' alt='{esc(name)} figure' width='{w}' "
             f"height='{h}' src='data:image/png;base64,{data}'>"
             f"<figcaption>{esc(caption)}</figcaption></figure>")

@@ -173,8 +173,10 @@ def analyse_overview(
         d = d.dropna(axis=1, how="all")
         axes = _varying(d, keys_of.get(exp))
         num = [a for a in axes if pd.api.types.is_numeric_dtype(d[a])]
-        x = next((a for a in _AXES if a in num), None) or (
-            max(num, key=lambda a: d[a].nunique()) if num else None)
+        # prefer an axis every run has (lr, say, is only defined for descent runs)
+        full = [a for a in num if d[a].notna().all()] or num
+        x = next((a for a in _AXES if a in full), None) or (
+            max(full, key=lambda a: d[a].nunique()) if full else None)
         generic[str(exp)] = {"axes": axes, "x": x, "series": [a for a in axes if a != x],
                              "table": _by_parameter(d, axes)}
     n_exp = frame["experiment"].nunique()

@@ -1,10 +1,11 @@
 """Compiled kernels: compile them once in the driver before the workers start.
 
-The flow on orthogonal data runs a numba kernel (:mod:`reluflow._flow_numba`),
-compiled on first use and cached on disk (``cache=True``). Compiling takes tens of
+The flow runs numba kernels (:mod:`reluflow._flow_numba` on orthogonal data,
+:mod:`reluflow._flow_general_numba` on general data), compiled on first use and
+cached on disk (``cache=True``). Compiling takes tens of
 seconds; left to the workers, every worker of a new pool compiles it at the same
 time while the progress bar sits at its first run with an absurd ETA. So the
-driver runs one tiny configuration of the kind the sweep needs first: the kernels
+driver first runs one tiny flow of each kernel the sweep needs: the kernels
 are compiled once (or loaded from the cache) and the workers load them from the
 cache. The progress bar starts after that.
 """
@@ -25,20 +26,28 @@ ANNOUNCE_AFTER_S = 1.0
 MESSAGE = "compiling kernels (once, cached afterwards)"
 
 
-def _needs_kernels(cfg: Mapping[str, Any]) -> bool:
-    """Whether a normalised configuration runs a compiled kernel."""
-    return (
-        cfg.get("dynamics") == "flow"
-        and cfg.get("data") == "orthogonal"
-        and cfg.get("engine", "auto") in ("auto", "numba")
-    )
+# The data kinds whose flow runs the orthogonal-data kernel; the other kinds run the
+# general-data kernel (above GENERAL_MIN_SCALE).
+_ORTHOGONAL_KINDS = ("orthogonal", "sphere_orthogonal")
+# The smallest run of each kernel (the same argument types as any run of that kernel).
+_TINY = {
+    "orthogonal": {"dynamics": "flow", "data": "orthogonal", "n": 4, "m": 2, "scale": 1e-6},
+    "general": {"dynamics": "flow", "data": "gaussian", "n": 4, "d": 3, "m": 2, "scale": 1e-6},
+}
 
 
-def _tiny(cfg: Mapping[str, Any]) -> dict[str, Any]:
-    """The same kind of run (same kernels, same argument types) at the smallest size."""
-    out = {k: v for k, v in cfg.items() if k not in ("t_max", "tau_max", "max_steps")}
-    out.update(n=4, d=4, m=2, seed=0, tau_max=2.0)
-    return out
+def _kernel(cfg: Mapping[str, Any]) -> str | None:
+    """The compiled kernel a normalised configuration runs (a key of ``_TINY``), or None."""
+    from ..flow import GENERAL_MIN_SCALE
+
+    engine = cfg.get("engine", "auto")
+    if cfg.get("dynamics") != "flow" or engine == "numpy":
+        return None
+    if cfg.get("data") in _ORTHOGONAL_KINDS:
+        return "orthogonal"
+    if engine == "numba" or cfg.get("scale", 0.0) >= GENERAL_MIN_SCALE:
+        return "general"
+    return None
 
 
 def compile_kernels(configs: Iterable[Mapping[str, Any]], *, announce: bool = True) -> float:
@@ -53,10 +62,7 @@ def compile_kernels(configs: Iterable[Mapping[str, Any]], *, announce: bool = Tr
         Seconds spent (0 when no configuration needs a compiled kernel). A tiny
         run that fails is ignored: the real runs will report the error.
     """
-    kinds = {}
-    for cfg in configs:
-        if _needs_kernels(cfg):
-            kinds.setdefault(cfg.get("engine", "auto"), cfg)
+    kinds = {k for k in map(_kernel, configs) if k is not None}
     if not kinds:
         return 0.0
     t0 = time.perf_counter()
@@ -64,8 +70,8 @@ def compile_kernels(configs: Iterable[Mapping[str, Any]], *, announce: bool = Tr
 
     def work() -> None:
         try:
-            for cfg in kinds.values():
-                runs.run_config(_tiny(cfg))
+            for kind in sorted(kinds):
+                runs.run_config({**_TINY[kind], "engine": "numba", "tau_max": 2.0})
         except Exception:  # the real runs report their own errors
             pass
         finally:

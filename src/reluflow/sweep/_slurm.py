@@ -8,9 +8,10 @@ so the jobs need no shared filesystem.
 Jobs end early on a real cluster (walltime, preemption, ``scancel``, a node
 failure). The scheduler gives the runs of a lost worker to the others, and
 :meth:`SlurmJobs.watch` asks SLURM for a replacement job (dask-jobqueue does not:
-its ``scale(jobs=...)`` still counts the ended job). When jobs keep ending with
-nothing to replace them, the remaining runs are reported as failed instead of
-waiting forever.
+its ``scale(jobs=...)`` still counts the ended job). A job whose workers did work
+is always replaced, so a sweep may outlast any walltime; jobs that end before their
+workers start are replaced a few times only, and when no job is left the remaining
+runs are reported as failed instead of waiting forever.
 """
 
 from __future__ import annotations
@@ -24,9 +25,9 @@ from typing import Any
 from .. import _validate as V
 from ..errors import InputError
 
-# Replacement jobs allowed in one sweep, beyond the jobs asked for: jobs that keep
-# ending (a worker that cannot start, say) must not be resubmitted forever.
-EXTRA_JOBS = 4
+# Jobs that end before any of their workers connect (a worker that cannot start, say) are
+# replaced until this many more than the jobs asked for have failed so: not forever.
+EXTRA_JOBS = 2
 
 
 class SlurmJobs:
@@ -69,6 +70,8 @@ class SlurmJobs:
         self.target = 0
         self.replaced = 0  # replacement jobs submitted
         self.ended: list[str] = []  # ids of the jobs seen to end during the sweep
+        self.worked: set[str] = set()  # ids of the jobs whose workers connected
+        self.failed_starts = 0  # jobs that ended before any of their workers connected
 
     def start(self, tasks: int) -> None:
         """Submit the jobs: ``jobs``, or fewer when there are fewer tasks than that."""
@@ -92,6 +95,7 @@ class SlurmJobs:
         ids = self.job_ids()
         if not ids:
             return None  # nothing submitted yet
+        self._note_workers(ids)
         queued = _queued_jobs()
         if queued is None:
             return None  # squeue did not answer this time: look again later
@@ -100,25 +104,43 @@ class SlurmJobs:
         if not new:
             return None
         self.ended += [ids[name] for name in new]
-        replace = min(len(new), max(self.target + EXTRA_JOBS - self.replaced, 0))
+        # A job whose workers connected did its share (walltime, preemption, scancel): it is
+        # always replaced. One that ended before any worker connected failed to start:
+        # replaced only while such failures stay few.
+        failed = [name for name in new if ids[name] not in self.worked]
+        self.failed_starts += len(failed)
+        replace = len(new) - len(failed)
+        if self.failed_starts <= self.target + EXTRA_JOBS:
+            replace += len(failed)
         self.replaced += replace
         alive = len(ids) - len(gone)
 
         def resubmit() -> None:
-            # forget the ended jobs (dask-jobqueue would count them forever), then submit
-            # replacements up to the target
+            # Forget the ended jobs (dask-jobqueue would count them forever, and would not
+            # start a new job under a name it still holds), then submit replacements up to
+            # the target.
             spec = self.cluster.worker_spec
             for name in gone:
                 spec.pop(name, None)
+                self.cluster.workers.pop(name, None)
             self.cluster.scale(jobs=min(self.target, len(spec) + replace))
 
         self.cluster.loop.add_callback(resubmit)
         if alive == 0 and replace == 0:
             return (
-                f"every SLURM job of the sweep ended (job ids {', '.join(self.ended)}, "
-                f"{self.replaced} of them replacements); see their logs (slurm-JOBID.out)"
+                f"every SLURM job of the sweep ended (job ids {', '.join(self.ended)}; "
+                f"{self.failed_starts} before any of their workers started); see the jobs' "
+                "logs (slurm-JOBID.out, or log_directory)"
             )
         return None
+
+    def _note_workers(self, jobs: Mapping[str, str]) -> None:
+        """Remember the jobs (by id) whose Dask workers have connected to the scheduler."""
+        info = getattr(self.cluster, "scheduler_info", None) or {}
+        names = {str(w.get("name")) for w in list(info.get("workers", {}).values())}
+        for job in jobs:
+            if job in names or any(n.startswith(f"{job}-") for n in names):
+                self.worked.add(jobs[job])
 
     def close(self) -> None:
         """Close the client and cancel every job of this sweep (scancel)."""

@@ -39,7 +39,7 @@ def run_config(config: Mapping[str, Any]) -> RunRecord:
     ``arrays`` in any process (only ``wall_s``, ``created`` and the host differ).
 
     Results (scalars): ``final_loss``, ``initial_loss``, ``norm_sq`` (‖θ‖² of the
-    final or limit network), ``min_norm_sq`` (THEORY.md §5, orthogonal data; NaN
+    final or limit network), ``min_norm_sq`` (docs/limit.md, orthogonal data; NaN
     otherwise) and ``ratio = norm_sq / min_norm_sq`` (NaN unless the run interpolates,
     the reason in ``ratio_note``), ``interpolates`` (the jump
     process's flag; for flow and descent ``final_loss <= 1e-6 · mean(y²)/2``),
@@ -50,11 +50,14 @@ def run_config(config: Mapping[str, Any]) -> RunRecord:
     Arrays: flow and descent: ``t``, ``tau``, ``loss``, ``a_abs`` (T, m),
     ``event_tau``, ``event_neuron`` (:func:`reluflow.activation_events`); limit:
     ``tau``, ``plateau_loss``, ``event_fitted``, ``event_neuron`` (first neuron of
-    each event), ``a`` and ``initial_loss`` (0-d). All float64 or int64.
+    each event), ``a``, ``initial_loss`` (0-d), ``competitor_gap`` (per event) and
+    every (event, competitor) pair's ``rival_event``, ``rival_gap`` and
+    ``rival_weight`` (:func:`reluflow.gaps.competitor_gaps`). All float64 or int64.
     """
     from ..analysis import activation_events
     from ..descent import gradient_descent
     from ..flow import gradient_flow
+    from ..gaps import competitor_gaps
     from ..limit import jump_process
     from ..network import init_network
     from ..theory import _norm_ratio, min_norm_sq
@@ -95,6 +98,10 @@ def run_config(config: Mapping[str, Any]) -> RunRecord:
                 "event_neuron": np.array([g[0] for g in res.event_neurons], dtype=np.int64),
                 "a": res.a,
                 "initial_loss": np.array(res.initial_loss),
+                "competitor_gap": res.competitor_gap,
+                "rival_event": res.rivals[:, 0].astype(np.int64),
+                "rival_gap": res.rivals[:, 2],
+                "rival_weight": competitor_gaps(res)["weight"].to_numpy(dtype=np.float64),
             }
             inner = res.provenance
         else:
