@@ -62,14 +62,15 @@ from ._field import Field
 from ._linear import InitialPhase, initial_phase
 from ._loss import LossConvention
 from ._plateau import Jump, plateau_ready, try_jump
-from .data import Dataset
+from ._weight_field import WeightField
+from .data import ArrayData, Dataset
 from .errors import InputError
 from .network import Network
 from .trajectory import SolverStats, Trajectory
 
 __all__ = ["gradient_flow"]
 
-ENGINES = ("auto", "numpy", "numba")
+ENGINES = ("auto", "numpy", "numba", "weight")
 # smallest initialisation scale the general-data compiled engine accepts
 GENERAL_MIN_SCALE = 1e-150
 # accepted steps per kernel call when a progress bar is shown (the result does not depend on it)
@@ -180,6 +181,11 @@ def gradient_flow(
         return conv.trajectory(traj, user)
     engine = V.choice("engine", engine, ENGINES)
     general = not data.is_orthogonal
+    if engine == "weight" and not (general and isinstance(data, ArrayData)):
+        raise InputError(
+            f"engine='weight' needs general data with explicit inputs X (array_data), got "
+            f"{data!r}; use engine='auto'"
+        )
     if engine == "auto":
         if general:
             # the general-data kernel works in float64 coordinates: below GENERAL_MIN_SCALE
@@ -253,6 +259,7 @@ def gradient_flow(
         record_kinks=record_kinks,
         progress=progress,
         wall0=wall0,
+        weight_space=engine == "weight",
     )
 
 
@@ -268,17 +275,20 @@ def _gradient_flow_numpy(
     progress: bool,
     wall0: float,
     log_coordinates: bool = True,
+    weight_space: bool = False,
 ) -> Trajectory:
     """The reference loop of :func:`gradient_flow` (any data).
 
     ``log_coordinates=False`` integrates the float64 parameters themselves (no
     log-scales, no projection): the plain engine of moderate scales, kept as an
     independent reference for the tests (it refuses networks below 1e-100).
+    ``weight_space``: evaluate the field through ``X`` (O(m n d), see
+    :mod:`reluflow._weight_field`) instead of through ``K`` (O(m n²)).
     """
     n, m = data.n, net.m
     rtol, atol, max_steps = options["rtol"], options["atol"], options["max_steps"]
     t_end = rules.t_end
-    field = Field(data)
+    field = WeightField(data) if weight_space else Field(data)
     orth = field.orthogonal
     if not log_coordinates and net.exact is not None:
         raise InputError(
@@ -612,7 +622,9 @@ def _gradient_flow_numpy(
         stats=SolverStats(**stats),
         kinks=kinks.arrays(),
         wall0=wall0,
-        provenance=run_provenance("flow", data, net, **options, engine="numpy"),
+        provenance=run_provenance(
+            "flow", data, net, **options, engine="weight" if weight_space else "numpy"
+        ),
         activation_t=act_t,
     )
 
