@@ -351,7 +351,7 @@ class Boursier2022(Experiment):
             if curves:
                 panels.append({"title": setup, "curves": curves})
         if panels:
-            figs["boursier2022_loss"] = plot_loss_curves(panels, time_label="t (mean loss)")
+            figs["boursier2022"] = plot_loss_curves(panels, time_label="t (mean loss)")
         for setup in ("toy1d-orthogonal", "toy1d-non_orthogonal"):
             key = next((k for k in runs if k[0] == setup and k[1] == "flow"), None)
             if key is None or "snap_W" not in runs[key]["arrays"]:
@@ -380,7 +380,7 @@ class Boursier2022(Experiment):
 
     def captions(self, analysis: Mapping[str, Any]) -> dict[str, str]:
         return {
-            "boursier2022_loss": "Training loss (mean squared error) against time for each "
+            "boursier2022": "Training loss (mean squared error) against time for each "
             "setup: the exact flow, gradient descent and, on the orthogonal 1-D example, the "
             "λ → 0 jump process's plateaus.",
             "boursier2022_toy1d_orthogonal": "The orthogonal 1-D example with a bias: the learned "
@@ -491,7 +491,7 @@ class Boursier2022(Experiment):
                         for _, r in lim.iterrows()
                     ),
                     verdict="confirmed" if ok else "not confirmed",
-                    evidence="figure boursier2022_loss, table boursier2022_flow_vs_limit",
+                    evidence="figure boursier2022, table boursier2022_flow_vs_limit",
                     rule="confirmed when both interpolate, the norms agree within 1e-3 and the "
                     "flow's loss falls halfway down each of the limit's jumps within 20% of its "
                     "time (an O(1/log(1/λ)) gap), not confirmed otherwise",
@@ -511,7 +511,7 @@ class Boursier2022(Experiment):
                         for _, g in follow.iterrows()
                     ),
                     verdict="confirmed" if worst <= 0.05 else "not confirmed",
-                    evidence="figure boursier2022_loss, table boursier2022_descent_vs_flow",
+                    evidence="figure boursier2022, table boursier2022_descent_vs_flow",
                     rule="confirmed when every relative gap is at most 5%, not confirmed otherwise",
                 )
             )
@@ -527,7 +527,7 @@ class Boursier2022(Experiment):
                         measured=f"final loss: flow {g['final_loss_flow']:.3g}, gradient descent at "
                         f"step {g['lr']:g} {g['final_loss_descent']:.3g}",
                         verdict="confirmed" if stuck else "not confirmed",
-                        evidence="figure boursier2022_loss, table boursier2022_descent_vs_flow",
+                        evidence="figure boursier2022, table boursier2022_descent_vs_flow",
                         rule="confirmed when descent's final loss exceeds the flow's by more than a "
                         "factor 100, not confirmed otherwise",
                     )
