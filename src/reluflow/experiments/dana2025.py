@@ -293,7 +293,7 @@ class Dana2025(Experiment):
             flow_reps=1,
             orth_n=32,
             orth_widths=(10, 14, 20),
-            orth_reps=20,
+            orth_reps=30,
         ),
         "smoke": DanaDesign(
             scale="smoke",
