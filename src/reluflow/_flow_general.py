@@ -315,10 +315,14 @@ def _run(
     if nrec == 0 or bufs[0][nrec - 1] < t:
         bufs = NB.add_row(t, a, u, z, maskb, y, w_perp_sq, balance0, fs, ist, *bufs)
         nrec = int(ist[NB.I_NREC])
-    samples = {
-        key: np.concatenate([before, b[:nrec]])
-        for (key, before), b in zip(rec.samples().items(), bufs, strict=True)
-    }
+    # the kernel's rows: t, loss, |a_j|, ‖w_j‖, active counts; the recorder's samples also
+    # carry log|a_j| (the any-scale trajectories), taken here from |a_j| (float64 scales)
+    rows = dict(zip(("t", "loss", "a_abs", "w_norm", "n_active"), (b[:nrec] for b in bufs),
+                    strict=True))
+    with np.errstate(divide="ignore"):
+        rows["log_abs_a"] = np.log(rows["a_abs"])
+    before = rec.samples()
+    samples = {key: np.concatenate([before[key], rows[key]]) for key in before}
     drift = max(rec.drift, float(fs[NB.F_DRIFT]))
     return make_trajectory(
         "flow",
