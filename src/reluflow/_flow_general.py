@@ -218,10 +218,10 @@ def _run(
                 break
             # ---- an accepted step holding a switching event: finish it as the reference
             t, h = float(fs[NB.F_T]), float(fs[NB.F_H])
-            if integ is not None and fs[NB.F_NEXT] > t + h:
+            if integ is not None:
                 done = _bulk_step(
                     integ, small_caches, small_bound, t, h, P, B, y, Kp, a, u, z, Ka, Ku, Kz,
-                    na, nu, maskb, sliding, slide_arrays, kinks, stats,
+                    na, nu, maskb, sliding, slide_arrays, kinks, stats, fs[NB.F_NEXT] <= t + h,
                 )  # fmt: skip
                 if done:
                     mask = maskb.astype(float)
@@ -251,7 +251,9 @@ def _run(
             flip = flips[: int(ist[NB.I_NFLIP])].copy()
             exit_slide = False
             if ist[NB.I_EXIT]:
-                th = NB.locate_exit(P, h, theta_star, a, u, Ka, Ku, y, Kg, maskb, *slide_arrays)
+                th = NB.locate_exit_poly(
+                    P, h, theta_star, a, u, Ka, Ku, y, Kg, maskb, *slide_arrays
+                )
                 if th >= 0:
                     if th < theta_star:
                         flip = flip[:0]
@@ -387,15 +389,19 @@ def _run(
 
 def _bulk_step(
     integ, caches, bound, t, h, P, B, y, Kp, a, u, z, Ka, Ku, Kz, na, nu, maskb, sliding,
-    slide_arrays, kinks, stats,
-) -> bool:
+    slide_arrays, kinks, stats, records,
+) -> bool:  # fmt: skip
     """Accept an event step whose events all belong to small neurons (docs/general-data.md §4).
 
     Every neuron without an event takes the step's end state; each small neuron with
     an event is integrated again over the step alone (:mod:`reluflow._small_neurons`).
-    Returns False, touching nothing, when some event belongs to a large neuron or a
-    small neuron's sub-steps fail (the caller then cuts the step as the reference).
+    Returns False, touching nothing, when some event belongs to a large neuron, a small
+    neuron's sub-steps fail, or the recorder has a row inside the step (``records``:
+    the row would need the small neurons' sub-step states; the caller then cuts the
+    step as the reference).
     """
+    if records:
+        return False
     small = SN.small_set(a, u, na, nu, bound)
     if not small.any():
         return False
