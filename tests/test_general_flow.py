@@ -259,3 +259,43 @@ def test_small_neurons_kinks_in_bulk_match_the_cut_steps(monkeypatch):
     np.testing.assert_allclose(A.loss[ia], B.loss[ib], rtol=1e-6)
     np.testing.assert_allclose(A.w_norm[ia], B.w_norm[ib], rtol=1e-6)
     assert B.conservation_drift < 1e-7
+
+
+def test_sliding_exit_search_on_the_polynomial_form_agrees_with_the_direct_one(monkeypatch):
+    # The exit search evaluates α(θ) = −N(θ)/r(θ) from degree-8 polynomials built once per
+    # step; the direct form evaluates the dense state and the sliding rows of the field at
+    # each trial point. At every exit search of a run: the same α at interior points, the
+    # same located exit (or none).
+    import reluflow._flow_general_numba as NB
+
+    poly = NB.locate_exit_poly
+    seen = []
+
+    def both(P, h, th_max, a, u, Ka, Ku, y, Kg, mask, scnt, sidx, sinv, alpha):
+        args = (y, Kg, mask, scnt, sidx, sinv)
+        direct = NB.locate_exit(P, h, th_max, a, u, Ka, Ku, *args, alpha.copy())
+        R, N, ca = NB._exit_polys(P, h, a, u, Ka, Ku, y, Kg, mask, scnt, sidx, sinv)
+        m, n = u.shape
+        for th in (0.3 * th_max, 0.8 * th_max):
+            al_d, al_p = alpha.copy(), alpha.copy()
+            NB._excess(
+                P, th, h, a, u, Ka, Ku, *args, al_d, np.empty(m), np.empty((m, n)),
+                np.empty(max(m, sidx.shape[1])), np.empty((1, 1)), np.empty((1, 1)),
+                np.empty(n), np.empty((1, 1)),
+            )  # fmt: skip
+            NB._excess_poly(th, R, N, ca, scnt, sidx, al_p)
+            for j in np.flatnonzero(scnt):
+                np.testing.assert_allclose(al_p[j, : scnt[j]], al_d[j, : scnt[j]], rtol=1e-8, atol=1e-10)
+        got = poly(P, h, th_max, a, u, Ka, Ku, *args, alpha)
+        seen.append((direct, got))
+        return got
+
+    monkeypatch.setattr(NB, "locate_exit_poly", both)
+    data = rf.gaussian_data(20, 60, labels="gaussian", seed=2)
+    net = rf.init_network(data, 6, 1e-6, seed=2)
+    tr = rf.gradient_flow(data, net, closed_form_start=False)
+    assert tr.success and tr.stats.sliding > 0
+    d = np.array(seen)
+    assert len(d) > 5 and (d[:, 1] > 0).sum() > 2
+    np.testing.assert_array_equal(d[:, 0] < 0, d[:, 1] < 0)
+    np.testing.assert_allclose(d[:, 1], d[:, 0], rtol=1e-11, atol=1e-12)
