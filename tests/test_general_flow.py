@@ -298,4 +298,5 @@ def test_sliding_exit_search_on_the_polynomial_form_agrees_with_the_direct_one(m
     d = np.array(seen)
     assert len(d) > 5 and (d[:, 1] > 0).sum() > 2
     np.testing.assert_array_equal(d[:, 0] < 0, d[:, 1] < 0)
-    np.testing.assert_allclose(d[:, 1], d[:, 0], rtol=1e-11, atol=1e-12)
+    # (to the conditioning of the root: a rounding of α moves θ by 1e-16 / |dα/dθ|)
+    np.testing.assert_allclose(d[:, 1], d[:, 0], rtol=1e-8, atol=1e-12)

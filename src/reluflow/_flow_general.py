@@ -250,11 +250,13 @@ def _run(
             theta_star = float(fs[NB.F_THETA])
             flip = flips[: int(ist[NB.I_NFLIP])].copy()
             exit_slide = False
+            alpha_exit = None
             if ist[NB.I_EXIT]:
                 th = NB.locate_exit_poly(
                     P, h, theta_star, a, u, Ka, Ku, y, Kg, maskb, *slide_arrays
                 )
                 if th >= 0:
+                    alpha_exit = slide_arrays[3].copy()  # the search's fractions at th
                     if th < theta_star:
                         flip = flip[:0]
                     theta_star, exit_slide = th, True
@@ -282,8 +284,9 @@ def _run(
                     np.empty(max(1, sidx.shape[1])),
                 )  # fmt: skip
                 left = np.zeros(m, dtype=bool)
+                al_left = alpha_exit if exit_slide else alpha
                 for j in np.flatnonzero(scnt):
-                    left[j] = E.exited(alpha[j, : scnt[j]]).any()
+                    left[j] = E.exited(al_left[j, : scnt[j]]).any()
                 try:
                     switched, up, slid = E.resolve(
                         field, r_buf.copy(), left, yflat, m, n, mask, sliding, flip

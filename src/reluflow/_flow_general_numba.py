@@ -663,26 +663,25 @@ def _exit_polys(P, h, a, u, Ka, Ku, y, Kg, mask, scnt, sidx, sinv):
                     R[i, p + q] += ca[j, p] * cu[i, q]
     smax = max(1, sidx.shape[1])
     N = np.zeros((m, smax, 9))
-    T = np.zeros((smax, 9))
+    Rm = np.empty((n, 9))
     for j in range(m):
         c = scnt[j]
         if c == 0:
             continue
+        # T = K_Σ· (R ∘ mask_j), N_j = K_ΣΣ⁻¹ T: two BLAS products
+        for i in range(n):
+            w = 1.0 if mask[j, i] else 0.0
+            for k in range(9):
+                Rm[i, k] = w * R[i, k]
+        KS = np.empty((c, n))
+        Sinv = np.empty((c, c))
         for p in range(c):
             row = sidx[j, p]
-            for k in range(9):
-                T[p, k] = 0.0
             for i in range(n):
-                if mask[j, i]:
-                    kv = Kg[row, i]
-                    for k in range(9):
-                        T[p, k] += kv * R[i, k]
-        for p in range(c):
-            for k in range(9):
-                acc = 0.0
-                for s in range(c):
-                    acc += sinv[j, p, s] * T[s, k]
-                N[j, p, k] = acc
+                KS[p, i] = Kg[row, i]
+            for q in range(c):
+                Sinv[p, q] = sinv[j, p, q]
+        N[j, :c, :] = np.dot(Sinv, np.dot(KS, Rm))
     return R, N, ca
 
 
@@ -718,12 +717,13 @@ def _excess_poly(th, R, N, ca, scnt, sidx, alpha):
 def locate_exit_poly(P, h, theta_max, a, u, Ka, Ku, y, Kg, mask, scnt, sidx, sinv, alpha):
     """:func:`locate_exit` (grid of 4, then Illinois to ``1e-13``) on the polynomial form.
 
-    The same function of θ up to rounding (:func:`_exit_polys`), at about a tenth of the
-    cost at ``n = 400``: each trial point costs O(Σ_j |Σ_j|) instead of a dense state and
-    the sliding rows of a field evaluation. −1 for None.
+    The same function of θ up to rounding (:func:`_exit_polys`): each trial point costs
+    O(Σ_j |Σ_j|) instead of a dense state and the sliding rows of a field evaluation.
+    −1 for None; otherwise ``alpha`` holds the fractions at the returned point, in the
+    search's arithmetic (the caller takes the exited neurons from them, so that the
+    resolution sees the exit that was located).
     """
     R, N, ca = _exit_polys(P, h, a, u, Ka, Ku, y, Kg, mask, scnt, sidx, sinv)
-    grid_hi = -1.0
     lo = 0.0
     g_lo = _excess_poly(0.0, R, N, ca, scnt, sidx, alpha)
     hi = -1.0
@@ -735,7 +735,6 @@ def locate_exit_poly(P, h, theta_max, a, u, Ka, Ku, y, Kg, mask, scnt, sidx, sin
         if e > 0:
             hi = g
             g_hi = e
-            grid_hi = g
             break
         lo = g
         g_lo = e
@@ -764,38 +763,7 @@ def locate_exit_poly(P, h, theta_max, a, u, Ka, Ku, y, Kg, mask, scnt, sidx, sin
             if side == -1:
                 g_hi *= 0.5
             side = -1
-    # The caller decides the modes with the direct arithmetic (sliding_alpha): make sure
-    # the returned point is past the exit there too, else chattering (an exit located
-    # where the resolution sees none). Step forward from hi, then bisect, directly.
-    m, n = u.shape
-    sa = np.empty(m)
-    su = np.empty((m, n))
-    kk = np.empty(max(m, sidx.shape[1]))
-    dummy = np.empty((1, 1))
-    r = np.empty(n)
-    args = (sa, su, kk, dummy, dummy, r, dummy)
-    if _excess(P, hi, h, a, u, Ka, Ku, y, Kg, mask, scnt, sidx, sinv, alpha, *args) > 0:
-        return hi
-    below = hi
-    d = 1e-13 * max(hi, 1e-300) + 1e-300
-    above = -1.0
-    while True:
-        cand = min(below + d, grid_hi)
-        if _excess(P, cand, h, a, u, Ka, Ku, y, Kg, mask, scnt, sidx, sinv, alpha, *args) > 0:
-            above = cand
-            break
-        if cand >= grid_hi:
-            break
-        below = cand
-        d *= 2.0
-    if above < 0:  # the two forms disagree on the bracket: the direct search decides
-        return locate_exit(P, h, theta_max, a, u, Ka, Ku, y, Kg, mask, scnt, sidx, sinv, alpha)
-    for _ in range(100):
-        if above - below <= 1e-13 * max(above, 1e-300) + 1e-300:
-            break
-        mid = 0.5 * (below + above)
-        if _excess(P, mid, h, a, u, Ka, Ku, y, Kg, mask, scnt, sidx, sinv, alpha, *args) > 0:
-            above = mid
-        else:
-            below = mid
-    return above
+    # leave in alpha the fractions at the returned point, in the arithmetic of the
+    # search: the caller decides which neurons left their sliding mode from them
+    _excess_poly(hi, R, N, ca, scnt, sidx, alpha)
+    return hi
