@@ -308,7 +308,9 @@ def _run(
                 stats["sliding"] += int(slid.sum())
                 stats["kinks"] += int(switched.size)
                 kinks.add(t, switched, up, slid)
-                slide_arrays = _sliding_arrays(Kg, sliding, inv_cache, slide_arrays)
+                slide_arrays = _sliding_arrays(
+                    Kg, sliding, inv_cache, slide_arrays, np.unique(switched // n)
+                )
                 ss = evaluate_here()
                 stats["evaluations"] += 1
                 loss = ss / (2 * n)
@@ -453,12 +455,13 @@ def _outcome(code, t, fs, rules, rtol, max_steps, net) -> tuple[str, str]:
     return "failed", f"step size underflow at t = {t:.6g}: the solver cannot meet rtol = {rtol:g}"
 
 
-def _sliding_arrays(K: np.ndarray, sliding: np.ndarray, cache: dict, old=None):
+def _sliding_arrays(K: np.ndarray, sliding: np.ndarray, cache: dict, old=None, rows=None):
     """Padded per-neuron sliding sets and ``K_SS⁻¹`` (as ``Field._hold``) for the kernel.
 
     ``cache`` maps a neuron to its last sliding set and inverse; only the rows of
     neurons whose set changed are rewritten in ``old`` (the previous arrays), which
-    are reallocated when the largest set outgrows them.
+    are reallocated when the largest set outgrows them. ``rows``: the only neurons
+    whose sets may have changed since ``old`` (None: any).
     """
     m = sliding.shape[0]
     cnt = sliding.sum(axis=1).astype(np.int64)
@@ -472,7 +475,7 @@ def _sliding_arrays(K: np.ndarray, sliding: np.ndarray, cache: dict, old=None):
         inv = np.zeros((m, smax, smax))
         alpha = np.zeros((m, smax))
         fresh = True
-    for j in range(m):
+    for j in range(m) if rows is None or fresh else rows:
         if cnt[j] == 0:
             if cache.pop(j, None) is not None:
                 inv[j] = 0.0
