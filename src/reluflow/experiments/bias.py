@@ -396,7 +396,7 @@ class Bias(Experiment):
         "paper": BiasDesign(scale="paper", flow_scales=(1e-16, 1e-100, 1e-300)),
         "quick": BiasDesign(scale="quick", log2n=(4, 6, 8, 10, 12, 14, 16, 18, 20), extra_n=(),
                             reps=12, flow_log2n=(4, 6, 8, 10, 12), flow_reps=4,
-                            width_n=(64, 256, 4096, 65536), width_factors=(2, 4, 8, 16, 32),
+                            width_n=(64, 256, 4096, 16384), width_factors=(2, 4, 8, 16, 32),
                             width_small_n=(8, 12, 16), width_max_m=1024, width_reps=4),
         "smoke": BiasDesign(scale="smoke", log2n=(4, 6, 8, 10), extra_n=(), reps=4,
                             flow_log2n=(4, 6), flow_reps=2, width_n=(64,), width_factors=(2,),
