@@ -163,9 +163,14 @@ def measure_torch(spec: dict[str, Any], mark_start) -> dict[str, Any]:
     BT.torch_descent(X, data.y, a0, W0, lr, max_steps=5, target_loss=-1.0)  # warm-up
     probe = BT.torch_descent(X, data.y, a0, W0, lr, max_steps=20, target_loss=-1.0)
     per_step = probe["wall_s"] / 20
-    limit = float(spec["limit_s"])
+    limit = float(spec.get("limit_s", LIMIT_S))
     res: dict[str, Any] = {"threads": threads, "lr": lr, "steps_pred": steps_pred,
                            "loadavg_1m": os.getloadavg()[0]}  # fmt: skip
+    if steps_pred <= 0:  # the flow did not finish: its end time, hence the steps, unknown
+        mark_start()
+        out = BT.torch_descent(X, data.y, a0, W0, lr, max_steps=50, target_loss=-1.0)
+        res.update(per_step_s=out["wall_s"] / 50, status="per_step_only", extrapolated=False)
+        return res
     if per_step * steps_pred > 0.8 * limit:
         n_probe = int(max(10, min(steps_pred, 0.25 * limit / per_step)))
         mark_start()
@@ -218,6 +223,7 @@ def compare(
     else:  # the flow did not finish: the rule's first guess, marked estimated
         lr = 2.0 ** math.floor(math.log2(0.02 / gamma_max(data, net)))
         t_end, estimated = None, True
+        row["torch"] = run("gtorch", {"n": n, "m": m, "lr": lr, "steps_pred": 0}, limit_s)
     row["lr"], row["lr_estimated"] = lr, estimated
     if lr is not None and t_end is not None:
         steps_pred = (row.get("select") or {}).get("steps") or math.ceil(t_end / lr)
@@ -238,6 +244,8 @@ def compare(
 def _fmt_time(res: dict[str, Any] | None) -> str:
     if res is None:
         return "-"
+    if res.get("status") == "per_step_only":
+        return f"{1e3 * res['per_step_s']:.1f}ms/st"
     if "wall_s" in res:
         return f"{res['wall_s']:.2f}{'*' if res.get('extrapolated') else ''}"
     if res.get("timed_out"):
@@ -266,7 +274,8 @@ def format_table(rows: list[dict[str, Any]], limit_s: float = LIMIT_S) -> str:
         )
     out.append(
         f"'>S': stopped at the {limit_s:g} s limit; '*': torch extrapolated from a probe "
-        "(its steps to the flow's end time x time per step); eta: GD step by the 1 % rule "
+        "(its steps to the flow's end time x time per step); ms/st: torch time per step where "
+        "the flow's end time is unknown; eta: GD step by the 1 % rule "
         "('~': the rule's first guess, the flow not having finished); cf t: end of the "
         "closed-form phase; load: 1-min load average at the flow's measurement"
     )

@@ -64,6 +64,7 @@ from reluflow import (
     init_network,
     orthogonal_data,
 )
+from reluflow._dynamics import activation_level
 
 SCALE = 1e-8
 SEED = 0
@@ -241,6 +242,7 @@ def torch_trajectory(data, net, X: np.ndarray, out: dict[str, Any], lr: float) -
         stats=SolverStats(steps=out["steps"], evaluations=out["steps"]),
         wall_s=out["wall_s"],
         provenance={"engine": "torch", "lr": lr},
+        activation_level=activation_level(data),  # the level reluflow's own runs record
     )
 
 

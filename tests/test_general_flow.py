@@ -3,6 +3,7 @@ Gaussian data through its Gram matrix (docs/general-data.md)."""
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -72,11 +73,13 @@ def _assert_same(A, B, rel=REL):
     assert A.status == B.status and A.success == B.success
     assert A.stats.kinks == B.stats.kinks and A.stats.sliding == B.stats.sliding
     assert abs(A.stats.steps - B.stats.steps) <= max(2, 0.01 * A.stats.steps)
-    np.testing.assert_array_equal(A.kink_neuron, B.kink_neuron)
-    np.testing.assert_array_equal(A.kink_sample, B.kink_sample)
-    np.testing.assert_array_equal(A.kink_up, B.kink_up)
-    np.testing.assert_array_equal(A.kink_sliding, B.kink_sliding)
-    np.testing.assert_allclose(A.kink_t, B.kink_t, rtol=rel)
+    # the same events (two kinks of different neurons a rounding error apart may be
+    # logged in either order)
+    oa = np.lexsort((A.kink_t, A.kink_sample, A.kink_neuron))
+    ob = np.lexsort((B.kink_t, B.kink_sample, B.kink_neuron))
+    for f in ("kink_neuron", "kink_sample", "kink_up", "kink_sliding"):
+        np.testing.assert_array_equal(getattr(A, f)[oa], getattr(B, f)[ob])
+    np.testing.assert_allclose(A.kink_t[oa], B.kink_t[ob], rtol=rel)
     size = np.maximum(np.abs(A.final.a), np.abs(A.final.u).max(axis=1))
     assert np.all(np.abs(A.final.a - B.final.a) <= rel * size)
     assert np.all(np.abs(A.final.u - B.final.u) <= rel * size[:, None])
@@ -86,7 +89,9 @@ def _assert_same(A, B, rel=REL):
     np.testing.assert_allclose(A.loss, B.loss, rtol=rel, atol=1e-14)
     np.testing.assert_allclose(A.w_norm, B.w_norm, rtol=rel, atol=rel * A.w_norm.max())
     np.testing.assert_array_equal(A.n_active, B.n_active)
-    assert A.conservation_drift == pytest.approx(B.conservation_drift, rel=1e-3, abs=1e-13)
+    # the drift is a max over rows of error-level quantities, computed from u K⁺ u by the
+    # reference and from u · z (z = K⁺ u carried along) here: equal in size, not to rounding
+    assert B.conservation_drift == pytest.approx(A.conservation_drift, rel=0.2, abs=1e-12)
 
 
 @pytest.mark.parametrize(
@@ -99,7 +104,13 @@ def _assert_same(A, B, rel=REL):
         (20, 60, 6, 1e-6, "balanced", "balanced", 4, dict(record_kinks=False, rtol=1e-6)),
     ],
 )
-def test_compiled_engine_matches_the_reference(n, d, m, scale, labels, init, seed, kw):
+def test_compiled_engine_matches_the_reference(n, d, m, scale, labels, init, seed, kw, monkeypatch):
+    # the reference is the NumPy loop on float64 parameters (no log-scale frame, no
+    # plateau jumps): the algorithm the compiled engine runs, step for step
+    import reluflow.flow as F
+
+    plain = functools.partial(F._gradient_flow_numpy, log_coordinates=False)
+    monkeypatch.setattr(F, "_gradient_flow_numpy", plain)
     data = rf.gaussian_data(n, d, labels=labels, seed=seed)
     net = rf.init_network(data, m, scale, seed=seed, init=init)
     A = rf.gradient_flow(data, net, engine="numpy", **kw)

@@ -150,6 +150,67 @@ def test_threshold_analysis_recovers_the_exact_boundary():
     assert 1.8 < f["c_exact"] < 2.6  # about 2 log2 n for balanced labels (docs/limit.md)
 
 
+def test_verdict_from_interval():
+    from reluflow.experiments import verdict_from_interval as v
+
+    assert v(0.48, 0.52, 0.45, 0.55) == "confirmed"
+    assert v(0.60, 0.70, 0.45, 0.55) == "not confirmed"
+    assert v(0.50, 0.60, 0.45, 0.55) == "open"
+    assert v(math.nan, 0.5, 0.45, 0.55) == "open"
+
+
+def _cells_from(prob, rng, reps=120):
+    rows = []
+    for e in (4, 6, 8, 10):
+        n = 2**e
+        for m in range(e + 2, 4 * e + 4, 3):
+            p = prob(n, m)
+            rows += [{"n": n, "m": m, "seed": s, "dynamics": "limit",
+                      "interpolates": rng.random() < p} for s in range(reps)]
+    return pd.DataFrame(rows)
+
+
+def test_threshold_verdicts_follow_the_data():
+    """Counts drawn from the exact formula confirm it; counts from a shifted law do not."""
+    ex = EXPERIMENTS["threshold"]
+    rng = np.random.default_rng(7)
+
+    def exact(n, m):
+        return interpolation_probability(n - n // 2, n // 2, m)
+
+    def shifted(n, m):  # the same curves, three neurons later
+        return interpolation_probability(n - n // 2, n // 2, max(1, m - 3))
+
+    good = {c.claim[:16]: c.verdict for c in ex.claims(ex.analyse(_cells_from(exact, rng), None))}
+    bad = {c.claim[:16]: c.verdict for c in ex.claims(ex.analyse(_cells_from(shifted, rng), None))}
+    assert good["P(interpolation)"] == "confirmed", good
+    assert bad["P(interpolation)"] == "not confirmed", bad
+
+
+def test_bias_verdicts_follow_the_data():
+    """A sqrt(n) law with a bounded ratio confirms both claims; an n^0.7 law refutes both."""
+    ex = EXPERIMENTS["bias"]
+    rng = np.random.default_rng(3)
+
+    def frame(power):
+        rows = []
+        for e in range(6, 21, 2):
+            n = 2**e
+            mn = 2 * (math.sqrt(n - n // 2) + math.sqrt(n // 2))
+            for s in range(8):
+                norm = 2.2 * mn * (n / 2**6) ** (power - 0.5) * (1 + 0.01 * rng.standard_normal())
+                rows.append({"n": n, "m": 40, "seed": s, "dynamics": "limit", "scale": math.nan,
+                             "interpolates": True, "norm_sq": norm, "min_norm_sq": mn})
+        return pd.DataFrame(rows)
+
+    good = {c.claim[:30]: c.verdict for c in ex.claims(ex.analyse(frame(0.5), None))}
+    bad = {c.claim[:30]: c.verdict for c in ex.claims(ex.analyse(frame(0.7), None))}
+    key_sqrt = "The interpolator learned by th"
+    key_ratio = "The learned ‖θ‖² stays within "
+    assert good[key_sqrt] == good[key_ratio] == "confirmed", good
+    assert bad[key_sqrt] == bad[key_ratio] == "not confirmed", bad
+
+
 # --------------------------------------------------------------------------- smoke run
 
 

@@ -315,14 +315,14 @@ def _run(
     if nrec == 0 or bufs[0][nrec - 1] < t:
         bufs = NB.add_row(t, a, u, z, maskb, y, w_perp_sq, balance0, fs, ist, *bufs)
         nrec = int(ist[NB.I_NREC])
-    # the kernel's buffers hold (t, loss, |a|, ‖w‖, active counts) in float64
-    before = rec.samples()
-    keys = ("t", "loss", "a_abs", "w_norm", "n_active")
+    head = rec.samples()
+    keys = ("t", "loss", "a_abs", "w_norm", "n_active")  # the kernel's buffers, in order
     samples = {
-        key: np.concatenate([before[key], b[:nrec]]) for key, b in zip(keys, bufs, strict=True)
+        key: np.concatenate([head[key], b[:nrec]]) for key, b in zip(keys, bufs, strict=True)
     }
+    # float64 engine: log|a_j| of its rows is the log of what it stores
     with np.errstate(divide="ignore"):
-        samples["log_abs_a"] = np.concatenate([before["log_abs_a"], np.log(bufs[2][:nrec])])
+        samples["log_abs_a"] = np.concatenate([head["log_abs_a"], np.log(bufs[2][:nrec])])
     drift = max(rec.drift, float(fs[NB.F_DRIFT]))
     return make_trajectory(
         "flow",

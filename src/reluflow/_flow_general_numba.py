@@ -24,8 +24,9 @@ switching event (a kink located inside it, or a sliding fraction outside
 [0, 1] at its end); it then returns ``EVENT`` with the step's stages, its end
 state, the located ``θ*`` and the coordinates to flip, and the caller resolves
 the event (:func:`reluflow._events.switch`, the box complementarity problem)
-in Python before resuming. Events are a minority of steps once the closed-form
-initial phase (:mod:`reluflow._general_phase`) has taken the bulk of the kinks.
+in Python before resuming. The closed-form initial phase
+(:mod:`reluflow._general_phase`) takes the bulk of the kinks; after it, on Gaussian
+data, sliding exits of small neurons still end most steps (docs/general-data.md §4).
 """
 
 from __future__ import annotations

@@ -373,7 +373,7 @@ class GaussianGramData(ArrayData):
     ``K = L Lᵀ`` with ``L`` the Bartlett factor of the Wishart matrix ``G Gᵀ``
     divided by ``√d``: lower triangular, ``(√d L)_kk² ~ χ²_{d−k}`` (k = 0..n−1)
     and ``(√d L)_kl ~ N(0, 1)`` below the diagonal, all independent
-    (docs/general-data.md §5). Drawing ``L`` costs O(n²) numbers and O(n³/3)
+    (docs/general-data.md §6). Drawing ``L`` costs O(n²) numbers and O(n³/3)
     flops for ``K``, whatever ``d``; nothing of size ``n × d`` is formed.
     :func:`reluflow.init_network` then draws the reduced coordinates jointly
     with ``K`` (``U = λ B Lᵀ / √d``, ``B`` standard Gaussian, and
@@ -446,7 +446,7 @@ class GaussianGramData(ArrayData):
 
         ``u = λ B Lᵀ / √d`` and ``‖w_j^⊥‖² = λ² χ²_{d−n} / d``: the joint law of
         ``(K, W Xᵀ, ‖W^⊥‖)`` from the Bartlett factor of ``[G; H] [G; H]ᵀ``
-        (docs/general-data.md §5). ``B`` carries the signs shared with the jump process.
+        (docs/general-data.md §6). ``B`` carries the signs shared with the jump process.
         """
         n, d = self.n, self.d
         b = _rng.standard_normals(seed, m, n)

@@ -135,9 +135,9 @@ def _setup(args: argparse.Namespace):
 
 
 def run_flow(args: argparse.Namespace) -> int:
+    data, net = _setup(args)  # user errors in the data and network first, before the solver loads
     from ..flow import gradient_flow
 
-    data, net = _setup(args)
     tr = gradient_flow(
         data,
         net,
@@ -153,9 +153,9 @@ def run_flow(args: argparse.Namespace) -> int:
 
 
 def run_descent(args: argparse.Namespace) -> int:
+    data, net = _setup(args)
     from ..descent import gradient_descent
 
-    data, net = _setup(args)
     tr = gradient_descent(
         data,
         net,
