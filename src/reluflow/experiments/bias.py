@@ -200,6 +200,20 @@ def _analyse_width(lim: pd.DataFrame) -> dict[str, Any]:
 HALVING = 1.0 + math.sqrt(2.0)
 
 
+def _reference_widths(df: pd.DataFrame, p: float) -> dict[int, int]:
+    """Per ``n``: the design's width ``m(n)`` where the store has runs at it, else the most run ``m``."""
+    labels = str(df["labels"].iloc[0]) if "labels" in df else "balanced"
+    out = {}
+    for n, d in df.groupby("n"):
+        ms = d.loc[d["dynamics"] == "limit", "m"] if (d["dynamics"] == "limit").any() else d["m"]
+        try:
+            w = width(int(n), BiasDesign(labels=labels, p=p))
+        except InputError:
+            w = -1
+        out[int(n)] = w if (ms == w).any() else int(ms.astype(int).mode().min())
+    return out
+
+
 def analyse_bias(frame: pd.DataFrame, p: float = 0.999) -> dict[str, Any]:
     """``‖θ‖²`` of the learned interpolator against ``n``, and its ratio to the minimum.
 
@@ -220,9 +234,7 @@ def analyse_bias(frame: pd.DataFrame, p: float = 0.999) -> dict[str, Any]:
     df["min_norm_sq"] = S.min_norm(df)
     df["norm_sq"] = S.col(df, "norm_sq").astype(float)
     df["ratio"] = df["norm_sq"] / df["min_norm_sq"]
-    labels = str(df["labels"].iloc[0]) if "labels" in df else "balanced"
-    ref = BiasDesign(labels=labels, p=p)
-    m_ref = {int(n): width(int(n), ref) for n in df["n"].unique()}
+    m_ref = _reference_widths(df, p)
     on_ref = df["m"].astype(int) == df["n"].astype(int).map(m_ref)
     width_axis = _analyse_width(df[(df["dynamics"] == "limit") & df["ok"]
                                    & df["norm_sq"].notna()])
