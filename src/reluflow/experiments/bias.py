@@ -201,17 +201,22 @@ HALVING = 1.0 + math.sqrt(2.0)
 
 
 def _reference_widths(df: pd.DataFrame, p: float) -> dict[int, int]:
-    """Per ``n``: the design's width ``m(n)`` where the store has runs at it, else the most run ``m``."""
+    """Per ``n``: the reference width of the main series.
+
+    In a store of this design, the design's ``m(n)`` (an ``n`` run only on the width
+    axis gets none); in any other store (no run at ``m(n)`` at all), the most run ``m``.
+    """
     labels = str(df["labels"].iloc[0]) if "labels" in df else "balanced"
-    out = {}
+    design, mode = {}, {}
     for n, d in df.groupby("n"):
         ms = d.loc[d["dynamics"] == "limit", "m"] if (d["dynamics"] == "limit").any() else d["m"]
         try:
             w = width(int(n), BiasDesign(labels=labels, p=p))
         except InputError:
             w = -1
-        out[int(n)] = w if (ms == w).any() else int(ms.astype(int).mode().min())
-    return out
+        design[int(n)] = w if (ms == w).any() else -1
+        mode[int(n)] = int(ms.astype(int).mode().min())
+    return design if any(v > 0 for v in design.values()) else mode
 
 
 def analyse_bias(frame: pd.DataFrame, p: float = 0.999) -> dict[str, Any]:
