@@ -49,7 +49,7 @@ def test_plans_cover_the_brief():
                 assert all(
                     c["data"] == "orthogonal" and c["dynamics"] in ("flow", "limit") for c in runs
                 )
-            assert all("scale" in c for c in runs if c["dynamics"] == "flow")
+            assert all("scale" in c or "log10_scale" in c for c in runs if c["dynamics"] == "flow")
             # no configuration twice (the store keys runs by configuration)
             keys = {json.dumps(c, sort_keys=True) for c in runs}
             assert len(keys) == len(runs)
