@@ -349,6 +349,48 @@ def test_bias_figure_is_the_stored_runs(smoke):
     assert rep.analyses["bias"]["fits"]["min_norm"]["slope"] == pytest.approx(0.5, abs=0.02)
 
 
+def test_bias_width_and_scales_figures_are_the_stored_runs(smoke):
+    from reluflow.width_law import coverage_depth
+
+    res, rep = smoke
+    frame, _ = _frame(res)
+    b = frame[frame["experiment"] == "bias"]
+    lim = b[(b["dynamics"] == "limit") & _interpolated(b)]
+    fig = rep.figure_objects["bias_width"]
+    for n, d in lim.groupby("n"):
+        means = (d["norm_sq"] / d["min_norm_sq"]).groupby(d["m"]).mean().sort_index()
+        ln = _by_gid(fig, f"width-{n}")
+        np.testing.assert_allclose(np.asarray(ln.get_xdata(), float),
+                                   coverage_depth(n, means.index.to_numpy()))
+        np.testing.assert_allclose(np.asarray(ln.get_ydata(), float), means.to_numpy())
+    design = EXPERIMENTS["bias"].design("smoke")
+    flows = b[(b["dynamics"] == "flow") & _interpolated(b)]
+    assert sorted(flows["scale"].unique()) == sorted(design.flow_scales)
+    fig = rep.figure_objects["bias_scales"]
+    for k, lam in enumerate(sorted(design.flow_scales, reverse=True)):
+        d = flows[flows["scale"] == lam]
+        means = (d["norm_sq"] / d["min_norm_sq"]).groupby(d["n"]).mean().sort_index()
+        ln = _by_gid(fig, f"ratio-flow-{k}")
+        np.testing.assert_allclose(np.asarray(ln.get_ydata(), float), means.to_numpy())
+
+
+def test_finite_scale_ratio_figure_is_the_stored_runs(smoke):
+    res, rep = smoke
+    frame, _ = _frame(res)
+    f = frame[(frame["experiment"] == "finite_scale") & (frame["dynamics"] == "flow")]
+    assert f["n"].nunique() == len(EXPERIMENTS["finite_scale"].design("smoke").log2n)
+    fig = rep.figure_objects["finite_scale_ratio"]
+    for n, d in f.groupby("n"):
+        means = (d["norm_sq"] / d["min_norm_sq"]).groupby(-np.log10(d["scale"])).mean().sort_index()
+        ln = _by_gid(fig, f"ratio-flow-{n}")
+        np.testing.assert_allclose(np.asarray(ln.get_xdata(), float), means.index.to_numpy())
+        np.testing.assert_allclose(np.asarray(ln.get_ydata(), float), means.to_numpy())
+    js = json.loads((res.out / "summary.json").read_text())["finite_scale"]
+    assert {"exponent", "prefactor", "rows"} <= set(js)
+    for row in js["rows"]:
+        assert {"n", "L_star_5pct", "L_star_5pct_ci", "L_star_1pct", "L_star_1pct_ci"} <= set(row)
+
+
 def test_report_rebuilds_from_the_store_alone(smoke, tmp_path):
     """`reluflow report` gives the same numbers as the reproduce run, and embeds every figure."""
     from reluflow.cli import main
