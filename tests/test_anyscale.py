@@ -301,3 +301,26 @@ def test_activation_times_match_an_independent_integration(labels, n, m, seed, s
         np.testing.assert_array_equal(np.isnan(tr.activation_t), np.isnan(ref))
         err = np.nanmax(np.abs(tr.activation_t - ref) / ref)
         assert err < tol, (rtol, err)
+
+
+def test_sweeps_take_any_scale_and_store_its_log10():
+    from reluflow.sweep.config import normalize_config, run_id
+    from reluflow.sweep.runs import run_config
+
+    base = {"dynamics": "flow", "n": 16, "m": 6, "seed": 1}
+    tiny = normalize_config({**base, "lambda": "1e-1000"})
+    assert tiny["log10_scale"] == -1000 and "scale" not in tiny
+    assert run_id({**base, "log10_scale": -1000}) == run_id({**base, "scale": "1e-1000"})
+    # representable scales keep their float spelling (and their run ids)
+    assert normalize_config({**base, "log10_scale": -8})["scale"] == 1e-8
+    with pytest.raises(rf.InputError, match="not both"):
+        normalize_config({**base, "scale": 1e-8, "log10_scale": -8})
+    rec = run_config({**base, "scale": "1e-1000"})
+    direct = rf.gradient_flow(
+        rf.orthogonal_data(16, seed=1),
+        rf.init_network(rf.orthogonal_data(16, seed=1), 6, "1e-1000", seed=1),
+    )
+    assert rec.results["log10_scale"] == -1000
+    assert rec.results["norm_sq"] == pytest.approx(
+        direct.final.norm_sq(rf.orthogonal_data(16, seed=1))
+    )

@@ -66,7 +66,8 @@ def _cluster_problem() -> str | None:
     except (OSError, subprocess.TimeoutExpired) as exc:
         return f"SLURM does not answer ({exc}): run scripts/slurm-local.sh start"
     if "UP" not in ping.stdout:
-        return f"no SLURM controller ({ping.stdout.strip()}): run scripts/slurm-local.sh start"
+        said = (ping.stdout.strip().splitlines() or ["no answer"])[0]
+        return f"no SLURM controller ({said}): run scripts/slurm-local.sh start"
     states = nodes.stdout.split()
     if not any(s.rstrip("*~#").split("+")[0] in ("idle", "mixed", "allocated") for s in states):
         return f"no SLURM node takes jobs (states {states}): run scripts/slurm-local.sh start"

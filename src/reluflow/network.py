@@ -159,8 +159,8 @@ class Network:
 
     @property
     def signs(self) -> np.ndarray:
-        """Output signs ``s_j = sign(a_j)``."""
-        return np.sign(self.a)
+        """Output signs ``s_j = sign(a_j)`` (at any scale: those of the O(1) parts)."""
+        return np.sign(self.a if self.exact is None else self.exact.a_hat)
 
     def with_params(self, a: np.ndarray, u: np.ndarray) -> Network:
         """The same network (scale, seed, ``W^⊥``) with new ``a`` and ``u``."""
