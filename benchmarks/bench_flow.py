@@ -11,7 +11,12 @@ Compile time is excluded from the timings (a warm-up call comes first) but
 reported: the first call in this process (numba's on-disk cache, if present)
 and a cold compile in a fresh process with an empty cache.
 
-Usage: python benchmarks/bench_flow.py [--quick] [--json OUT]
+Cost at any scale (``--scales``, and part 4 of ``run_all.py``): the numba flow
+at λ = 1e-8, 1e-1000 and 1e-10000 on the same data (n = 1000 and 4000, median of
+three runs): per-neuron log-scales and closed-form plateaus make the cost of a
+run independent of log(1/λ) once the neurons' activations are separated.
+
+Usage: python benchmarks/bench_flow.py [--quick] [--scales] [--json OUT]
 (--quick: n = 200 for the side by side comparison, n = 1000 numba only, one run each.)
 """
 
@@ -71,9 +76,39 @@ def cold_compile_seconds() -> float | None:
         return float(out.stdout.strip().splitlines()[-1])
 
 
-def run_case(n: int, m: int, engine: str, repeats: int) -> dict:
+SCALES = ("1e-8", "1e-1000", "1e-10000")
+
+
+def scale_cost(sizes: tuple[int, ...] = (1000, 4000), repeats: int = 3) -> list[dict]:
+    """The numba flow at each λ of :data:`SCALES` on the same data, per n (median wall time)."""
+    d0 = orthogonal_data(8, seed=0)
+    gradient_flow(d0, init_network(d0, 3, "1e-1000", seed=0))  # compile / load the cache
+    rows = []
+    for n in sizes:
+        base = None
+        for scale in SCALES:
+            r = run_case(n, width(n), "numba", repeats, scale=scale)
+            base = base or r["wall_s"]
+            r["vs_1e-8"] = r["wall_s"] / base
+            r.pop("_traj")
+            rows.append(r)
+    return rows
+
+
+def format_scale_cost(rows: list[dict]) -> str:
+    hdr = f"{'n':>6} {'m':>4} {'lambda':>9} {'wall s':>8} {'steps':>6} {'plateaus':>8} {'kinks':>6} {'status':>8} {'vs 1e-8':>8}"
+    out = [hdr, "-" * len(hdr)]
+    for r in rows:
+        out.append(
+            f"{r['n']:>6} {r['m']:>4} {r['scale']:>9} {r['wall_s']:>8.3f} {r['steps']:>6} "
+            f"{r['plateau_jumps']:>8} {r['kinks']:>6} {r['status']:>8} {r['vs_1e-8']:>7.2f}x"
+        )
+    return "\n".join(out)
+
+
+def run_case(n: int, m: int, engine: str, repeats: int, scale: float | str = SCALE) -> dict:
     d = orthogonal_data(n, seed=0)
-    net = init_network(d, m, SCALE, seed=0)
+    net = init_network(d, m, scale, seed=0)
     times, tr = [], None
     for _ in range(repeats):
         t0 = time.perf_counter()
@@ -83,7 +118,7 @@ def run_case(n: int, m: int, engine: str, repeats: int) -> dict:
     return {
         "n": n,
         "m": m,
-        "scale": SCALE,
+        "scale": scale,
         "engine": engine,
         "repeats": repeats,
         "wall_s": statistics.median(times),
@@ -124,7 +159,16 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="small side by side case, one run each")
     p.add_argument("--json", metavar="OUT", help="write the results as JSON")
+    p.add_argument("--scales", action="store_true", help="only the cost at any scale")
     args = p.parse_args(argv)
+    if args.scales:
+        rows = scale_cost((1000,) if args.quick else (1000, 4000), 1 if args.quick else 3)
+        print("reluflow gradient flow (numba) at any scale, orthogonal data, balanced ±1 labels")
+        print(format_scale_cost(rows))
+        if args.json:
+            with open(args.json, "w") as fh:
+                json.dump(rows, fh, indent=2)
+        return 0
 
     cold = cold_compile_seconds()
     t0 = time.perf_counter()

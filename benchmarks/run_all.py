@@ -658,7 +658,7 @@ def main(argv: list[str] | None = None) -> int:
     mode.add_argument("--smoke", action="store_true", help="tiny sizes (seconds; the tests)")
     ap.add_argument("--out", default=str(HERE / "results.json"), help="JSON output file")
     ap.add_argument(
-        "--parts", type=int, nargs="+", default=[1, 2, 3, 4], choices=[1, 2, 3, 4]
+        "--parts", type=int, nargs="+", default=[1, 2, 3, 4, 5], choices=[1, 2, 3, 4, 5]
     )
     ap.add_argument("--skip-torch", action="store_true", help="leave out the PyTorch baseline")
     ap.add_argument(
@@ -718,6 +718,12 @@ def main(argv: list[str] | None = None) -> int:
     if 4 in args.parts:
         log("part 4: general data, flow vs PyTorch GD and the NumPy engine")
         results["part4"] = part4(cfg, log)
+    if 5 in args.parts:
+        log("part 5: the flow at any scale")
+        from bench_flow import scale_cost
+
+        sizes = {"smoke": (200,), "quick": (1000,), "full": (1000, 4000)}[name]
+        results["part5"] = scale_cost(sizes, 1 if name != "full" else 3)
     meta = results["meta"]
     meta["loadavg_end"] = os.getloadavg()
     meta["total_s"] = time.perf_counter() - t_all
@@ -747,6 +753,11 @@ def main(argv: list[str] | None = None) -> int:
     if "part4" in results:
         print(f"\n4. General data: Gaussian, d = 10 n, λ = {BG.SCALE:g}, float64")
         print(BG.format_table(results["part4"]["rows"], cfg["limit_s"]))
+    if "part5" in results:
+        from bench_flow import format_scale_cost
+
+        print("\n5. The flow at any scale (numba, same data, median wall time)")
+        print(format_scale_cost(results["part5"]))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     with open(args.out, "w") as fh:
         json.dump(results, fh, indent=2, default=BT._jsonable)

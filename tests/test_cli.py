@@ -183,7 +183,7 @@ def test_a_solver_stop_exits_1_with_one_line():
 @pytest.mark.parametrize(
     "args, words",
     [
-        (["flow", "--n", "8", "--m", "2", "--scale", "-1e-8"], ["scale", "> 0", "-1e-"]),
+        (["flow", "--n", "8", "--m", "2", "--scale", "-1e-8"], ["scale", "> 0", "-1e-8"]),
         (["descent", "--n", "8", "--m", "2", "--lr", "-0.5"], ["lr", "> 0"]),
         (["flow", "--n", "1.5", "--m", "2"], ["--n", "integer"]),
         (["flow", "--n", "-5", "--m", "2"], ["n must be an integer >= 1", "-5"]),

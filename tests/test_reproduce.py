@@ -49,7 +49,8 @@ def test_plans_cover_the_brief():
                 assert all(
                     c["data"] == "orthogonal" and c["dynamics"] in ("flow", "limit") for c in runs
                 )
-            assert all("scale" in c for c in runs if c["dynamics"] == "flow")
+            # a flow's scale is `scale`, or `log10_scale` below the float64 range
+            assert all("scale" in c or "log10_scale" in c for c in runs if c["dynamics"] == "flow")
             # no configuration twice (the store keys runs by configuration)
             keys = {json.dumps(c, sort_keys=True) for c in runs}
             assert len(keys) == len(runs)
@@ -150,6 +151,70 @@ def test_threshold_analysis_recovers_the_exact_boundary():
     assert 1.8 < f["c_exact"] < 2.6  # about 2 log2 n for balanced labels (docs/limit.md)
 
 
+def test_verdict_from_interval():
+    from reluflow.experiments import verdict_from_interval as v
+
+    assert v(0.48, 0.52, 0.45, 0.55) == "confirmed"
+    assert v(0.60, 0.70, 0.45, 0.55) == "not confirmed"
+    assert v(0.50, 0.60, 0.45, 0.55) == "open"
+    assert v(math.nan, 0.5, 0.45, 0.55) == "open"
+
+
+def _cells_from(prob, rng, reps=120):
+    rows = []
+    for e in (4, 6, 8, 10):
+        n = 2**e
+        for m in range(e + 2, 4 * e + 4, 3):
+            p = prob(n, m)
+            rows += [{"n": n, "m": m, "seed": s, "dynamics": "limit",
+                      "interpolates": rng.random() < p} for s in range(reps)]
+    return pd.DataFrame(rows)
+
+
+def test_threshold_verdicts_follow_the_data():
+    """Counts drawn from the exact formula confirm it; counts from a shifted law do not."""
+    ex = EXPERIMENTS["threshold"]
+    rng = np.random.default_rng(7)
+
+    def exact(n, m):
+        return interpolation_probability(n - n // 2, n // 2, m)
+
+    def shifted(n, m):  # the same curves, three neurons later
+        return interpolation_probability(n - n // 2, n // 2, max(1, m - 3))
+
+    good = {c.claim[:16]: c.verdict for c in ex.claims(ex.analyse(_cells_from(exact, rng), None))}
+    bad = {c.claim[:16]: c.verdict for c in ex.claims(ex.analyse(_cells_from(shifted, rng), None))}
+    assert good["P(interpolation)"] == "confirmed", good
+    assert bad["P(interpolation)"] == "not confirmed", bad
+
+
+def test_bias_verdicts_follow_the_data():
+    """A sqrt(n) law with a bounded ratio confirms both claims; an n^0.7 law refutes both."""
+    from reluflow.experiments.bias import BiasDesign, width
+
+    ex = EXPERIMENTS["bias"]
+    rng = np.random.default_rng(3)
+
+    def frame(power):
+        rows = []
+        for e in range(6, 21, 2):
+            n = 2**e
+            mn = 2 * (math.sqrt(n - n // 2) + math.sqrt(n // 2))
+            m = width(n, BiasDesign())  # the experiment's reference width
+            for s in range(8):
+                norm = 2.2 * mn * (n / 2**6) ** (power - 0.5) * (1 + 0.01 * rng.standard_normal())
+                rows.append({"n": n, "m": m, "seed": s, "dynamics": "limit", "scale": math.nan,
+                             "interpolates": True, "norm_sq": norm, "min_norm_sq": mn})
+        return pd.DataFrame(rows)
+
+    good = {c.claim[:30]: c.verdict for c in ex.claims(ex.analyse(frame(0.5), None))}
+    bad = {c.claim[:30]: c.verdict for c in ex.claims(ex.analyse(frame(0.7), None))}
+    key_sqrt = "The interpolator learned by th"
+    key_ratio = "The learned ‖θ‖² stays within "
+    assert good[key_sqrt] == good[key_ratio] == "confirmed", good
+    assert bad[key_sqrt] == bad[key_ratio] == "not confirmed", bad
+
+
 # --------------------------------------------------------------------------- smoke run
 
 
@@ -180,10 +245,11 @@ def _by_gid(fig, gid):
 
 def test_outputs_written(smoke):
     res, _ = smoke
-    for name in EXPERIMENTS:
+    for name in EXPERIMENTS:  # every experiment's figures, named after it, in both formats
         for ext in ("pdf", "png"):
-            f = res.out / "figures" / f"{name}.{ext}"
-            assert f.exists() and f.stat().st_size > 1000, f
+            files = [f for f in (res.out / "figures").glob(f"{name}*.{ext}")
+                     if f.stem == name or f.stem.startswith(name + "_")]
+            assert files and all(f.stat().st_size > 1000 for f in files), (name, ext)
     for f in ("summary.csv", "summary.json", "report.html", "reproduce.json", "results.sqlite"):
         assert (res.out / f).exists(), f
     summary = pd.read_csv(res.out / "summary.csv")
@@ -281,6 +347,48 @@ def test_bias_figure_is_the_stored_runs(smoke):
         np.asarray(mn.get_ydata(), float), 2 * (np.sqrt(n - n // 2) + np.sqrt(n // 2))
     )  # docs/limit.md with unit norms, ±1 labels
     assert rep.analyses["bias"]["fits"]["min_norm"]["slope"] == pytest.approx(0.5, abs=0.02)
+
+
+def test_bias_width_and_scales_figures_are_the_stored_runs(smoke):
+    from reluflow.width_law import coverage_depth
+
+    res, rep = smoke
+    frame, _ = _frame(res)
+    b = frame[frame["experiment"] == "bias"]
+    lim = b[(b["dynamics"] == "limit") & _interpolated(b)]
+    fig = rep.figure_objects["bias_width"]
+    for n, d in lim.groupby("n"):
+        means = (d["norm_sq"] / d["min_norm_sq"]).groupby(d["m"]).mean().sort_index()
+        ln = _by_gid(fig, f"width-{n}")
+        np.testing.assert_allclose(np.asarray(ln.get_xdata(), float),
+                                   coverage_depth(n, means.index.to_numpy()))
+        np.testing.assert_allclose(np.asarray(ln.get_ydata(), float), means.to_numpy())
+    design = EXPERIMENTS["bias"].design("smoke")
+    flows = b[(b["dynamics"] == "flow") & _interpolated(b)]
+    assert sorted(flows["scale"].unique()) == sorted(design.flow_scales)
+    fig = rep.figure_objects["bias_scales"]
+    for k, lam in enumerate(sorted(design.flow_scales, reverse=True)):
+        d = flows[flows["scale"] == lam]
+        means = (d["norm_sq"] / d["min_norm_sq"]).groupby(d["n"]).mean().sort_index()
+        ln = _by_gid(fig, f"ratio-flow-{k}")
+        np.testing.assert_allclose(np.asarray(ln.get_ydata(), float), means.to_numpy())
+
+
+def test_finite_scale_ratio_figure_is_the_stored_runs(smoke):
+    res, rep = smoke
+    frame, _ = _frame(res)
+    f = frame[(frame["experiment"] == "finite_scale") & (frame["dynamics"] == "flow")]
+    assert f["n"].nunique() == len(EXPERIMENTS["finite_scale"].design("smoke").log2n)
+    fig = rep.figure_objects["finite_scale_ratio"]
+    for n, d in f.groupby("n"):
+        means = (d["norm_sq"] / d["min_norm_sq"]).groupby(-np.log10(d["scale"])).mean().sort_index()
+        ln = _by_gid(fig, f"ratio-flow-{n}")
+        np.testing.assert_allclose(np.asarray(ln.get_xdata(), float), means.index.to_numpy())
+        np.testing.assert_allclose(np.asarray(ln.get_ydata(), float), means.to_numpy())
+    js = json.loads((res.out / "summary.json").read_text())["finite_scale"]
+    assert {"exponent", "prefactor", "rows"} <= set(js)
+    for row in js["rows"]:
+        assert {"n", "L_star_5pct", "L_star_5pct_ci", "L_star_1pct", "L_star_1pct_ci"} <= set(row)
 
 
 def test_report_rebuilds_from_the_store_alone(smoke, tmp_path):

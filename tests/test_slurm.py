@@ -66,7 +66,8 @@ def _cluster_problem() -> str | None:
     except (OSError, subprocess.TimeoutExpired) as exc:
         return f"SLURM does not answer ({exc}): run scripts/slurm-local.sh start"
     if "UP" not in ping.stdout:
-        return f"no SLURM controller ({ping.stdout.strip()}): run scripts/slurm-local.sh start"
+        said = (ping.stdout.strip().splitlines() or ["no answer"])[0]
+        return f"no SLURM controller ({said}): run scripts/slurm-local.sh start"
     states = nodes.stdout.split()
     if not any(s.rstrip("*~#").split("+")[0] in ("idle", "mixed", "allocated") for s in states):
         return f"no SLURM node takes jobs (states {states}): run scripts/slurm-local.sh start"
@@ -252,9 +253,8 @@ def test_slurm_sweep_killed_then_resumed_submits_only_what_is_missing(sweeps, lo
     sweep.kill()  # SIGKILL: the driver cannot cancel its jobs
     committed = sweep.stored()  # what the killed driver had committed
     assert 5 <= len(committed) < RUNS
-    # its orphaned workers lose the scheduler and their jobs end
-    sweep.assert_no_jobs_left(timeout=60)
-
+    # started again at once; the killed driver's workers lose their scheduler and their
+    # jobs end meanwhile (checked at the end: the same job name)
     again = sweeps()
     again.store, again.spec = sweep.store, sweep.spec
     again.name = sweep.name

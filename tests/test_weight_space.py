@@ -72,3 +72,21 @@ def test_sharpness_in_the_mean_convention_is_twice_and_the_bound_is_the_same(pro
         rf.gradient_descent(data, net, lr, steps=2, engine="weight")
     with pytest.warns(rf.StabilityWarning, match=f"lr = {lr / 2:g}"):  # ... and the same in "mean"
         rf.gradient_descent(data, net, lr / 2, steps=2, engine="weight", loss="mean")
+
+
+def test_weight_space_flow_equals_the_reference_flow():
+    data = rf.sphere_data(40, 5, seed=3)  # n = 8 d: the Gram product through X is cheaper
+    net = rf.init_network(data, 6, 1.0, seed=4, init="uniform_exp_mean_field")
+    ref = rf.gradient_flow(data, net, t_max=3.0, engine="numpy")
+    wsp = rf.gradient_flow(data, net, t_max=3.0, engine="weight")
+    assert wsp.provenance["config"]["engine"] == "weight"
+    assert (wsp.stats.steps, wsp.stats.kinks, wsp.stats.sliding) == (
+        ref.stats.steps,
+        ref.stats.kinks,
+        ref.stats.sliding,
+    )
+    np.testing.assert_allclose(wsp.loss, ref.loss, rtol=1e-10)
+    np.testing.assert_allclose(wsp.final.u, ref.final.u, rtol=1e-9, atol=1e-12)
+    orth = rf.orthogonal_data(4)
+    with pytest.raises(InputError, match="engine='weight' needs general data"):
+        rf.gradient_flow(orth, rf.init_network(orth, 2, 1e-3), engine="weight")

@@ -23,7 +23,9 @@ Residuals below ``eps`` of their label count as 0 (fitted samples), as the
 small outputs do; the error of the stretch is of relative order ``eps``.
 The stretch ends at the first of: a small neuron's outputs reaching ``eps`` of
 the labels (as at the end of the closed-form initial phase), a coordinate of a
-small neuron crossing 0 (the solver then locates that kink), the stop time.
+small neuron crossing 0 (the solver then locates that kink), the stop time. A
+stretch is not taken while a small neuron has a coordinate in a sliding mode or
+at 0 about to move (general data): the solver resolves those.
 """
 
 from __future__ import annotations
@@ -128,6 +130,8 @@ def try_jump(
     r = np.where(np.abs(r) <= eps * bound, 0.0, r)
     c = -(r[None, :] * mask[idx]) / n
     v = c @ gram if gram is not None else c * D[None, :]
+    if ((u[idx] == 0) & (v != 0)).any():
+        return None  # a coordinate at 0 that would move at once: the solver resolves it
     g2 = np.einsum("ki,ki->k", c, v)
     gam = np.sqrt(np.maximum(g2, 0.0))
     if not (gam > 0).any():

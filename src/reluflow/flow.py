@@ -62,14 +62,15 @@ from ._field import Field
 from ._linear import InitialPhase, initial_phase
 from ._loss import LossConvention
 from ._plateau import Jump, plateau_ready, try_jump
-from .data import Dataset
+from ._weight_field import WeightField
+from .data import ArrayData, Dataset
 from .errors import InputError
 from .network import Network
 from .trajectory import SolverStats, Trajectory
 
 __all__ = ["gradient_flow"]
 
-ENGINES = ("auto", "numpy", "numba")
+ENGINES = ("auto", "numpy", "numba", "weight")
 # smallest initialisation scale the general-data compiled engine accepts
 GENERAL_MIN_SCALE = 1e-150
 # accepted steps per kernel call when a progress bar is shown (the result does not depend on it)
@@ -79,8 +80,10 @@ _A, _B, _C, _E, _P = RK45.A, RK45.B, RK45.C, RK45.E, RK45.P
 # successive zero-length kink events after which the solver gives up (chattering)
 _MAX_STUCK = 200
 _LN2 = math.log(2.0)
-# accepted steps without a plateau check after a stretch was refused (too short)
+# accepted steps without a plateau check after a stretch was refused (too short, or a
+# kink ahead): 8, doubling with each refusal up to 1024, back to 8 after a stretch
 _SKIP_AFTER_REFUSAL = 8
+_MAX_SKIP = 1024
 # neurons below this fraction of the largest one are integrated in a growth frame
 _LOG_GROWTH_FRAME_BELOW = math.log(0.1)
 
@@ -178,15 +181,21 @@ def gradient_flow(
         return conv.trajectory(traj, user)
     engine = V.choice("engine", engine, ENGINES)
     general = not data.is_orthogonal
+    if engine == "weight" and not (general and isinstance(data, ArrayData)):
+        raise InputError(
+            f"engine='weight' needs general data with explicit inputs X (array_data), got "
+            f"{data!r}; use engine='auto'"
+        )
     if engine == "auto":
         if general:
             # the general-data kernel works in float64 coordinates: below GENERAL_MIN_SCALE
-            # the initial state is not representable there (λ² underflows)
-            engine = "numpy" if net.scale < GENERAL_MIN_SCALE else "numba"
+            # the initial state is not representable there (λ² underflows); the numpy
+            # engine carries per-neuron log-scales (docs/any-scale.md)
+            engine = "numpy" if _below(net, GENERAL_MIN_SCALE) else "numba"
         else:
-            # orthogonal data below 1e-100 is carried in log-scales (net.exact)
-            engine = "numba" if net.exact is None else "numpy"
-    elif engine == "numba" and general and net.scale < GENERAL_MIN_SCALE:
+            # the orthogonal kernel carries per-neuron log-scales: any scale
+            engine = "numba"
+    elif engine == "numba" and general and _below(net, GENERAL_MIN_SCALE):
         raise InputError(
             f"engine='numba' on general data needs scale >= {GENERAL_MIN_SCALE:g} (float64 "
             f"coordinates), got scale = {net.scale:g}; use engine='numpy' or 'auto'"
@@ -250,6 +259,7 @@ def gradient_flow(
         record_kinks=record_kinks,
         progress=progress,
         wall0=wall0,
+        weight_space=engine == "weight",
     )
 
 
@@ -265,17 +275,20 @@ def _gradient_flow_numpy(
     progress: bool,
     wall0: float,
     log_coordinates: bool = True,
+    weight_space: bool = False,
 ) -> Trajectory:
     """The reference loop of :func:`gradient_flow` (any data).
 
     ``log_coordinates=False`` integrates the float64 parameters themselves (no
     log-scales, no projection): the plain engine of moderate scales, kept as an
     independent reference for the tests (it refuses networks below 1e-100).
+    ``weight_space``: evaluate the field through ``X`` (O(m n d), see
+    :mod:`reluflow._weight_field`) instead of through ``K`` (O(m n²)).
     """
     n, m = data.n, net.m
     rtol, atol, max_steps = options["rtol"], options["atol"], options["max_steps"]
     t_end = rules.t_end
-    field = Field(data)
+    field = WeightField(data) if weight_space else Field(data)
     orth = field.orthogonal
     if not log_coordinates and net.exact is not None:
         raise InputError(
@@ -374,6 +387,7 @@ def _gradient_flow_numpy(
     bound = np.maximum(np.abs(data.y), 1e-3 * ymax)
     rest_tol = rtol * rules.rate_unit
     skip_checks = 0  # accepted steps before the next plateau check
+    backoff = _SKIP_AFTER_REFUSAL // 2  # doubles with each refusal, reset by a stretch
     scratch = np.empty(N)
     stuck = 0  # successive events that did not advance time
     stall = rules.stall_watch()
@@ -542,7 +556,7 @@ def _gradient_flow_numpy(
                 break
             skip_checks = max(skip_checks - 1, 0)
             small = None
-            if log_coordinates and not event and not sliding.any() and skip_checks == 0:
+            if log_coordinates and not event and skip_checks == 0:
                 small = plateau_ready(
                     ell=ell,
                     a=yv[:m],
@@ -553,6 +567,10 @@ def _gradient_flow_numpy(
                     eps=eps_out,
                     rest_tol=rest_tol,
                 )
+            if small is not None and sliding[small].any():
+                small = None  # a small neuron slides: refused
+                backoff = min(2 * backoff, _MAX_SKIP)
+                skip_checks = backoff
             if small is not None:
                 jump = try_jump(
                     small=small,
@@ -570,8 +588,10 @@ def _gradient_flow_numpy(
                     s_max=t_end - t,
                 )
                 if jump is None:
-                    skip_checks = _SKIP_AFTER_REFUSAL
+                    backoff = min(2 * backoff, _MAX_SKIP)
+                    skip_checks = backoff
                 else:
+                    backoff = _SKIP_AFTER_REFUSAL // 2
                     ell, t = _take_jump(jump, t, ell, yv, m, n, mask, rec, act_t, log_level)
                     stats["plateau_jumps"] += 1
                     g[:] = 0.0
@@ -602,7 +622,9 @@ def _gradient_flow_numpy(
         stats=SolverStats(**stats),
         kinks=kinks.arrays(),
         wall0=wall0,
-        provenance=run_provenance("flow", data, net, **options, engine="numpy"),
+        provenance=run_provenance(
+            "flow", data, net, **options, engine="weight" if weight_space else "numpy"
+        ),
         activation_t=act_t,
     )
 
@@ -735,6 +757,11 @@ def _keep_frozen(final: Network, net: Network) -> Network:
         u_hat[frozen] = p0.u_hat[frozen] * np.exp(shift[frozen])
         out = dataclasses.replace(out, exact=p._replace(u_hat=u_hat))
     return out
+
+
+def _below(net: Network, scale: float) -> bool:
+    """Whether the network's λ is below ``scale`` (exactly, also below float64's range)."""
+    return bool(net.log10_scale < math.log10(scale))
 
 
 def _powers(th: float) -> np.ndarray:
@@ -910,6 +937,7 @@ def _gradient_flow_numba(
     ymax = float(np.abs(y).max(initial=0.0))
     bound = np.maximum(np.abs(y), 1e-3 * ymax)
     rest_tol = rtol * rules.rate_unit
+    backoff = _SKIP_AFTER_REFUSAL // 2
     jumps = 0
     # the kernel's rows start at index 1 (row 0 repeats the recorder's last one)
     bufs[0][0] = rec.t[-1]
@@ -948,8 +976,10 @@ def _gradient_flow_numba(
                         s_max=rules.t_end - float(fs[NB.F_T]),
                     )  # fmt: skip
                 if jump is None:
-                    ist[NB.I_SKIP] = _SKIP_AFTER_REFUSAL
+                    backoff = min(2 * backoff, _MAX_SKIP)
+                    ist[NB.I_SKIP] = backoff
                     continue
+                backoff = _SKIP_AFTER_REFUSAL // 2
                 tmp = Recorder(data, net, points_per_decade, t0=float(fs[NB.F_NEXT]))
                 yv = np.concatenate([a, u.ravel()])
                 ell, t_new = _take_jump(

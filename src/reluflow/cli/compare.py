@@ -94,6 +94,7 @@ def run_compare(args: argparse.Namespace) -> int:
     piv = cmp.events.pivot_table(
         index=["event", "neuron", "tau_limit"], columns="log10_scale", values="tau_flow"
     )
+    piv = piv[sorted(piv.columns, reverse=True)]  # largest λ first
     piv.columns = [V.format_scale(c) for c in piv.columns]
     out.write(piv.to_string(float_format=lambda v: f"{v:.4f}") + "\n\nper lambda:\n")
     cols = [

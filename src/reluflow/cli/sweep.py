@@ -28,7 +28,9 @@ spec (TOML; YAML works the same):
 examples:
   reluflow sweep width.toml --store width.sqlite --workers 2
   reluflow sweep width.toml --store width.sqlite --scheduler tcp://10.0.0.5:8786
+  reluflow sweep width.toml --dry-run        # the runs, one line each, then the count
   reluflow sweep width.toml --cluster slurm --jobs 4 --cluster-option queue=normal
+      (SLURM: docs/slurm.md; a one-node cluster to try it: scripts/slurm-local.sh start)
   reluflow results width.sqlite --where "m >= 16" --format csv"""
 
 

@@ -200,6 +200,25 @@ def _analyse_width(lim: pd.DataFrame) -> dict[str, Any]:
 HALVING = 1.0 + math.sqrt(2.0)
 
 
+def _reference_widths(df: pd.DataFrame, p: float) -> dict[int, int]:
+    """Per ``n``: the reference width of the main series.
+
+    In a store of this design, the design's ``m(n)`` (an ``n`` run only on the width
+    axis gets none); in any other store (no run at ``m(n)`` at all), the most run ``m``.
+    """
+    labels = str(df["labels"].iloc[0]) if "labels" in df else "balanced"
+    design, mode = {}, {}
+    for n, d in df.groupby("n"):
+        ms = d.loc[d["dynamics"] == "limit", "m"] if (d["dynamics"] == "limit").any() else d["m"]
+        try:
+            w = width(int(n), BiasDesign(labels=labels, p=p))
+        except InputError:
+            w = -1
+        design[int(n)] = w if (ms == w).any() else -1
+        mode[int(n)] = int(ms.astype(int).mode().min())
+    return design if any(v > 0 for v in design.values()) else mode
+
+
 def analyse_bias(frame: pd.DataFrame, p: float = 0.999) -> dict[str, Any]:
     """``‖θ‖²`` of the learned interpolator against ``n``, and its ratio to the minimum.
 
@@ -220,9 +239,7 @@ def analyse_bias(frame: pd.DataFrame, p: float = 0.999) -> dict[str, Any]:
     df["min_norm_sq"] = S.min_norm(df)
     df["norm_sq"] = S.col(df, "norm_sq").astype(float)
     df["ratio"] = df["norm_sq"] / df["min_norm_sq"]
-    labels = str(df["labels"].iloc[0]) if "labels" in df else "balanced"
-    ref = BiasDesign(labels=labels, p=p)
-    m_ref = {int(n): width(int(n), ref) for n in df["n"].unique()}
+    m_ref = _reference_widths(df, p)
     on_ref = df["m"].astype(int) == df["n"].astype(int).map(m_ref)
     width_axis = _analyse_width(df[(df["dynamics"] == "limit") & df["ok"]
                                    & df["norm_sq"].notna()])
@@ -396,7 +413,7 @@ class Bias(Experiment):
         "paper": BiasDesign(scale="paper", flow_scales=(1e-16, 1e-100, 1e-300)),
         "quick": BiasDesign(scale="quick", log2n=(4, 6, 8, 10, 12, 14, 16, 18, 20), extra_n=(),
                             reps=12, flow_log2n=(4, 6, 8, 10, 12), flow_reps=4,
-                            width_n=(64, 256, 4096, 65536), width_factors=(2, 4, 8, 16, 32),
+                            width_n=(64, 256, 4096, 16384), width_factors=(2, 4, 8, 16, 32),
                             width_small_n=(8, 12, 16), width_max_m=1024, width_reps=4),
         "smoke": BiasDesign(scale="smoke", log2n=(4, 6, 8, 10), extra_n=(), reps=4,
                             flow_log2n=(4, 6), flow_reps=2, width_n=(64,), width_factors=(2,),

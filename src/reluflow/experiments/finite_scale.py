@@ -375,7 +375,7 @@ class FiniteScale(Experiment):
     designs = {
         "paper": FiniteScaleDesign(scale="paper"),
         "quick": FiniteScaleDesign(scale="quick", log2n=(6, 7, 8, 9, 10), reps=4,
-                                   log10_scales=(8, 16, 32, 64, 100, 150, 200, 300, 1000),
+                                   log10_scales=(8, 16, 32, 64, 100, 150, 300, 1000),
                                    gap_log2n=(6, 8, 10, 12, 14, 16, 18, 20), gap_extra_n=(),
                                    gap_reps=8),
         "smoke": FiniteScaleDesign(scale="smoke", log2n=(4, 5), log10_scales=(8, 16, 32),

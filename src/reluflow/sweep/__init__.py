@@ -10,7 +10,9 @@
 - :mod:`~reluflow.sweep.driver`: :func:`run_sweep`, which skips the runs already in
   the store and runs the rest in this process, in local worker processes, on an
   existing Dask cluster or on a SLURM cluster (dask-jobqueue); the back-ends are
-  the private modules ``_local``, ``_dask`` and ``_slurm``.
+  the private modules ``_local``, ``_dask`` and ``_slurm`` (docs/slurm.md),
+  ``_tally`` writes what comes back and ``_kernels`` compiles the numba kernels once
+  in the driver before a local pool starts.
 
 Only the driver process writes the store, one transaction per run (its row and
 its arrays together): a sweep killed at any moment and started again runs only

@@ -113,7 +113,8 @@ CONFIG_KEYS: dict[str, Any] = {
     "n": lambda v: V.positive_int("n", v),
     "d": _d,
     "m": lambda v: V.positive_int("m", v),
-    "scale": V.scale,
+    "scale": lambda v: _scale(v),
+    "log10_scale": lambda v: V.log10_scale(v),
     "labels": lambda v: V.choice("labels", v, LABELS),
     "norms": _norms,
     "frame": lambda v: V.choice("frame", v, FRAMES),
@@ -142,8 +143,30 @@ DEFAULTS = {
 # Configuration keys that apply to some dynamics only (dropped for the others).
 KEY_DYNAMICS: dict[str, tuple[str, ...]] = {
     "scale": ("flow", "descent"),
+    "log10_scale": ("flow", "descent"),
     "loss": ("flow", "descent"),
 }
+
+
+# Scales below this (log10) are held as ``log10_scale`` in a normalised configuration:
+# a float64 λ would be subnormal or 0 there (docs/any-scale.md).
+LOG10_SCALE_AS_FLOAT = -300.0
+
+
+def _scale(value: Any) -> float | str:
+    """λ as given (float or decimal string), checked; below 1e-300 its exact decimal string."""
+    lam, log10 = V.scale_log10(value)
+    return lam if log10 >= LOG10_SCALE_AS_FLOAT else V.format_scale(log10)
+
+
+def _canonical_scale(cfg: dict[str, Any]) -> None:
+    """One spelling per λ: ``scale`` (float) from 1e-300 up, ``log10_scale`` below."""
+    if "scale" in cfg and "log10_scale" in cfg:
+        raise ConfigError("log10_scale", "give scale or log10_scale, not both")
+    if isinstance(cfg.get("scale"), str):
+        cfg["log10_scale"] = V.scale_log10(cfg.pop("scale"))[1]
+    if "log10_scale" in cfg and cfg["log10_scale"] >= LOG10_SCALE_AS_FLOAT:
+        cfg["scale"] = 10.0 ** cfg.pop("log10_scale")
 
 
 def applies_to(key: str) -> tuple[str, ...]:
@@ -232,9 +255,12 @@ def normalize_config(config: Mapping[str, Any]) -> dict[str, Any]:
                 "data",
                 f"dynamics 'limit' (the jump process) needs orthogonal data, got {kind!r}",
             )
-    if dyn in applies_to("scale") and "scale" not in cfg:
+    _canonical_scale(cfg)
+    if dyn in applies_to("scale") and "scale" not in cfg and "log10_scale" not in cfg:
         raise ConfigError(
-            "scale", f"dynamics {dyn!r} needs scale (the initialisation scale λ), e.g. 1e-8"
+            "scale",
+            f"dynamics {dyn!r} needs scale (the initialisation scale λ), e.g. 1e-8 or "
+            "'1e-1000' (or log10_scale = -1000)",
         )
     if dyn == "descent":
         if "lr" not in cfg:

@@ -105,7 +105,14 @@ def run_config(config: Mapping[str, Any]) -> RunRecord:
             }
             inner = res.provenance
         else:
-            net = init_network(data, cfg["m"], cfg["scale"], seed=seed, init=cfg["init"])
+            net = init_network(
+                data,
+                cfg["m"],
+                cfg.get("scale"),
+                log10_scale=cfg.get("log10_scale"),
+                seed=seed,
+                init=cfg["init"],
+            )
             if dyn == "flow":
                 traj = gradient_flow(data, net, **opts)
             else:
@@ -119,6 +126,7 @@ def run_config(config: Mapping[str, Any]) -> RunRecord:
             fits = bool(traj.final_loss <= INTERPOLATION_RTOL * initial_loss)
             ratio, ratio_note = _norm_ratio(norm_sq, mn, fits)
             results = {
+                "log10_scale": float(net.log10_scale),
                 "final_loss": traj.final_loss,
                 "initial_loss": initial_loss,
                 "norm_sq": norm_sq,
