@@ -8,7 +8,10 @@ with the reference's own helpers (:mod:`reluflow._events`). Before the solver,
 the initial small-weight phase is solved in closed form
 (:mod:`reluflow._general_phase`): there every neuron is alone and linear, and
 its kinks, the bulk of all kinks, get exact times one neuron at a time without
-cutting anyone else's step. See docs/general-data.md.
+cutting anyone else's step. After it, a step whose events all belong to small neurons
+(outputs below eps of the labels) is kept for the others and the small neurons are
+integrated again over it one at a time (:mod:`reluflow._small_neurons`). See
+docs/general-data.md.
 
 BLAS threads: the kernel's ``m × n`` by ``n × n`` products are small; on a
 loaded machine a multithreaded BLAS spends more time synchronising than

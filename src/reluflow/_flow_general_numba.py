@@ -26,7 +26,8 @@ state, the located ``θ*`` and the coordinates to flip, and the caller resolves
 the event (:func:`reluflow._events.switch`, the box complementarity problem)
 in Python before resuming. The closed-form initial phase
 (:mod:`reluflow._general_phase`) takes the bulk of the kinks; after it, on Gaussian
-data, sliding exits of small neurons still end most steps (docs/general-data.md §4).
+data, kinks and sliding exits of large neurons (10–70 % of the outputs) still end most
+steps (docs/general-data.md §4).
 """
 
 from __future__ import annotations
