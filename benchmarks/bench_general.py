@@ -1,6 +1,7 @@
 """reluflow's gradient flow on general (Gaussian) data against PyTorch GD and the NumPy engine.
 
     python benchmarks/bench_general.py [--smoke] [--sizes N [N ...]] [--limit-s S] [--json OUT]
+    python benchmarks/bench_general.py --census --sizes N [N ...]
 
 (``benchmarks/run_all.py`` runs it as part 4.)
 
@@ -86,6 +87,55 @@ def _flow_row(tr, wall: float) -> dict[str, Any]:
         "drift": tr.conservation_drift,
         "events": BT.event_times(tr).tolist(),
         "blas_threads": tr.provenance["config"].get("blas_threads"),
+        "loadavg_1m": os.getloadavg()[0],
+    }
+
+
+def event_census(n: int, m: int | None = None) -> dict[str, Any]:
+    """Who owns the switching events after the closed-form phase (docs/general-data.md §4).
+
+    Runs the benchmark's flow once with the engine's bulk hook wrapped: at every
+    accepted step holding an event, the output share ``max_i |a_j| u_ji⁺ / |y_i|`` of
+    the neurons with an event and of the smallest neuron, and whether the step was
+    taken in bulk (every event neuron below ``eps`` of the labels).
+    """
+    import reluflow._flow_general as FG
+
+    data, net = problem(n, m)
+    original = FG._bulk_step
+    rows: list[tuple[float, float, bool]] = []
+
+    def census(*args):
+        h, y, a, u, na, nu, Ku, maskb, sliding, slide = (
+            args[i] for i in (4, 7, 9, 10, 15, 16, 13, 17, 18, 19)
+        )
+        ev = FG.SN.event_neurons(u, nu, Ku[0], maskb, sliding, slide[3], slide[0], h)
+        amax = np.maximum(np.abs(a), np.abs(na))
+        share = amax * np.max(np.maximum(np.maximum(u, nu), 0.0) / np.abs(y), axis=1)
+        done = original(*args)
+        if ev.any():
+            rows.append((float(share[ev].max()), float(share.min()), bool(done)))
+        return done
+
+    FG._bulk_step = census
+    try:
+        t0 = time.perf_counter()
+        tr = gradient_flow(data, net)
+        wall = time.perf_counter() - t0
+    finally:
+        FG._bulk_step = original
+    arr = np.array(rows) if rows else np.zeros((0, 3))
+    q = (0.1, 0.5, 0.9)
+    return {
+        "n": n,
+        "m": net.m,
+        "wall_s": wall,
+        "steps": tr.stats.steps,
+        "kink_steps": tr.stats.kink_steps,
+        "event_steps_after_phase": len(rows),
+        "bulk_steps": int(arr[:, 2].sum()) if len(rows) else 0,
+        "event_neuron_share_q10_50_90": np.quantile(arr[:, 0], q).tolist() if len(rows) else [],
+        "smallest_neuron_share_q10_50_90": np.quantile(arr[:, 1], q).tolist() if len(rows) else [],
         "loadavg_1m": os.getloadavg()[0],
     }
 
@@ -300,8 +350,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sizes", type=int, nargs="+", help=f"sizes n (default {SIZES})")
     p.add_argument("--limit-s", type=float, default=LIMIT_S, help="per-method time limit")
     p.add_argument("--json", metavar="OUT", help="write the results as JSON")
+    p.add_argument(
+        "--census",
+        action="store_true",
+        help="instead: who owns the switching events after the phase (event_census)",
+    )
     args = p.parse_args(argv)
     sizes = args.sizes or (SMOKE_SIZES if args.smoke else SIZES)
+    if args.census:
+        for n in sizes:
+            print(json.dumps(event_census(n)))
+        return 0
     res = run(sizes, limit_s=args.limit_s)
     print(f"\nreluflow flow on Gaussian data (d = 10 n, λ = {SCALE:g}) vs PyTorch GD and the "
           f"NumPy engine ({os.cpu_count()} cores)")  # fmt: skip

@@ -222,3 +222,81 @@ def test_auto_representation_keeps_large_d_in_gram_form():
     assert not isinstance(small, rf.GaussianGramData)  # unchanged draws at small sizes
     with pytest.raises(rf.InputError, match="d >= n"):
         rf.gaussian_data(10, 5, representation="gram")
+
+
+def test_small_neurons_kinks_in_bulk_match_the_cut_steps(monkeypatch):
+    # A wide network from a tiny scale: after the closed-form phase some neurons stay
+    # below eps of the labels. Their switching events are integrated inside the solver's
+    # steps (each alone, against the step's residual) instead of cutting every neuron's
+    # step; the reference cuts the step at each of them. Same events, same times, same end.
+    import reluflow._flow_general as FG
+
+    data = rf.gaussian_data(20, 40, labels="gaussian", seed=0)
+    net = rf.init_network(data, 40, 1e-12, seed=0)
+    original = FG.gradient_flow_general
+    runs = {}
+    for bulk in (False, True):
+        monkeypatch.setattr(FG, "gradient_flow_general", functools.partial(original, bulk=bulk))
+        runs[bulk] = rf.gradient_flow(data, net, t_max=200.0)
+    A, B = runs[False], runs[True]
+    assert A.status == B.status == "t_max"
+    # the bulk path was taken: fewer steps cut by an event, the same events
+    assert B.stats.kink_steps < A.stats.kink_steps
+    assert A.stats.kinks == B.stats.kinks and A.stats.sliding == B.stats.sliding
+    oa = np.lexsort((A.kink_t, A.kink_sliding, A.kink_up, A.kink_sample, A.kink_neuron))
+    ob = np.lexsort((B.kink_t, B.kink_sliding, B.kink_up, B.kink_sample, B.kink_neuron))
+    for f in ("kink_neuron", "kink_sample", "kink_up", "kink_sliding"):
+        np.testing.assert_array_equal(getattr(A, f)[oa], getattr(B, f)[ob])
+    np.testing.assert_allclose(A.kink_t[oa], B.kink_t[ob], rtol=1e-6)
+    size = np.maximum(np.abs(A.final.a), np.abs(A.final.u).max(axis=1))
+    assert np.all(np.abs(A.final.a - B.final.a) <= 1e-7 * size)
+    assert np.all(np.abs(A.final.u - B.final.u) <= 1e-7 * size[:, None])
+    # rows on the recorder's grid agree (the reference also writes a row at each event
+    # that cuts its step, the bulk path none at a small neuron's event; rows at events
+    # agree in time to 1e-6 only, hence compared through the kink times above)
+    common, ia, ib = np.intersect1d(A.t, B.t, return_indices=True)
+    assert common.size > B.t.size // 2
+    np.testing.assert_allclose(A.loss[ia], B.loss[ib], rtol=1e-6)
+    np.testing.assert_allclose(A.w_norm[ia], B.w_norm[ib], rtol=1e-6)
+    assert B.conservation_drift < 1e-7
+
+
+def test_sliding_exit_search_on_the_polynomial_form_agrees_with_the_direct_one(monkeypatch):
+    # The exit search evaluates α(θ) = −N(θ)/r(θ) from degree-8 polynomials built once per
+    # step; the direct form evaluates the dense state and the sliding rows of the field at
+    # each trial point. At every exit search of a run: the same α at interior points, the
+    # same located exit (or none).
+    import reluflow._flow_general_numba as NB
+
+    poly = NB.locate_exit_poly
+    seen = []
+
+    def both(P, h, th_max, a, u, Ka, Ku, y, Kg, mask, scnt, sidx, sinv, alpha):
+        args = (y, Kg, mask, scnt, sidx, sinv)
+        direct = NB.locate_exit(P, h, th_max, a, u, Ka, Ku, *args, alpha.copy())
+        R, N, ca = NB._exit_polys(P, h, a, u, Ka, Ku, y, Kg, mask, scnt, sidx, sinv)
+        m, n = u.shape
+        for th in (0.3 * th_max, 0.8 * th_max):
+            al_d, al_p = alpha.copy(), alpha.copy()
+            NB._excess(
+                P, th, h, a, u, Ka, Ku, *args, al_d, np.empty(m), np.empty((m, n)),
+                np.empty(max(m, sidx.shape[1])), np.empty((1, 1)), np.empty((1, 1)),
+                np.empty(n), np.empty((1, 1)),
+            )  # fmt: skip
+            NB._excess_poly(th, R, N, ca, scnt, sidx, al_p)
+            for j in np.flatnonzero(scnt):
+                np.testing.assert_allclose(al_p[j, : scnt[j]], al_d[j, : scnt[j]], rtol=1e-8, atol=1e-10)
+        got = poly(P, h, th_max, a, u, Ka, Ku, *args, alpha)
+        seen.append((direct, got))
+        return got
+
+    monkeypatch.setattr(NB, "locate_exit_poly", both)
+    data = rf.gaussian_data(20, 60, labels="gaussian", seed=2)
+    net = rf.init_network(data, 6, 1e-6, seed=2)
+    tr = rf.gradient_flow(data, net, closed_form_start=False)
+    assert tr.success and tr.stats.sliding > 0
+    d = np.array(seen)
+    assert len(d) > 5 and (d[:, 1] > 0).sum() > 2
+    np.testing.assert_array_equal(d[:, 0] < 0, d[:, 1] < 0)
+    # (to the conditioning of the root: a rounding of α moves θ by 1e-16 / |dα/dθ|)
+    np.testing.assert_allclose(d[:, 1], d[:, 0], rtol=1e-8, atol=1e-12)

@@ -59,6 +59,7 @@ def test_from_weights_refuses_wrong_shapes():
         lambda: rf.orthogonal_data(8, 12, norms="uniform", frame="random", seed=1),
         lambda: rf.with_bias(rf.sphere_data(30, 4, seed=2)),
         lambda: rf.gaussian_data(6, 20, seed=3),
+        lambda: rf.gaussian_data(6, 20, seed=3, representation="gram"),
     ],
 )
 def test_save_load_round_trips_any_initial_state(tmp_path, make):
@@ -68,6 +69,7 @@ def test_save_load_round_trips_any_initial_state(tmp_path, make):
     data2, net2 = rf.load_init(path)
     assert type(data2) is type(data) and data2.has_bias == data.has_bias
     np.testing.assert_array_equal(data2.y, data.y)
+    np.testing.assert_array_equal(data2.gram(), data.gram())
     np.testing.assert_array_equal(data2.to_array(), data.to_array())
     for k in ("a", "u", "w_perp_sq"):
         np.testing.assert_array_equal(getattr(net2, k), getattr(net, k))

@@ -49,6 +49,7 @@ def test_plans_cover_the_brief():
                 assert all(
                     c["data"] == "orthogonal" and c["dynamics"] in ("flow", "limit") for c in runs
                 )
+            # a flow's scale is `scale`, or `log10_scale` below the float64 range
             assert all("scale" in c or "log10_scale" in c for c in runs if c["dynamics"] == "flow")
             # no configuration twice (the store keys runs by configuration)
             keys = {json.dumps(c, sort_keys=True) for c in runs}
@@ -189,6 +190,8 @@ def test_threshold_verdicts_follow_the_data():
 
 def test_bias_verdicts_follow_the_data():
     """A sqrt(n) law with a bounded ratio confirms both claims; an n^0.7 law refutes both."""
+    from reluflow.experiments.bias import BiasDesign, width
+
     ex = EXPERIMENTS["bias"]
     rng = np.random.default_rng(3)
 
@@ -197,9 +200,10 @@ def test_bias_verdicts_follow_the_data():
         for e in range(6, 21, 2):
             n = 2**e
             mn = 2 * (math.sqrt(n - n // 2) + math.sqrt(n // 2))
+            m = width(n, BiasDesign())  # the experiment's reference width
             for s in range(8):
                 norm = 2.2 * mn * (n / 2**6) ** (power - 0.5) * (1 + 0.01 * rng.standard_normal())
-                rows.append({"n": n, "m": 40, "seed": s, "dynamics": "limit", "scale": math.nan,
+                rows.append({"n": n, "m": m, "seed": s, "dynamics": "limit", "scale": math.nan,
                              "interpolates": True, "norm_sq": norm, "min_norm_sq": mn})
         return pd.DataFrame(rows)
 
@@ -241,10 +245,11 @@ def _by_gid(fig, gid):
 
 def test_outputs_written(smoke):
     res, _ = smoke
-    for name in EXPERIMENTS:
+    for name in EXPERIMENTS:  # every experiment's figures, named after it, in both formats
         for ext in ("pdf", "png"):
-            f = res.out / "figures" / f"{name}.{ext}"
-            assert f.exists() and f.stat().st_size > 1000, f
+            files = [f for f in (res.out / "figures").glob(f"{name}*.{ext}")
+                     if f.stem == name or f.stem.startswith(name + "_")]
+            assert files and all(f.stat().st_size > 1000 for f in files), (name, ext)
     for f in ("summary.csv", "summary.json", "report.html", "reproduce.json", "results.sqlite"):
         assert (res.out / f).exists(), f
     summary = pd.read_csv(res.out / "summary.csv")

@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 
 from . import _events as E
 from . import _flow_general_numba as NB
+from . import _small_neurons as SN
 from ._dynamics import (
     STALLED_MESSAGE,
     KinkLog,
@@ -78,8 +79,14 @@ def gradient_flow_general(
     progress: bool,
     wall0: float,
     threads: int | None = None,
+    bulk: bool = True,
 ) -> Trajectory:
-    """The flow on general data: closed-form initial phase, then the compiled solver."""
+    """The flow on general data: closed-form initial phase, then the compiled solver.
+
+    ``bulk``: integrate the switching events of small neurons inside the solver's
+    steps (:mod:`reluflow._small_neurons`) instead of cutting every neuron's step
+    at them (``False``: the reference's treatment, step for step).
+    """
     n, m = data.n, net.m
     nthreads = blas_threads(m, n) if threads is None else int(threads)
     with threadpool_limits(limits=nthreads, user_api="blas"):
@@ -94,6 +101,7 @@ def gradient_flow_general(
             progress=progress,
             wall0=wall0,
             nthreads=nthreads,
+            bulk=bulk,
         )
 
 
@@ -109,6 +117,7 @@ def _run(
     progress: bool,
     wall0: float,
     nthreads: int,
+    bulk: bool = True,
 ) -> Trajectory:
     n, m = data.n, net.m
     rtol, atol, max_steps = options["rtol"], options["atol"], options["max_steps"]
@@ -183,6 +192,11 @@ def _run(
     balance0 = np.ascontiguousarray(net.balance(data), dtype=float)
     stuck = 0
     status = message = ""
+    # kinks in bulk: neurons whose outputs stay below eps of the labels (as the phase)
+    ymax = float(np.max(np.abs(y))) if n else 1.0
+    small_bound = 1e-2 * rtol * np.maximum(np.abs(y), 1e-3 * ymax)
+    integ = SN.NeuronIntegrator(field, Kg, rtol, atol) if bulk else None
+    small_caches: dict = {}
     bar = tqdm(total=None, disable=not progress, unit=" steps", desc="flow", leave=False)
     code = NB.RUNNING
     try:
@@ -204,12 +218,45 @@ def _run(
                 break
             # ---- an accepted step holding a switching event: finish it as the reference
             t, h = float(fs[NB.F_T]), float(fs[NB.F_H])
+            if integ is not None:
+                done = _bulk_step(
+                    integ, small_caches, small_bound, t, h, P, B, y, Kp, a, u, z, Ka, Ku, Kz,
+                    na, nu, maskb, sliding, slide_arrays, kinks, stats, fs[NB.F_NEXT] <= t + h,
+                )  # fmt: skip
+                if done:
+                    mask = maskb.astype(float)
+                    slide_arrays = _sliding_arrays(Kg, sliding, inv_cache, slide_arrays)
+                    ss = evaluate_here()
+                    stats["evaluations"] += 1
+                    loss = ss / (2 * n)
+                    ratio = float(fs[NB.F_RATIO])
+                    t = t + h
+                    h = h * min(5.0, max(0.2, 0.9 * max(ratio, 1e-10) ** -0.2))
+                    stuck = 0
+                    fs[NB.F_T], fs[NB.F_H], fs[NB.F_LOSS] = t, h, loss
+                    if loss <= rules.loss_tol:
+                        status = "loss_tol"
+                        message = f"loss {loss:.3e} <= loss_tol = {rules.loss_tol:.3e}"
+                        code = NB.LOSS_TOL
+                        break
+                    if NB.stalled(
+                        Ka[0], Ku[0], Kz[0], a, u, fs, t, loss, rules.stall_rate,
+                        rules.loss_tol, rules.rate_unit,
+                    ):  # fmt: skip
+                        status, message = "stalled", STALLED_MESSAGE
+                        code = NB.STALLED
+                        break
+                    continue
             theta_star = float(fs[NB.F_THETA])
             flip = flips[: int(ist[NB.I_NFLIP])].copy()
             exit_slide = False
+            alpha_exit = None
             if ist[NB.I_EXIT]:
-                th = NB.locate_exit(P, h, theta_star, a, u, Ka, Ku, y, Kg, maskb, *slide_arrays)
+                th = NB.locate_exit_poly(
+                    P, h, theta_star, a, u, Ka, Ku, y, Kg, maskb, *slide_arrays
+                )
                 if th >= 0:
+                    alpha_exit = slide_arrays[3].copy()  # the search's fractions at th
                     if th < theta_star:
                         flip = flip[:0]
                     theta_star, exit_slide = th, True
@@ -237,8 +284,9 @@ def _run(
                     np.empty(max(1, sidx.shape[1])),
                 )  # fmt: skip
                 left = np.zeros(m, dtype=bool)
+                al_left = alpha_exit if exit_slide else alpha
                 for j in np.flatnonzero(scnt):
-                    left[j] = E.exited(alpha[j, : scnt[j]]).any()
+                    left[j] = E.exited(al_left[j, : scnt[j]]).any()
                 try:
                     switched, up, slid = E.resolve(
                         field, r_buf.copy(), left, yflat, m, n, mask, sliding, flip
@@ -260,7 +308,9 @@ def _run(
                 stats["sliding"] += int(slid.sum())
                 stats["kinks"] += int(switched.size)
                 kinks.add(t, switched, up, slid)
-                slide_arrays = _sliding_arrays(Kg, sliding, inv_cache, slide_arrays)
+                slide_arrays = _sliding_arrays(
+                    Kg, sliding, inv_cache, slide_arrays, np.unique(switched // n)
+                )
                 ss = evaluate_here()
                 stats["evaluations"] += 1
                 loss = ss / (2 * n)
@@ -342,6 +392,52 @@ def _run(
     )
 
 
+def _bulk_step(
+    integ, caches, bound, t, h, P, B, y, Kp, a, u, z, Ka, Ku, Kz, na, nu, maskb, sliding,
+    slide_arrays, kinks, stats, records,
+) -> bool:  # fmt: skip
+    """Accept an event step whose events all belong to small neurons (docs/general-data.md §4).
+
+    Every neuron without an event takes the step's end state; each small neuron with
+    an event is integrated again over the step alone (:mod:`reluflow._small_neurons`).
+    Returns False, touching nothing, when some event belongs to a large neuron, a small
+    neuron's sub-steps fail, or the recorder has a row inside the step (``records``:
+    the row would need the small neurons' sub-step states; the caller then cuts the
+    step as the reference).
+    """
+    if records:
+        return False
+    small = SN.small_set(a, u, na, nu, bound)
+    if not small.any():
+        return False
+    scnt, _, _, alpha = slide_arrays
+    ev = SN.event_neurons(u, nu, Ku[0], maskb, sliding, alpha, scnt, h)
+    if not ev.any() or (ev & ~small).any():
+        return False
+    res = SN.StepResidual(P, h, a.copy(), u.copy(), Ka.copy(), Ku.copy(), maskb.copy(), y)
+    out, events = [], []
+    for j in np.flatnonzero(ev):
+        aj, uj = a[j : j + 1].copy(), u[j : j + 1].copy()
+        mj, sj = maskb[j : j + 1].copy(), sliding[j : j + 1].copy()
+        try:
+            integ.integrate(j, aj, uj, mj, sj, res, caches.setdefault(j, {}), events)
+        except FloatingPointError:
+            return False
+        out.append((j, aj[0], uj[0], mj[0], sj[0]))
+    z += h * np.tensordot(B, Kz[:6], axes=1)
+    a[...] = na
+    u[...] = nu
+    for j, aj, uj, mj, sj in out:
+        a[j], u[j], maskb[j], sliding[j] = aj, uj, mj, sj
+        z[j] = uj @ Kp
+    for th, flat, up, slid in sorted(events, key=lambda e: e[0]):
+        kinks.add(t + th * h, flat, up, slid)
+        stats["kinks"] += int(flat.size)
+        stats["sliding"] += int(slid.sum())
+    stats["steps"] += 1
+    return True
+
+
 def _outcome(code, t, fs, rules, rtol, max_steps, net) -> tuple[str, str]:
     if code == NB.T_MAX:
         return "t_max", f"reached the requested time t = {t:.6g}"
@@ -359,12 +455,13 @@ def _outcome(code, t, fs, rules, rtol, max_steps, net) -> tuple[str, str]:
     return "failed", f"step size underflow at t = {t:.6g}: the solver cannot meet rtol = {rtol:g}"
 
 
-def _sliding_arrays(K: np.ndarray, sliding: np.ndarray, cache: dict, old=None):
+def _sliding_arrays(K: np.ndarray, sliding: np.ndarray, cache: dict, old=None, rows=None):
     """Padded per-neuron sliding sets and ``K_SS⁻¹`` (as ``Field._hold``) for the kernel.
 
     ``cache`` maps a neuron to its last sliding set and inverse; only the rows of
     neurons whose set changed are rewritten in ``old`` (the previous arrays), which
-    are reallocated when the largest set outgrows them.
+    are reallocated when the largest set outgrows them. ``rows``: the only neurons
+    whose sets may have changed since ``old`` (None: any).
     """
     m = sliding.shape[0]
     cnt = sliding.sum(axis=1).astype(np.int64)
@@ -378,7 +475,7 @@ def _sliding_arrays(K: np.ndarray, sliding: np.ndarray, cache: dict, old=None):
         inv = np.zeros((m, smax, smax))
         alpha = np.zeros((m, smax))
         fresh = True
-    for j in range(m):
+    for j in range(m) if rows is None or fresh else rows:
         if cnt[j] == 0:
             if cache.pop(j, None) is not None:
                 inv[j] = 0.0

@@ -621,3 +621,149 @@ def locate_exit(P, h, theta_max, a, u, Ka, Ku, y, Kg, mask, scnt, sidx, sinv, al
                 g_hi *= 0.5
             side = -1
     return hi
+
+
+@njit(cache=True)
+def _exit_polys(P, h, a, u, Ka, Ku, y, Kg, mask, scnt, sidx, sinv):
+    """Polynomial form in θ of what :func:`_excess` evaluates on a step's dense output.
+
+    With the mask frozen, ``a_j(θ)`` and ``u_ji(θ)`` are quartics in θ, so the residual
+    ``r_i(θ) = Σ_j a_j u_ji 1[mask_ji] − y_i`` is a polynomial of degree 8 (``R[i]``), and
+    so is ``N_j(θ) = K_ΣΣ⁻¹ (K (r(θ) ∘ mask_j))_Σ`` (``N[j, p]``): the sliding fraction
+    ``α_p = q_p / (a_j r_i / n)`` with ``q = K_ΣΣ⁻¹ du_jΣ = −(a_j/n) N_j`` is
+    ``−N_jp(θ) / r_i(θ)``. Building both costs about nine field evaluations restricted to
+    the sliding rows; each trial point of the exit search then costs O(Σ_j |Σ_j|).
+    Returns ``(R, N, A)`` with ``A[j]`` the quartic ``a_j(θ)``.
+    """
+    m, n = u.shape
+    ca = np.zeros((m, 5))
+    cu = np.zeros((n, 5))
+    R = np.zeros((n, 9))
+    for i in range(n):
+        R[i, 0] = -y[i]
+    for j in range(m):
+        ca[j, 0] = a[j]
+        for q in range(4):
+            acc = 0.0
+            for s in range(7):
+                acc += Ka[s, j] * P[s, q]
+            ca[j, q + 1] = h * acc
+    for j in range(m):
+        for i in range(n):
+            if not mask[j, i]:
+                continue
+            cu[i, 0] = u[j, i]
+            for q in range(4):
+                acc = 0.0
+                for s in range(7):
+                    acc += Ku[s, j, i] * P[s, q]
+                cu[i, q + 1] = h * acc
+            for p in range(5):
+                for q in range(5):
+                    R[i, p + q] += ca[j, p] * cu[i, q]
+    smax = max(1, sidx.shape[1])
+    N = np.zeros((m, smax, 9))
+    Rm = np.empty((n, 9))
+    for j in range(m):
+        c = scnt[j]
+        if c == 0:
+            continue
+        # T = K_Σ· (R ∘ mask_j), N_j = K_ΣΣ⁻¹ T: two BLAS products
+        for i in range(n):
+            w = 1.0 if mask[j, i] else 0.0
+            for k in range(9):
+                Rm[i, k] = w * R[i, k]
+        KS = np.empty((c, n))
+        Sinv = np.empty((c, c))
+        for p in range(c):
+            row = sidx[j, p]
+            for i in range(n):
+                KS[p, i] = Kg[row, i]
+            for q in range(c):
+                Sinv[p, q] = sinv[j, p, q]
+        N[j, :c, :] = np.dot(Sinv, np.dot(KS, Rm))
+    return R, N, ca
+
+
+@njit(cache=True)
+def _excess_poly(th, R, N, ca, scnt, sidx, alpha):
+    """:func:`_excess` at θ from the polynomials of :func:`_exit_polys`."""
+    m = scnt.shape[0]
+    lo_b = -SLIDE_MARGIN
+    hi_b = 1.0 + SLIDE_MARGIN
+    ex = -np.inf
+    for j in range(m):
+        c = scnt[j]
+        if c == 0:
+            continue
+        aj = 0.0
+        for k in range(4, -1, -1):
+            aj = aj * th + ca[j, k]
+        for p in range(c):
+            i = sidx[j, p]
+            ri = 0.0
+            nv = 0.0
+            for k in range(8, -1, -1):
+                ri = ri * th + R[i, k]
+                nv = nv * th + N[j, p, k]
+            al = -nv / ri if aj * ri != 0.0 else np.nan
+            al = al if al == al else np.inf
+            alpha[j, p] = al
+            ex = max(ex, max(lo_b - al, al - hi_b))
+    return ex
+
+
+@njit(cache=True)
+def locate_exit_poly(P, h, theta_max, a, u, Ka, Ku, y, Kg, mask, scnt, sidx, sinv, alpha):
+    """:func:`locate_exit` (grid of 4, then Illinois to ``1e-13``) on the polynomial form.
+
+    The same function of θ up to rounding (:func:`_exit_polys`): each trial point costs
+    O(Σ_j |Σ_j|) instead of a dense state and the sliding rows of a field evaluation.
+    −1 for None; otherwise ``alpha`` holds the fractions at the returned point, in the
+    search's arithmetic (the caller takes the exited neurons from them, so that the
+    resolution sees the exit that was located).
+    """
+    R, N, ca = _exit_polys(P, h, a, u, Ka, Ku, y, Kg, mask, scnt, sidx, sinv)
+    lo = 0.0
+    g_lo = _excess_poly(0.0, R, N, ca, scnt, sidx, alpha)
+    hi = -1.0
+    g_hi = 0.0
+    step = theta_max / 4.0
+    for k in range(1, 5):
+        g = k * step if k < 4 else theta_max
+        e = _excess_poly(g, R, N, ca, scnt, sidx, alpha)
+        if e > 0:
+            hi = g
+            g_hi = e
+            break
+        lo = g
+        g_lo = e
+    if hi < 0:
+        return -1.0
+    side = 0
+    for _ in range(100):
+        if hi - lo <= 1e-13 * max(hi, 1e-300) + 1e-300:
+            break
+        if g_hi != g_lo:
+            mid = hi - g_hi * (hi - lo) / (g_hi - g_lo)
+        else:
+            mid = 0.5 * (lo + hi)
+        if not (lo < mid < hi):
+            mid = 0.5 * (lo + hi)
+        e = _excess_poly(mid, R, N, ca, scnt, sidx, alpha)
+        if e > 0:
+            hi = mid
+            g_hi = e
+            if side == 1:
+                g_lo *= 0.5
+            side = 1
+        else:
+            lo = mid
+            g_lo = e
+            if side == -1:
+                g_hi *= 0.5
+            side = -1
+    # leave in alpha the fractions at the returned point, in the arithmetic of the
+    # search: the caller decides which neurons left their sliding mode from them
+    _excess_poly(hi, R, N, ca, scnt, sidx, alpha)
+    return hi

@@ -406,6 +406,27 @@ class GaussianGramData(ArrayData):
         L /= np.sqrt(d)
         self.factor = L
 
+    @classmethod
+    def from_factor(
+        cls, factor: Any, d: int, y: Any, seed: int, label_scheme: str = "given"
+    ) -> GaussianGramData:
+        """The dataset with Gram factor ``L`` (``K = L Lᵀ``) in dimension ``d``, drawn from ``seed``.
+
+        What :func:`reluflow.load_init` rebuilds from a saved state; the inputs
+        drawn on demand (``X = L Qᵀ``) are those of the original dataset.
+        """
+        obj = cls.__new__(cls)
+        obj.factor = V.finite_array("gram_factor", factor, ndim=2)
+        obj.y = V.finite_array("labels (y)", y, ndim=1)
+        if obj.factor.shape != (obj.y.shape[0],) * 2:
+            raise InputError(
+                f"gram_factor must be n x n with n = {obj.y.shape[0]} labels, got {obj.factor.shape}"
+            )
+        obj._d = V.positive_int("d", d)
+        obj.seed = int(seed)
+        obj.label_scheme = label_scheme
+        return obj
+
     @property
     def d(self) -> int:
         return self._d

@@ -450,7 +450,9 @@ def save_init(path: str | Path, data: Dataset, net: Network) -> Path:
     ``format``. Orthogonal data adds ``x_norm`` (n), ``d``, ``frame`` and
     ``data_seed`` (the frame's seed); explicit data adds ``X`` (n x d), ``bias``
     (whether its last column is the bias feature) and, when the network has it,
-    ``w_perp`` (m x d, the part of ``W`` orthogonal to the data).
+    ``w_perp`` (m x d, the part of ``W`` orthogonal to the data); Gaussian data held
+    through its Gram matrix adds ``gram_factor`` (n x n, ``K = L Lᵀ``), ``d`` and
+    ``data_seed`` instead of ``X``.
     ``log10_scale`` is written too, and a network below 1e-100 (whose float64 arrays
     underflow) also writes its exact representation: ``log_scale`` (m), ``a0_hat`` (m),
     ``u0_hat`` (m x n) and ``w_perp_sq_hat`` (m), with ``a0 = e^{log_scale} a0_hat`` etc.
@@ -478,6 +480,13 @@ def save_init(path: str | Path, data: Dataset, net: Network) -> Path:
             frame=np.str_(data.frame),
             data_seed=np.int64(data.seed),
         )
+    elif isinstance(data, GaussianGramData):
+        # the Gram representation: its factor L (K = L Lᵀ), never the n x d inputs
+        arrays.update(
+            gram_factor=data.factor, d=np.int64(data.d), data_seed=np.int64(data.seed)
+        )
+        if net.w_perp is not None:
+            arrays["w_perp"] = net.w_perp
     elif isinstance(data, ArrayData):
         arrays.update(X=data.X, bias=np.bool_(data.has_bias), kind=np.str_(data.kind))
         if net.w_perp is not None:
@@ -504,7 +513,8 @@ def load_init(path: str | Path) -> tuple[Dataset, Network]:
     """Read a state written by :func:`save_init` (or by another tool in its format).
 
     A file with ``X`` gives explicit data (:class:`ArrayData`, with its bias
-    feature flagged when ``bias`` is set); one with ``x_norm`` gives
+    feature flagged when ``bias`` is set); one with ``gram_factor`` and ``d``
+    Gaussian data held through its Gram matrix (``K = L Lᵀ``); one with ``x_norm`` gives
     :class:`OrthogonalData`. ``w_perp_sq`` is optional (taken as 0, i.e. ``d = n``,
     when absent), as are ``init``, ``seed``, ``d`` and ``frame``.
     """
@@ -516,12 +526,15 @@ def load_init(path: str | Path) -> tuple[Dataset, Network]:
     except Exception as exc:  # noqa: BLE001 - any read failure is a user-facing input error
         raise InputError(f"init file {str(path)!r} is not a readable .npz file ({exc})") from None
     explicit = "X" in z.files
-    need = ("y", "u0", "a0", "scale") + (() if explicit else ("x_norm",))
+    gram = "gram_factor" in z.files
+    need = ("y", "u0", "a0", "scale") + (() if explicit or gram else ("x_norm",))
+    need += ("d",) if gram else ()
     missing = [k for k in need if k not in z.files]
     if missing:
         raise InputError(
-            f"init file {str(path)!r} lacks the array(s) {missing}; "
-            "it needs y, u0, a0, scale and either x_norm (orthogonal data) or X"
+            f"init file {str(path)!r} lacks the array(s) {missing}; it needs y, u0, a0, "
+            "scale and either x_norm (orthogonal data), X (explicit inputs) or gram_factor "
+            "and d (Gaussian data held through its Gram matrix)"
         )
     y = V.finite_array("y (init file)", z["y"], ndim=1)
     u0 = V.finite_array("u0 (init file)", z["u0"], ndim=2)
@@ -533,7 +546,16 @@ def load_init(path: str | Path) -> tuple[Dataset, Network]:
     wps = z["w_perp_sq"] if "w_perp_sq" in z.files else np.zeros(a0.shape[0])
     data: Dataset
     w_perp = None
-    if explicit:
+    if gram:
+        data = GaussianGramData.from_factor(
+            z["gram_factor"],
+            int(z["d"]),
+            y,
+            int(z["data_seed"]) if "data_seed" in z.files else 0,
+        )
+        if "w_perp" in z.files:
+            w_perp = V.finite_array("w_perp (init file)", z["w_perp"], ndim=2)
+    elif explicit:
         kind = str(z["kind"]) if "kind" in z.files else "array"
         data = ArrayData(z["X"], y, label_scheme="given", kind=kind)
         data.has_bias = bool(z["bias"]) if "bias" in z.files else False

@@ -290,9 +290,9 @@ class Dana2025(Experiment):
             reps=4,
             flow_dims=(10,),
             flow_mults=(3, 5),
-            flow_reps=2,
+            flow_reps=1,
             orth_n=32,
-            orth_widths=(10, 13, 16, 20),
+            orth_widths=(10, 14, 20),
             orth_reps=20,
         ),
         "smoke": DanaDesign(
