@@ -74,7 +74,9 @@ def fit_width_law(n: Any, m: Any, ratio: Any, *, z_max: float = 0.2) -> dict[str
 
     Returns:
         ``c``, ``c_se``, ``points`` (runs used), ``z_min``, ``z_max`` (their range),
-        ``rms`` (root-mean-square residual of the ratio).
+        ``rms`` (root-mean-square residual of the ratio), and the free-exponent fit
+        ``1 + √2 − ratio ≈ c_free z^beta`` (least squares on the logs, runs below
+        ``1 + √2``): ``beta``, ``beta_se``, ``c_free``.
     """
     z_max = V.finite_float("z_max", z_max, low=0.0, low_open=True)
     z = coverage_depth(n, m)
@@ -84,11 +86,23 @@ def fit_width_law(n: Any, m: Any, ratio: Any, *, z_max: float = 0.2) -> dict[str
     ok = np.isfinite(r) & (z <= z_max)
     if ok.sum() < 2:
         return {"c": math.nan, "c_se": math.nan, "points": int(ok.sum()), "z_min": math.nan,
-                "z_max": math.nan, "rms": math.nan}
+                "z_max": math.nan, "rms": math.nan, "beta": math.nan, "beta_se": math.nan,
+                "c_free": math.nan}
     x, y = np.sqrt(z[ok]), HALVING_LIMIT - r[ok]
     c = float((x @ y) / (x @ x))
     res = y - c * x
     dof = max(int(ok.sum()) - 1, 1)
     c_se = float(math.sqrt((res @ res) / dof / (x @ x)))
-    return {"c": c, "c_se": c_se, "points": int(ok.sum()), "z_min": float(z[ok].min()),
-            "z_max": float(z[ok].max()), "rms": float(math.sqrt((res @ res) / ok.sum()))}
+    out = {"c": c, "c_se": c_se, "points": int(ok.sum()), "z_min": float(z[ok].min()),
+           "z_max": float(z[ok].max()), "rms": float(math.sqrt((res @ res) / ok.sum())),
+           "beta": math.nan, "beta_se": math.nan, "c_free": math.nan}
+    pos = y > 0
+    lz = np.log(z[ok][pos])
+    if pos.sum() >= 3 and np.ptp(lz) > 0:
+        A = np.vstack([lz, np.ones_like(lz)]).T
+        coef, *_ = np.linalg.lstsq(A, np.log(y[pos]), rcond=None)
+        rr = np.log(y[pos]) - A @ coef
+        cov = (rr @ rr) / max(int(pos.sum()) - 2, 1) * np.linalg.inv(A.T @ A)
+        out.update(beta=float(coef[0]), beta_se=float(math.sqrt(cov[0, 0])),
+                   c_free=float(math.exp(coef[1])))
+    return out

@@ -649,7 +649,9 @@ class Bias(Experiment):
                 measured=(f"pooled c = {pm(law['c'], law['c_se'])} over {law['points']} runs "
                           f"(n ≥ 64, z ≤ {law['z_max']:.2g}); per-n c from "
                           f"{per['c'].min():.2f} to {per['c'].max():.2f} over {len(per)} n, "
-                          f"largest deviation {z.max():.1f} s.e."),
+                          f"largest deviation {z.max():.1f} s.e.; a free exponent gives "
+                          f"1 + √2 − ratio ≈ {law['c_free']:.2f} z^{law['beta']:.3f} "
+                          f"(± {law['beta_se']:.3f})"),
                 verdict="confirmed" if (z < 2.0).all() else
                 "not confirmed" if (z > 3.0).any() else "open",
                 evidence="figure bias_width, tables bias_width, bias_width_law",
