@@ -158,3 +158,33 @@ def test_a_run_and_its_arrays_are_one_transaction_committed_before_put_returns(t
         spy.close()
     assert not torn, f"another connection saw a half-written run: {torn[0]}"
     assert statements.count("INSERT") == 2 * len(records) + 1  # the watch saw every write
+
+
+def test_a_result_named_like_a_config_key_gets_its_own_column_and_the_report_reads_it(tmp_path):
+    # descent's `steps` is a configuration key (steps requested) and a result (steps taken)
+    from reluflow.report import build_report
+    from reluflow.report.overview import analyse_overview
+    from reluflow.sweep import run_sweep
+
+    spec = tmp_path / "gd.toml"
+    spec.write_text(
+        'experiment = "gd"\ndynamics = ["descent", "flow"]\nn = 6\nm = 4\n"λ" = 1e-3\n'
+        'seeds = "0:2"\n[solver]\nlr = 0.5\nsteps = [30, 60]\n'
+    )
+    assert run_sweep(spec, tmp_path / "s.sqlite", workers=1, progress=False).failed == 0
+    with ResultsStore(tmp_path / "s.sqlite") as store:
+        df = store.frame()
+        assert df.columns.is_unique and len(df) == 6
+        assert len(store.frame(where="steps == 60 and result_steps == 60")) == 2
+    gd, flow = df[df.dynamics == "descent"], df[df.dynamics == "flow"]
+    assert sorted(gd["steps"]) == [30, 30, 60, 60] and flow["steps"].isna().all()
+    # descent at a step count ran exactly that many steps; the flow's count is its own
+    assert (gd["result_steps"] == gd["steps"]).all() and (flow["result_steps"] > 0).all()
+    assert "result_log10_scale" in df.columns  # a result that restates a config key, too
+    ov = analyse_overview(df)  # no config keys known: `steps` is a parameter, result_* are not
+    params = set(ov["params"].parameter)
+    assert "steps" in params and not any(p.startswith("result_") for p in params)
+    assert "steps" in ov["generic"]["gd"]["axes"]
+    rep = build_report(tmp_path / "s.sqlite", tmp_path / "r.html")
+    table = rep.overview["generic"]["gd"]["table"]
+    assert "steps" in table.columns and table["runs"].sum() == 6

@@ -300,6 +300,12 @@ class ResultsStore:
 
         Columns: ``run_id``, ``experiment``, every configuration key, every scalar
         result, then ``version``, ``seed``, ``config_hash``, ``wall_s``, ``created``.
+        Column names are unique: a result named like a configuration key (any key
+        of :data:`reluflow.sweep.config.CONFIG_ORDER`, or a key of the
+        configuration of a run in the store) is the column ``result_<name>``, and
+        ``<name>`` is the configuration's value. So a descent run's requested
+        ``steps`` is ``steps`` and the steps it took are ``result_steps``, whatever
+        else the store holds.
 
         Args:
             where: a condition on those columns (``"n >= 64 and dynamics ==
@@ -318,7 +324,9 @@ class ResultsStore:
         if experiment is not None:
             sql += " WHERE experiment = ?"
             params = (str(experiment),)
-        rows, config_cols, result_cols = [], {}, {}
+        from .sweep.config import CONFIG_ORDER  # the sweep builds on the store: import late
+
+        fetched, config_cols, result_cols = [], {}, {}
         for rid, exp, ver, seed, chash, wall, created, cfg, res in self._con.execute(
             sql + " ORDER BY rowid", params
         ):
@@ -326,6 +334,11 @@ class ResultsStore:
             for k in cfg:
                 if k not in ("experiment", "seed"):
                     config_cols.setdefault(k, None)
+            fetched.append((rid, exp, ver, seed, chash, wall, created, cfg, res))
+        reserved = {*CONFIG_ORDER, *config_cols, "run_id", *_META_COLUMNS}
+        rows = []
+        for rid, exp, ver, seed, chash, wall, created, cfg, res in fetched:
+            res = {_result_column(k, reserved): v for k, v in res.items()}
             for k in res:
                 result_cols.setdefault(k, None)
             rows.append(
@@ -405,6 +418,14 @@ def _order_key(v: Any) -> tuple[int, float, str]:
     if isinstance(v, bool | int | float | np.bool_ | np.integer | np.floating):
         return (0, float(v), "")
     return (1, 0.0, str(v))
+
+
+def _result_column(name: str, reserved: set[str]) -> str:
+    """The frame's column of the result ``name``: ``result_<name>`` if a configuration key or
+    bookkeeping column has that name (prefixed again if that is taken too)."""
+    while name in reserved:
+        name = f"result_{name}"
+    return name
 
 
 def _by_parameters(df: pd.DataFrame, config_cols: list[str]) -> pd.DataFrame:

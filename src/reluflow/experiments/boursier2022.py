@@ -133,7 +133,7 @@ def analyse_boursier(frame: pd.DataFrame, arrays: Arrays) -> dict[str, Any]:
             "status": r["status"],
             "n_events": int(r["n_events"]),
             "norm_sq": float(r["norm_sq"]),
-            "steps": S.col(pd.DataFrame([r]), "steps").iloc[0],
+            "steps": S.col(pd.DataFrame([r]), "result_steps").iloc[0],  # taken (ResultsStore.frame)
         }
         if "snap_W" in a:
             W, t = np.asarray(a["snap_W"]), np.asarray(a["snap_t"])

@@ -113,10 +113,7 @@ def build_report(
     prov: dict[str, dict[str, Any]] = {}
     skipped: dict[str, str] = {}
     try:
-        frame = st.frame()
-        # a result named like a configuration key would give two columns of one name:
-        # keep the configuration's (the first), so that every column is one series
-        frame = frame.loc[:, ~frame.columns.duplicated()]
+        frame = st.frame()  # unique columns: a result named like a config key is result_<name>
         if frame.empty:
             raise InputError(f"the store {str(path)!r} holds no runs (nothing to report)")
         for exp, df in frame.groupby("experiment", sort=False):

@@ -22,12 +22,13 @@ from ..experiments._stats import col, interpolated, wilson_interval
 
 __all__ = ["analyse_overview", "overview_figures", "overview_tables"]
 
-# store columns that are results or bookkeeping, never parameters of a run
+# store columns that are results or bookkeeping, never parameters of a run (besides every
+# ``result_<name>``: a result named like a configuration key, see ResultsStore.frame)
 _NOT_PARAMS = {
     "run_id", "experiment", "version", "seed", "config_hash", "wall_s", "created", "final_loss",
     "initial_loss", "norm_sq", "min_norm_sq", "ratio", "interpolates", "n_events", "ties",
-    "success", "status", "run_wall_s", "conservation_drift", "steps", "kinks", "description",
-    "ratio_note",
+    "success", "status", "run_wall_s", "conservation_drift", "kinks", "description",
+    "ratio_note", "well_initialised", "n_pos", "n_neg", "max_sharpness", "edge_ratio",
 }
 # preferred x axes of the figure, in order
 _AXES = ("m", "n", "scale", "d", "lr", "batch_size", "rtol")
@@ -41,7 +42,7 @@ def _succeeded(df: pd.DataFrame) -> pd.Series:
 def _params(df: pd.DataFrame, keys: Sequence[str] | None = None) -> list[str]:
     """The configuration columns of ``df``: ``keys`` when known, else all but results and bookkeeping."""
     cols = [c for c in keys if c in df.columns] if keys is not None else [
-        c for c in df.columns if c not in _NOT_PARAMS]
+        c for c in df.columns if c not in _NOT_PARAMS and not str(c).startswith("result_")]
     return [c for c in cols if c not in ("experiment", "seed") and df[c].notna().any()]
 
 
@@ -148,7 +149,12 @@ def analyse_overview(
     (every parameter's values per experiment), ``generic`` (experiment ->
     ``{"axes", "x", "series", "table"}``), ``text`` (a sentence for the page),
     captions, figure and table names, and ``results`` (for summary.json).
+
+    ``frame`` should have unique columns (:meth:`ResultsStore.frame
+    <reluflow.store.ResultsStore.frame>` does); of repeated columns, the first
+    is kept, so that every column is one series.
     """
+    frame = frame.loc[:, ~frame.columns.duplicated()]
     f = frame.assign(_succ=_succeeded(frame),
                      _ok=interpolated(frame) if "n" in frame.columns else False)
     counts = f.groupby(["experiment", "dynamics", "data"], as_index=False, sort=False).agg(
