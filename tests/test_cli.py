@@ -241,3 +241,38 @@ def test_nan_is_written_as_null():
     from reluflow.cli._common import _clean
 
     assert _clean({"r": math.nan, "x": [1.0, math.inf]}) == {"r": None, "x": [1.0, None]}
+
+
+def test_field_options_give_the_sweep_run_and_user_errors_are_one_line():
+    # the teacher, the bias feature, PyTorch's init and loss: the same run as a sweep's
+    from reluflow.sweep import run_config
+
+    args = ["--n", "8", "--d", "3", "--m", "5", "--scale", "1e-3", "--seed", "2"]
+    field = ["--data", "teacher", "--teacher-width", "3", "--bias", "--init", "uniform_exp",
+             "--loss", "mean"]  # fmt: skip
+    out = one_json(reluflow("descent", *args, *field, "--lr", "0.2", "--json", "--quiet"))
+    rec = run_config(
+        {"dynamics": "descent", "data": "teacher", "n": 8, "d": 3, "m": 5, "scale": 1e-3,
+         "seed": 2, "teacher_width": 3, "bias": True, "init": "uniform_exp", "loss": "mean",
+         "lr": 0.2}
+    )  # fmt: skip
+    assert out["status"] == rec.results["status"]
+    assert out["final_loss"] == pytest.approx(rec.results["final_loss"], rel=1e-12, abs=1e-300)
+    assert out["stats"]["steps"] == rec.results["steps"]
+    cfg = out["provenance"]["config"]
+    assert cfg["init"] == "uniform_exp" and cfg["loss"] == "mean"
+    assert cfg["data"]["bias"] and cfg["data"]["d"] == 4 and "width=3" in cfg["data"]["labels"]
+    # an option that does not apply to the data kind is refused, naming it
+    assert_user_error(
+        reluflow("flow", *args, "--data", "teacher", "--labels", "random"), "--labels", "teacher"
+    )
+
+
+def test_cli_choices_are_the_packages():
+    from reluflow._loss import LOSSES
+    from reluflow.cli import _common
+    from reluflow.inits import INITS
+    from reluflow.sweep.config import DATA_KINDS, LABELS
+
+    assert _common.INITS == INITS and _common.LOSSES == LOSSES and _common.LABELS == LABELS
+    assert set(_common.DATA_KINDS) == set(DATA_KINDS) - {"toy1d"}

@@ -22,19 +22,30 @@ def add_parser(sub: Any, name: str, help: str, description: str) -> argparse.Arg
     return sub.add_parser(name, help=help, description=description, formatter_class=HelpFormatter)
 
 
-DATA_KINDS = ("orthogonal", "gaussian")
+# the data kinds, initialisations and loss conventions of the commands that simulate (flow,
+# descent): the names of reluflow.sweep.config's DATA_KINDS, INITS and LOSSES, spelled out here
+# so that `reluflow --help` imports nothing numerical (tests/test_cli.py checks they agree)
+DATA_KINDS = ("orthogonal", "gaussian", "sphere", "sphere_orthogonal", "teacher")
+LABELS = ("balanced", "random", "gaussian", "signed_uniform")
+INITS = ("balanced", "independent", "width_scaled", "uniform_exp", "uniform_exp_mean_field")
+LOSSES = ("half_mean", "mean")
 
 
-def add_data_options(p: argparse.ArgumentParser, *, gaussian: bool = True) -> None:
-    """The data options; without ``gaussian`` (orthogonal-only commands) ``--data`` is hidden
-    and anything but ``orthogonal`` is refused by :func:`make_data` with a pointer to flow."""
+def add_data_options(p: argparse.ArgumentParser, *, gaussian: bool = True) -> Any:
+    """The data options (returns their group); without ``gaussian`` (orthogonal-only commands)
+    ``--data`` is hidden and anything but ``orthogonal`` is refused by :func:`make_data` with
+    a pointer to flow."""
     g = p.add_argument_group("data")
     g.add_argument("--n", type=count, required=True, help="number of samples (1000 or 1e3)")
     g.add_argument(
         "--data",
         choices=DATA_KINDS,
         default="orthogonal",
-        help="orthogonal inputs, or Gaussian x_i ~ N(0, I_d/d) (needs --d)"
+        help="orthogonal: orthogonal inputs (the closed forms of docs/orthogonal-flow.md); "
+        "gaussian: x_i ~ N(0, I_d/d); sphere: x_i uniform on the unit sphere of R^d; "
+        "sphere_orthogonal: orthogonal inputs with norms U[1, 2]; teacher: Gaussian inputs "
+        "labelled by a random ReLU teacher of --teacher-width neurons. All but orthogonal "
+        "need --d (docs/field-setups.md)"
         if gaussian
         else argparse.SUPPRESS,
     )
@@ -43,21 +54,26 @@ def add_data_options(p: argparse.ArgumentParser, *, gaussian: bool = True) -> No
     )
     g.add_argument(
         "--labels",
-        default="balanced",
-        choices=("balanced", "random", "gaussian"),
-        help="balanced: n/2 of each sign, shuffled; random: fair +-1; gaussian: N(0,1)",
+        default=None,
+        choices=LABELS if gaussian else LABELS[:3],
+        help="balanced (the default): n/2 of each sign, shuffled; random: fair +-1; "
+        "gaussian: N(0,1)"
+        + ("; signed_uniform: +-U[1, 2] (sphere data only). Teacher data take the "
+           "teacher's labels" if gaussian else ""),
     )
     g.add_argument(
         "--norms",
-        default="1",
-        help="sample norms |x_i| (orthogonal data): a positive number, or 'uniform' for U[0.5, 1.5]",
+        default=None,
+        help="sample norms |x_i| (orthogonal data): a positive number (default 1), or "
+        "'uniform' for U[0.5, 1.5]",
     )
     g.add_argument(
         "--frame",
-        default="canonical",
+        default=None,
         choices=("canonical", "random"),
-        help="orthonormal directions of orthogonal data",
+        help="orthonormal directions of orthogonal data (default canonical)",
     )
+    return g
 
 
 def make_data(args: argparse.Namespace, *, orthogonal_only: str | None = None) -> Dataset:
@@ -66,6 +82,8 @@ def make_data(args: argparse.Namespace, *, orthogonal_only: str | None = None) -
     from ..data import gaussian_data, orthogonal_data
 
     kind = getattr(args, "data", "orthogonal")
+    labels, frame = args.labels or "balanced", args.frame or "canonical"
+    norms: Any = "1" if args.norms is None else args.norms
     if orthogonal_only and kind != "orthogonal":
         raise InputError(
             f"--data {kind}: {orthogonal_only} is for orthogonal data only (its closed form "
@@ -75,15 +93,12 @@ def make_data(args: argparse.Namespace, *, orthogonal_only: str | None = None) -
     if kind == "gaussian":
         if args.d is None:
             raise InputError("--data gaussian needs --d (the input dimension)")
-        return gaussian_data(args.n, args.d, labels=args.labels, seed=args.seed)
-    norms: Any = args.norms
+        return gaussian_data(args.n, args.d, labels=labels, seed=args.seed)
     if norms != "uniform":
         norms = V.finite_float(
             "--norms", norms, low=0.0, low_open=True, allowed="a positive number or 'uniform'"
         )
-    return orthogonal_data(
-        args.n, args.d, labels=args.labels, norms=norms, frame=args.frame, seed=args.seed
-    )
+    return orthogonal_data(args.n, args.d, labels=labels, norms=norms, frame=frame, seed=args.seed)
 
 
 def _default(o: Any) -> Any:

@@ -8,13 +8,15 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from .. import _validate as V
+from ..errors import InputError
 from ._common import (
+    INITS,
+    LOSSES,
     add_data_options,
     add_parser,
     check_output,
     count,
     figure_formats,
-    make_data,
     number,
     print_json,
     progress_enabled,
@@ -25,7 +27,12 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
-    add_data_options(p)
+    add_data_options(p).add_argument(
+        "--teacher-width",
+        type=count,
+        default=None,
+        help="neurons of the random ReLU teacher that labels --data teacher (default 6)",
+    )
     g = p.add_argument_group("network")
     g.add_argument("--m", type=count, required=True, help="width (number of hidden neurons)")
     g.add_argument(
@@ -37,8 +44,27 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--init",
         default="balanced",
-        choices=("balanced", "independent"),
-        help="balanced: a_j = s_j |w_j|; independent: a_j = lambda s_j |N(0,1)|",
+        choices=INITS,
+        help="w_j = lambda g_j, g_j ~ N(0, I_d/d), s_j = +-1, and balanced: a_j = s_j |w_j|; "
+        "independent: a_j = lambda s_j |N(0,1)|; width_scaled: w_j ~ N(0, lambda^2/(m d)), "
+        "balanced; uniform_exp: PyTorch's uniform w_j, a_j = +-(|w_j| + Exp(1)); "
+        "uniform_exp_mean_field: the same with the 1/m output scaling "
+        "(docs/field-setups.md)",
+    )
+    g.add_argument(
+        "--bias",
+        action="store_true",
+        help="append the constant feature 1 to every input (a bias in each neuron, "
+        "x_i -> (x_i, 1)); orthogonal inputs then are not orthogonal and take the general "
+        "integrator",
+    )
+    g.add_argument(
+        "--loss",
+        default="half_mean",
+        choices=LOSSES,
+        help="half_mean: L = (1/2n) sum_i (f(x_i) - y_i)^2 (this package's convention); "
+        "mean: L = (1/n) sum_i (f(x_i) - y_i)^2, the loss of PyTorch's MSELoss (its "
+        "gradient flow runs twice as fast)",
     )
     g = p.add_argument_group("stopping")
     g.add_argument("--t-max", type=number, default=None, help="stop at this time t")
@@ -111,18 +137,60 @@ def register(sub: Any) -> None:
     p.set_defaults(func=run_descent)
 
 
+def _config(args: argparse.Namespace) -> dict[str, Any]:
+    """The run's configuration, checked by the sweep's rules (:func:`reluflow.sweep.normalize_config`).
+
+    Data, labels, norms, frame and teacher width are passed only when given, so that an
+    option that does not apply to the data kind (``--frame`` on Gaussian data, ``--labels``
+    on teacher data) is refused rather than ignored.
+    """
+    from ..sweep.config import ConfigError, normalize_config
+
+    raw: dict[str, Any] = {
+        "dynamics": args.command, "data": args.data, "n": args.n, "d": args.d, "m": args.m,
+        "scale": args.scale, "init": args.init, "bias": args.bias, "loss": args.loss,
+        "seed": args.seed,
+    }
+    given = {"labels": args.labels, "norms": args.norms, "frame": args.frame,
+             "teacher_width": args.teacher_width}
+    raw.update({k: v for k, v in given.items() if v is not None})
+    if args.norms not in (None, "uniform"):
+        raw["norms"] = V.finite_float(
+            "--norms", args.norms, low=0.0, low_open=True, allowed="a positive number or 'uniform'"
+        )
+    if args.command == "descent":
+        raw["lr"] = args.lr
+    try:
+        return normalize_config(raw)
+    except ConfigError as exc:
+        raise InputError(f"--{exc.key.replace('_', '-')}: {exc}") from None
+
+
 def _setup(args: argparse.Namespace):
-    """Check the output files, then build the data and the network (and save the latter)."""
+    """Check the output files, then build the data and the network (and save the latter).
+
+    The data and the network are those of a sweep run of the same configuration
+    (:func:`reluflow.sweep.run_config`): one seed, one run, from the command line or a spec.
+    """
     from ..network import init_network, save_init
+    from ..sweep.runs import _dataset
 
     check_output("--plot", args.plot, figure_formats() if args.plot else None)
     check_output("--save-init", args.save_init)
+    cfg = _config(args)
     if args.n >= 1 and args.m >= 1:
         from .. import _memory
 
-        _memory.check_run(args.command, args.n, args.m, args.d if args.data == "gaussian" else None)
-    data = make_data(args)
-    net = init_network(data, args.m, args.scale, seed=args.seed, init=args.init)
+        general = cfg["data"] not in ("orthogonal", "sphere_orthogonal") or cfg.get("bias")
+        _memory.check_run(
+            args.command, args.n, args.m, cfg["d"] + bool(cfg.get("bias")) if general else None
+        )
+    data = _dataset(cfg)
+    net = init_network(
+        data, cfg["m"], cfg.get("scale"), log10_scale=cfg.get("log10_scale"), seed=cfg["seed"],
+        init=cfg["init"],
+    )
+    args.config = cfg
     if args.save_init:
         save_init(args.save_init, data, net)
         if not args.json:
@@ -147,6 +215,7 @@ def run_flow(args: argparse.Namespace) -> int:
         rtol=args.rtol,
         atol=args.atol,
         max_steps=args.max_steps,
+        loss=args.loss,
         progress=progress_enabled(args) and not args.json,
     )
     return _report(args, data, tr)
@@ -167,6 +236,7 @@ def run_descent(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         batch_seed=args.batch_seed,
         max_steps=args.max_steps,
+        loss=args.loss,
         progress=progress_enabled(args) and not args.json,
     )
     return _report(args, data, tr)
