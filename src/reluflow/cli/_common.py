@@ -42,10 +42,11 @@ def add_data_options(p: argparse.ArgumentParser, *, gaussian: bool = True) -> An
         choices=DATA_KINDS,
         default="orthogonal",
         help="orthogonal: orthogonal inputs (the closed forms of docs/orthogonal-flow.md); "
-        "gaussian: x_i ~ N(0, I_d/d); sphere: x_i uniform on the unit sphere of R^d; "
-        "sphere_orthogonal: orthogonal inputs with norms U[1, 2]; teacher: Gaussian inputs "
-        "labelled by a random ReLU teacher of --teacher-width neurons. All but orthogonal "
-        "need --d (docs/field-setups.md)"
+        "gaussian: x_i ~ N(0, I_d/d); sphere: directions uniform on the sphere of R^d, norms "
+        "U[1, 2] (Dana et al. 2025); sphere_orthogonal: x_i = rho_i e_i, norms U[1, 2]; "
+        "teacher: x_i ~ N(0, I_d) labelled by a random ReLU teacher of --teacher-width "
+        "neurons (Boursier et al. 2022). gaussian, sphere and teacher need --d "
+        "(docs/field-setups.md)"
         if gaussian
         else argparse.SUPPRESS,
     )
