@@ -31,8 +31,6 @@ from reluflow.report import build_report
 from reluflow.reproduce import experiment_configs
 from reluflow.theory import interpolation_probability
 
-
-
 # --------------------------------------------------------------------------- design
 
 
