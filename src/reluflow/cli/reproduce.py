@@ -12,7 +12,10 @@ from ._common import add_parser
 def _experiment_lines() -> str:
     from ..experiments import EXPERIMENTS
 
-    return "\n".join(f"  {name}: {ex.title.lower()}" for name, ex in EXPERIMENTS.items())
+    # lower-case the first letter only: the titles carry proper names
+    return "\n".join(
+        f"  {name}: {ex.title[:1].lower()}{ex.title[1:]}" for name, ex in EXPERIMENTS.items()
+    )
 
 
 def register(sub: Any) -> None:
