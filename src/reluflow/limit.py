@@ -749,6 +749,12 @@ def jump_process(
     w_lab = weight[labelled]
     uniform = bool(w_lab.size == 0 or w_lab.min() == w_lab.max())
     w0 = float(w_lab[0]) if w_lab.size else 0.0
+    # Each sample's share y_i² / ‖x_i‖² of the minimal norm (what a competitor loses);
+    # constant for ±1 labels and unit norms, and then counted rather than summed.
+    q_all = np.divide(y**2, x_sq, out=np.zeros_like(y), where=x_sq > 0)
+    q_lab = q_all[labelled]
+    q_uniform = bool(q_lab.size == 0 or q_lab.min() == q_lab.max())
+    q0 = float(q_lab[0]) if q_lab.size else 0.0
     # Unfitted samples of each label sign: S_j \ F = bits[j] & avail[s_j].
     avail = {1.0: y > 0, -1.0: y < 0}
 
@@ -876,7 +882,7 @@ def jump_process(
             avail[sgn][sub] = False
             y2_left -= float((y[sub] ** 2).sum())
             w_sub = None if uniform else weight[sub]
-            q_sub = y[sub] ** 2 / x_sq[sub]
+            q_sub = None if q_uniform else q_all[sub]
             for k in np.flatnonzero((signs == sgn) & ~done & (count > 0)):
                 hit = bits[k][sub]
                 c = np.count_nonzero(hit)
@@ -884,7 +890,8 @@ def jump_process(
                     continue
                 count[k] -= c
                 touched.append(int(k))
-                lost_q[int(k)] = lost_q.get(int(k), 0.0) + float(q_sub[hit].sum())
+                lost = c * q0 if q_sub is None else float(q_sub[hit].sum())
+                lost_q[int(k)] = lost_q.get(int(k), 0.0) + lost
                 if uniform:
                     mass[k] = count[k] * w0
                 else:
