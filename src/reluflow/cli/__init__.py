@@ -61,8 +61,8 @@ def _command_in(argv: list[str]) -> str | None:
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The parser; ``command`` (or every command when ``"all"``) is fully registered.
 
-    The other commands are placeholders, so that the "invalid choice" message
-    lists them all without importing their modules; the top-level ``--help``
+    The other commands are registered by name only (no options), so that the
+    "invalid choice" message lists them all without importing their modules; the top-level ``--help``
     lists them once, with their one-line help, in its description.
     """
     parser = Parser(
@@ -75,7 +75,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     wanted = set(_COMMANDS) if command == "all" else {command} & set(_COMMANDS)
     for module in dict.fromkeys(_MODULE.get(name, name) for name in _COMMANDS if name in wanted):
         importlib.import_module(f"{__name__}.{module}").register(sub)
-    for name in _COMMANDS:  # placeholders: the description above lists them with their help
+    for name in _COMMANDS:  # by name only: the description above lists them with their help
         if name not in sub.choices:
             sub.add_parser(name)
     return parser
