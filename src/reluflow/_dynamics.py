@@ -64,6 +64,71 @@ def max_steps_message(max_steps: int, t: float, net: Network) -> str:
     )
 
 
+class Minibatches:
+    """Minibatch SGD's sample weights, epoch by epoch (a fresh permutation per epoch).
+
+    ``next()`` gives ``None`` for full-batch descent, otherwise an (n,) array with
+    ``1 / batch_size`` on the step's samples and 0 elsewhere (reused between calls).
+    """
+
+    def __init__(self, n: int, batch_size: int | None, batch_seed: int):
+        from . import _rng
+
+        self.n, self.batch_size = n, batch_size
+        self._rng = _rng.stream(batch_seed, _rng.SGD_BATCHES) if batch_size else None
+        self._order = np.zeros(0, dtype=np.int64)
+        self._pos = 0
+        self._w = np.zeros(n)
+
+    def next(self) -> np.ndarray | None:
+        if self.batch_size is None:
+            return None
+        if self._pos + self.batch_size > self._order.size:
+            self._order = self._rng.permutation(self.n)  # type: ignore[union-attr]
+            self._pos = 0
+        self._w[:] = 0.0
+        self._w[self._order[self._pos : self._pos + self.batch_size]] = 1.0 / self.batch_size
+        self._pos += self.batch_size
+        return self._w
+
+
+def descent_stop(
+    loss: float,
+    a: np.ndarray,
+    k: int,
+    t: float,
+    rules: StopRules,
+    max_steps: int,
+    steps: int | None,
+    net: Network,
+) -> tuple[str, str] | None:
+    """The stopping rules every descent loop checks before step ``k`` (at ``t = k η``).
+
+    Returns ``(status, message)`` for the first rule that fires, else None:
+    divergence, ``loss_tol``, ``t_max``, then the step budget (``steps`` requested,
+    or ``max_steps`` exhausted).
+    """
+    if not math.isfinite(loss) or not np.isfinite(a).all():
+        return "diverged", f"descent diverged (non-finite values) at step {k}, t = {t:.6g}"
+    if loss <= rules.loss_tol:
+        return "loss_tol", f"loss {loss:.3e} <= loss_tol = {rules.loss_tol:.3e}"
+    if t >= rules.t_end:
+        return "t_max", f"reached the requested time t = {t:.6g}"
+    if k >= max_steps:
+        if steps is not None:
+            return "steps", f"ran the requested {steps} steps"
+        return "max_steps", max_steps_message(max_steps, t, net)
+    return None
+
+
+def noise_floor_message(window: int, patience: int, loss: float) -> str:
+    return (
+        f"SGD reached its noise floor: over {patience} windows of "
+        f"{window} steps the mean loss ({loss:.3e} now) stopped falling "
+        "beyond its standard error and no neuron grew"
+    )
+
+
 @dataclass(frozen=True)
 class StopRules:
     """Checked stopping thresholds of one run.

@@ -16,7 +16,6 @@ reduced engine (:func:`reluflow.gradient_descent` chooses it by cost); only
 
 from __future__ import annotations
 
-import math
 import time
 import warnings
 from typing import Any
@@ -24,14 +23,15 @@ from typing import Any
 import numpy as np
 from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
 
-from . import _rng
 from ._dynamics import (
     STALLED_MESSAGE,
     KinkLog,
+    Minibatches,
     Recorder,
     StopRules,
+    descent_stop,
     make_trajectory,
-    max_steps_message,
+    noise_floor_message,
     run_provenance,
 )
 from .data import ArrayData, Dataset
@@ -150,10 +150,7 @@ def weight_space_descent(
         )
 
     record(0.0)
-    rng = _rng.stream(batch_seed, _rng.SGD_BATCHES) if batch_size else None
-    order = np.zeros(0, dtype=np.int64)
-    pos = 0
-    wts = np.zeros(n)
+    batches = Minibatches(n, batch_size, batch_seed)
     kinks = KinkLog(n)
     sharp_log: list[tuple[int, float]] = []
     warned = False
@@ -177,38 +174,15 @@ def weight_space_descent(
                     stacklevel=3,
                 )
             next_check *= 2
-        if batch_size is None:
-            rw_scale = 1.0 / n
-        else:
-            if pos + batch_size > order.size:
-                order = rng.permutation(n)
-                pos = 0
-            wts[:] = 0.0
-            wts[order[pos : pos + batch_size]] = 1.0 / batch_size
-            pos += batch_size
-            rw_scale = wts
+        w = batches.next()
+        rw_scale = 1.0 / n if w is None else w
         sig = U * mask
         r = a @ sig - y
         rw = r * rw_scale
         loss = float(r @ r) / (2 * n)
-        if not math.isfinite(loss) or not np.isfinite(a).all():
-            status, message = (
-                "diverged",
-                f"descent diverged (non-finite values) at step {k}, t = {t:.6g}",
-            )
-            break
-        if loss <= rules.loss_tol:
-            status = "loss_tol"
-            message = f"loss {loss:.3e} <= loss_tol = {rules.loss_tol:.3e}"
-            break
-        if t >= rules.t_end:
-            status, message = "t_max", f"reached the requested time t = {t:.6g}"
-            break
-        if k >= max_steps:
-            if steps is not None:
-                status, message = "steps", f"ran the requested {steps} steps"
-            else:
-                status, message = "max_steps", max_steps_message(max_steps, t, net)
+        stop = descent_stop(loss, a, k, t, rules, max_steps, steps, net)
+        if stop is not None:
+            status, message = stop
             break
         da = -(sig @ rw)
         G = (mask * rw[None, :]) * (-a[:, None])  # (m, n): du = G K, dW = G X
@@ -225,11 +199,7 @@ def weight_space_descent(
                 break
         elif floor is not None and floor.add(loss, a):
             status = "noise_floor"
-            message = (
-                f"SGD reached its noise floor: over {floor.PATIENCE} windows of "
-                f"{floor.window} steps the mean loss ({loss:.3e} now) stopped falling "
-                "beyond its standard error and no neuron grew"
-            )
+            message = noise_floor_message(floor.window, floor.PATIENCE, loss)
             break
         a = a + lr * da
         W, U = W_next, U_next

@@ -35,15 +35,17 @@ import numpy as np
 from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
 from tqdm.auto import tqdm
 
-from . import _memory, _rng
+from . import _memory
 from . import _validate as V
 from ._dynamics import (
     STALLED_MESSAGE,
     KinkLog,
+    Minibatches,
     Recorder,
     StopRules,
+    descent_stop,
     make_trajectory,
-    max_steps_message,
+    noise_floor_message,
     run_provenance,
 )
 from ._field import Field
@@ -323,10 +325,7 @@ def gradient_descent(
     rec = Recorder(data, net, points_per_decade, t0=max(lr, 1e-3 / rules.gamma_all))
     stall = rules.stall_watch()
     rec.add(0.0, a, u, mask)
-    rng = _rng.stream(batch_seed, _rng.SGD_BATCHES) if batch_size else None
-    order = np.zeros(0, dtype=np.int64)
-    pos = 0
-    wts = np.zeros(n)
+    batches = Minibatches(n, batch_size, batch_seed)
     kinks = KinkLog(n)
     sharp_log: list[tuple[int, float]] = []
     warned = False
@@ -360,36 +359,12 @@ def gradient_descent(
                         stacklevel=2,
                     )
                 next_check *= 2
-            if batch_size is None:
-                w = None
-            else:
-                if pos + batch_size > order.size:
-                    order = rng.permutation(n)
-                    pos = 0
-                wts[:] = 0.0
-                wts[order[pos : pos + batch_size]] = 1.0 / batch_size
-                pos += batch_size
-                w = wts
+            w = batches.next()
             da, du, r = field.velocity(a, u, mask, weights=w)
             loss = float(r @ r) / (2 * n)
-            if not math.isfinite(loss) or not np.isfinite(a).all():
-                status, message = (
-                    "diverged",
-                    f"descent diverged (non-finite values) at step {k}, t = {t:.6g}",
-                )
-                break
-            if loss <= rules.loss_tol:
-                status = "loss_tol"
-                message = f"loss {loss:.3e} <= loss_tol = {rules.loss_tol:.3e}"
-                break
-            if t >= rules.t_end:
-                status, message = "t_max", f"reached the requested time t = {t:.6g}"
-                break
-            if k >= max_steps:
-                if steps is not None:
-                    status, message = "steps", f"ran the requested {steps} steps"
-                else:
-                    status, message = "max_steps", max_steps_message(max_steps, t, net)
+            stop = descent_stop(loss, a, k, t, rules, max_steps, steps, net)
+            if stop is not None:
+                status, message = stop
                 break
             if batch_size is None:
                 v = np.concatenate([da, du.ravel()])
@@ -399,11 +374,7 @@ def gradient_descent(
                     break
             elif floor is not None and floor.add(loss, a):
                 status = "noise_floor"
-                message = (
-                    f"SGD reached its noise floor: over {floor.PATIENCE} windows of "
-                    f"{floor.window} steps the mean loss ({loss:.3e} now) stopped falling "
-                    "beyond its standard error and no neuron grew"
-                )
+                message = noise_floor_message(floor.window, floor.PATIENCE, loss)
                 break
             a = a + lr * da
             u = u + lr * du
