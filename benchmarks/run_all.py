@@ -343,7 +343,9 @@ def part4(cfg: dict[str, Any], log) -> dict[str, Any]:
 # --------------------------------------------------------------------------- part 3
 
 
-def _spec(method: str, n: int, preps: dict[int, dict]) -> dict[str, Any]:
+def _spec(
+    method: str, n: int, preps: dict[int, dict], threads: int | None = None
+) -> dict[str, Any]:
     if method == "flow":
         return {"n": n, "m": BT.width(n)}
     if method == "torch":
@@ -357,6 +359,7 @@ def _spec(method: str, n: int, preps: dict[int, dict]) -> dict[str, Any]:
             "max_steps": math.ceil(BT.HORIZON * p["ref"]["t_end"] / lr) + 2,
             "steps_pred": p["step"]["steps"],
             "cap_s": None,
+            "threads": threads,
         }
     return {"n": n, "m": LIMIT_M, "seed": 0}
 
@@ -433,7 +436,7 @@ def where_it_stops(
                 preps[n] = BT.prepare(n)
                 log(f"  torch n = {n}: reference and step {time.perf_counter() - t0:.1f} s")
             res = measure(
-                method, _spec(method, n, preps), cfg, limit_s=limit_s, mem_cap_mib=run_cap
+                method, _spec(method, n, preps, cfg["threads"]), cfg, limit_s=limit_s, mem_cap_mib=run_cap
             )
         if method == "torch":
             pt.update(lr=preps[n]["step"]["lr"], steps_pred=preps[n]["step"]["steps"])
@@ -679,7 +682,7 @@ def main(argv: list[str] | None = None) -> int:
         default=BT.TIME_CAP_S,
         help="part 1: extrapolate a torch run predicted to take longer",
     )
-    ap.add_argument("--threads", type=int, help="torch threads (default: all cores)")
+    ap.add_argument("--threads", type=int, help="torch threads, parts 1 and 3 (default: all cores)")
     args = ap.parse_args(argv)
     name = "smoke" if args.smoke else "quick" if args.quick else "full"
     cfg = dict(
