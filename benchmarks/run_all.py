@@ -436,7 +436,11 @@ def where_it_stops(
                 preps[n] = BT.prepare(n)
                 log(f"  torch n = {n}: reference and step {time.perf_counter() - t0:.1f} s")
             res = measure(
-                method, _spec(method, n, preps, cfg["threads"]), cfg, limit_s=limit_s, mem_cap_mib=run_cap
+                method,
+                _spec(method, n, preps, cfg["threads"]),
+                cfg,
+                limit_s=limit_s,
+                mem_cap_mib=run_cap,
             )
         if method == "torch":
             pt.update(lr=preps[n]["step"]["lr"], steps_pred=preps[n]["step"]["steps"])
