@@ -415,6 +415,7 @@ def where_it_stops(
                 break
             n *= 2
             continue
+        load_before = os.getloadavg()[0]
         if method == "torch" and n in reuse:
             res = dict(reuse[n], reused_from_part1=True)
         else:
@@ -442,6 +443,9 @@ def where_it_stops(
                 limit_s=limit_s,
                 mem_cap_mib=run_cap,
             )
+        # the 1-minute load average before and after the measurement (2 shared cores: a
+        # load above 1 means the measured wall time includes waiting for a core)
+        pt.update(loadavg_1m_before=load_before, loadavg_1m=os.getloadavg()[0])
         if method == "torch":
             pt.update(lr=preps[n]["step"]["lr"], steps_pred=preps[n]["step"]["steps"])
         if res.get("timed_out") or res.get("memory_capped"):
@@ -455,7 +459,8 @@ def where_it_stops(
             points.append(pt)
             log(
                 f"  {method} n = {n}: stopped ({pt['status']}) after "
-                f"{res['wall_s_lower_bound']:.0f} s"
+                f"{res['wall_s_lower_bound']:.0f} s (load {load_before:.2f} → "
+                f"{pt['loadavg_1m']:.2f})"
             )
             stop = "time" if res.get("timed_out") else "memory"
             break
@@ -469,7 +474,10 @@ def where_it_stops(
             reused_from_part1=bool(res.get("reused_from_part1")),
         )
         points.append(pt)
-        log(f"  {method} n = {n}: {res['wall_s']:.2f} s, peak {res['peak_rss_mib']:.0f} MiB")
+        log(
+            f"  {method} n = {n}: {res['wall_s']:.2f} s, peak {res['peak_rss_mib']:.0f} MiB "
+            f"(load {load_before:.2f} → {pt['loadavg_1m']:.2f})"
+        )
         if res["wall_s"] > limit_s:
             stop = "time"
             break
@@ -529,7 +537,7 @@ def format_part3(res: dict[str, Any]) -> str:
     lim = res["limit_s"]
     hdr = (
         f"{'method':<31} {'largest n ≤ ' + format(lim, 'g') + ' s':>17} {'its time s':>11} "
-        f"{'its peak MiB':>13}   next size"
+        f"{'its peak MiB':>13} {'load':>5}   next size"
     )
     out = [hdr, "-" * len(hdr)]
     for r in res["methods"]:
@@ -543,10 +551,11 @@ def format_part3(res: dict[str, Any]) -> str:
         if best:
             col = (
                 f"{best['n']:>10,}{est:<7} {best['wall_s']:>11.2f} "
-                f"{best.get('peak_rss_mib', float('nan')):>13.0f}"
+                f"{best.get('peak_rss_mib', float('nan')):>13.0f} "
+                f"{best.get('loadavg_1m', float('nan')):>5.2f}"
             )
         else:
-            col = f"{'none':>17} {'':>11} {'':>13}"
+            col = f"{'none':>17} {'':>11} {'':>13} {'':>5}"
         if nxt is None:
             why = f"(stopped after {len(pts)} sizes)"
         elif nxt["status"] == "memory":
@@ -564,7 +573,8 @@ def format_part3(res: dict[str, Any]) -> str:
     out.append(
         f"flow, GD: m = 2⌈log2 n⌉+4, λ = 1e-8, to the same target as part 1 (GD) / default "
         f"stopping rules (flow); limit: m = {LIMIT_M}. est.: memory predicted from the previous "
-        f"size above the run cap ({res['run_cap_gib']:.1f} GiB here), time extrapolated"
+        f"size above the run cap ({res['run_cap_gib']:.1f} GiB here), time extrapolated; "
+        "load: 1-minute load average after the measurement"
     )
     return "\n".join(out)
 
@@ -744,7 +754,11 @@ def main(argv: list[str] | None = None) -> int:
         f"{meta['mem_total_gib']:.0f} GiB, torch {meta['torch']}, numba {meta['numba']}; "
         f"commit {str(meta['git_commit'])[:8]}{' + local changes' if meta['git_dirty'] else ''}"
         f"; load average {meta['loadavg_start'][0]:.2f} → {meta['loadavg_end'][0]:.2f} "
-        f"(highest at a measurement {meta['max_loadavg_1m_at_measurements'] or 0:.2f})"
+        + (
+            f"(highest at a measurement {meta['max_loadavg_1m_at_measurements']:.2f})"
+            if meta["max_loadavg_1m_at_measurements"] is not None
+            else ""
+        )
     )
     if meta["source_changed_during_run"]:
         print("WARNING: reluflow's source changed during this run: the numbers mix versions")
