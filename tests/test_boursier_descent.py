@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 import reluflow as rf
+from reluflow.experiments.boursier2022 import _balance_loss, _departure_claim
 
 
 @pytest.fixture(scope="module")
@@ -79,12 +80,13 @@ def test_descent_leaves_the_flow_where_the_amplified_balance_error_reaches_one(f
     flow = rf.gradient_flow(data, net, t_max=30, loss="mean", rtol=1e-10, points_per_decade=4000)
     # the flow keeps the balance (its own drift is 1e-5 at most here)
     assert np.abs(_imbalance(flow)).max() < 1e-4
-    per_step, depart, ell, who = [], [], [], []
+    per_step, depart, ell, who, runs = [], [], [], [], {}
     steps = (2e-2, 1e-2, 5e-3)
     for lr in steps:
         gd = rf.gradient_descent(
             data, net, lr, t_max=30, loss="mean", points_per_decade=4000, check_stability=False
         )
+        runs[lr] = gd
         d = np.abs(_imbalance(gd)).max(axis=1)
         # first order in the step while small (a step changes a_j² − ‖w_j‖² by O(η²))
         per_step.append(d[np.argmin(np.abs(gd.t - 8.0))] / lr)
@@ -102,6 +104,27 @@ def test_descent_leaves_the_flow_where_the_amplified_balance_error_reaches_one(f
     # the departure to where the flow's neuron is √2 smaller
     shift = -np.diff(ell)
     np.testing.assert_allclose(shift, 0.5 * math.log(2.0), rtol=0.1)
+    # the experiment's analysis reads the same law off the stored |a_j| curves (its own
+    # departure criterion: |a_j| off the flow's by a factor 2), and its verdict follows it
+    def stored(traj):
+        row = {"final_loss": traj.final_loss}
+        return {"row": row, "arrays": {"t": traj.t, "loss": traj.loss, "a_abs": traj.a_abs}}
+
+    def analysed(lr_1, lr_2):
+        key = ("toy1d-non_orthogonal", "descent", 0)
+        store = {
+            ("toy1d-non_orthogonal", "flow", 0, 0.0): stored(flow),
+            (*key, lr_1): stored(runs[2e-2]),
+            (*key, lr_2): stored(runs[5e-3]),
+        }
+        b = _balance_loss(store).iloc[0]
+        return b, _departure_claim(b)
+
+    b, claim = analysed(2e-2, 5e-3)
+    assert b["neuron"] == who[0] and claim.verdict == "confirmed"
+    assert b["measured_shift"] == pytest.approx(0.5 * math.log(4.0), rel=0.05)
+    # labelled with steps 16 apart, the same runs contradict the law
+    assert analysed(2e-2, 1.25e-3)[1].verdict == "not confirmed"
 
 
 def test_descent_with_the_balance_restored_leaves_the_plateau_at_the_flows_time(five_points):

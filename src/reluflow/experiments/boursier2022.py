@@ -8,7 +8,8 @@ convention, ``t = k η``) a two-layer ReLU network with weights
 * the one-dimensional data with a hidden bias (inputs ``(x, 1)``): the
   "orthogonal" example ``x = (−0.5, 2)``, ``y = (−1, 1)`` (the augmented samples
   are exactly orthogonal, so the λ → 0 jump process applies) and the
-  "non-orthogonal" one with five points; ``m = 60``, ``λ = 1e-6``, step ``1e-3``;
+  "non-orthogonal" one with five points; ``m = 60``, ``λ = 1e-6``, their step
+  ``1e-3`` (on the five-point example two steps a factor 4 apart);
 * the high-dimensional teacher experiment: ``x_i ~ N(0, I_d)``, labels of a
   random width-6 teacher, ``d = 150``, ``n = 75``, ``m = 200``, ``λ = 1e-20``,
   step ``1e-3`` for 200 000 iterations (``t = 200``).
@@ -24,7 +25,11 @@ number of direction clusters (cosine ≥ 0.95), at ``t = 0`` and at ``0.9 t₁``
 (neurons still small); the final neurons' distinct directions
 (greedy clusters at cosine ≥ 0.99 among the activated ones); activation times of
 descent against the flow; on the orthogonal example the flow's events, fitted
-samples and final norm against the jump process.
+samples and final norm against the jump process; on the five-point example
+where each neuron of descent leaves the flow at each step, against the law of
+the balance error descent makes (docs/field-setups.md §8: the flow conserves
+``a_j² − ‖w_j‖²``, descent changes it by ``O(η)`` and a shrinking neuron amplifies
+that, so descent stays on a plateau the flow leaves).
 """
 
 from __future__ import annotations
