@@ -158,3 +158,52 @@ def test_descent_with_the_balance_restored_leaves_the_plateau_at_the_flows_time(
     assert np.all((order > 0.8) & (order < 1.2)), (errs, order)
     # ... towards the flow's exit: the Richardson extrapolation lands on it
     assert abs(2 * errs[-1] - errs[-2]) < 0.05 * errs[-1] + 0.02, errs
+
+
+def test_descent_realises_the_flows_sliding_modes_while_balanced(five_points):
+    # at t = 20 a dozen small neurons slide (kinks held on a sample); from the flow's state
+    # there, descent follows the flow at first order, and the fraction of its steps in which
+    # a sliding coordinate is active is the Filippov fraction of the two one-sided fields
+    data, net = five_points
+    X, y, n = data.X, data.y, data.n
+    start = rf.gradient_flow(data, net, t_max=20, loss="mean", rtol=1e-10).final
+    flow = rf.gradient_flow(data, start, t_max=1.0, loss="mean", rtol=1e-11)
+    k = flow.kinks()
+    held = k[k["sliding"] & (k["t"] < 1e-12)]
+    assert len(held) >= 8
+    slide = np.unique(held["neuron"].to_numpy())
+    a1, W1 = flow.final.a, flow.final.weights(data)
+    # the Filippov fraction of neuron 6 on sample 0 (kink held at x = -1.5), directly
+    a0, W0 = start.a, start.weights(data)
+    U = W0 @ X.T
+    r = (a0[:, None] * np.maximum(U, 0.0)).sum(axis=0) - y
+    assert abs(U[6, 0]) <= 1e-12 * np.linalg.norm(W0[6]) and (6, 0) in set(
+        zip(held["neuron"], held["sample"], strict=True)
+    )
+    mask = (U[6] > 0).astype(float)
+    speed = []
+    for on in (0.0, 1.0):  # normal velocity du_60/dt with sample 0 inactive, active
+        mask[0] = on
+        speed.append(-(2.0 / n) * a0[6] * ((mask * r) @ X) @ X[0])
+    assert speed[0] > 0 > speed[1]  # both fields push the kink onto the sample
+    alpha = speed[0] / (speed[0] - speed[1])
+    errs = []
+    for lr in (4e-4, 2e-4, 1e-4):
+        a, W = a0.copy(), W0.copy()
+        steps, on = int(round(1.0 / lr)), 0
+        for _ in range(steps):
+            U = W @ X.T
+            S = np.maximum(U, 0.0)
+            r = a @ S - y
+            on += U[6, 0] > 0
+            ga = (2.0 / n) * (S @ r)
+            gW = (2.0 / n) * (((U > 0) * r) * a[:, None]) @ X
+            a -= lr * ga
+            W -= lr * gW
+        assert on / steps == pytest.approx(alpha, abs=2e-3)
+        size = np.sqrt(a1[slide] ** 2 + (W1[slide] ** 2).sum(axis=1))
+        dev = np.sqrt((a[slide] - a1[slide]) ** 2 + ((W[slide] - W1[slide]) ** 2).sum(axis=1))
+        errs.append(float((dev / size).max()))
+    # first order over the two halvings together (the chattering phase adds noise per step)
+    order = math.log2(errs[0] / errs[-1]) / 2
+    assert 0.7 < order < 1.4 and errs[-1] < 1e-4, errs
