@@ -683,7 +683,7 @@ def _departure_claim(b: Mapping[str, Any]) -> Claim:
             f"{b['lr_2']:g})"
         )
     return Claim(
-        source="reluflow (explained discrepancy)",
+        source="reluflow (new finding)",
         claim="On their five-point 1-D example, gradient descent follows the exact flow only "
         "until its shrinking neurons lose the balance a_j² = ‖w_j‖² that the flow conserves: "
         "each step changes a_j² − ‖w_j‖² by O(η²) times the neuron's size², and a neuron that "
