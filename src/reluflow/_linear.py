@@ -153,13 +153,12 @@ class _Segments:
         b_lo = np.concatenate([np.zeros((m, 1)), np.where(self.deaths, lev, np.nan)], axis=1)
         self.b_lo = b_lo
         # ã at each segment start: ã² = ã_k² + γ²(B² − B_k²) + 2C(B − B_k) along segment k
+        # (a running sum, in segment order: NaN from a neuron's last death on)
         at = np.abs(a0)
-        a_sq = np.empty((m, K + 1))
-        a_sq[:, 0] = at**2
-        for k in range(K):
-            lo, hi = b_lo[:, k], b_lo[:, k + 1]
-            step = self.g2[:, k] * (hi - lo) * (hi + lo) + 2.0 * self.c[:, k] * (hi - lo)
-            a_sq[:, k + 1] = np.where(self.deaths[:, k], a_sq[:, k] + step, np.nan)
+        lo, hi = b_lo[:, :-1], b_lo[:, 1:]
+        step = self.g2[:, :K] * (hi - lo) * (hi + lo) + 2.0 * self.c[:, :K] * (hi - lo)
+        a_sq = np.cumsum(np.concatenate([(at**2)[:, None], step], axis=1), axis=1)
+        a_sq[:, 1:][~self.deaths] = np.nan
         self.valid = bool(np.all((a_sq > 0) | np.isnan(a_sq)))
         self.a_lo = np.sqrt(np.where(a_sq > 0, a_sq, np.nan))
         self.v_lo = self.g2 * b_lo + self.c
@@ -183,6 +182,14 @@ class _Segments:
         self.z_lo = z
         with np.errstate(divide="ignore", invalid="ignore"):
             self.kappa = self.a_lo**2 - np.where(self.g2 > 0, self.v_lo**2 / self.g2, 0.0)
+        # u/ã = u0 (1/ã) + s (B/ã), s the slope of a live coordinate (0 for the others), is
+        # positive exactly while the coordinate is alive: a wrong-sign one dies where
+        # u0 + s B reaches 0, and the formula stays negative after
+        self.slope_live = np.where(live, self.slope, 0.0)
+
+    def segment(self, t: float) -> np.ndarray:
+        """Each neuron's segment at time ``t``."""
+        return (self.t_lo <= t).sum(axis=1) - 1
 
     def _log_a_and_b(
         self, j: np.ndarray, k: np.ndarray, t: np.ndarray
@@ -274,8 +281,7 @@ class _Segments:
     def state(self, t: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(ℓ, â, û)`` of every neuron at time ``t``, ``(a, u) = e^{ℓ}(â, û)``, ``|â| = 1``."""
         rows = np.arange(self.m)
-        k = (self.t_lo <= t).sum(axis=1) - 1  # current segment
-        la, bo, ia = self._log_a_and_b(rows, k, np.full(self.m, t))
+        la, bo, ia = self._log_a_and_b(rows, self.segment(t), np.full(self.m, t))
         with np.errstate(over="ignore"):
             b = bo * np.exp(la)
         alive = self.live & ((self.level > b[:, None]) | np.isinf(self.level))
@@ -295,6 +301,43 @@ class _Segments:
         tt = t[hit]
         srt = np.argsort(tt, kind="stable")
         return tt[srt], (j * self.n + i)[srt]
+
+
+class _SmallOutputs:
+    """Whether every output of the phase is within its bound at time ``t``: ``|f_i| <= b_i``.
+
+    ``f_i = Σ_j s_j e^{2ℓ_j} σ(u_ji)/ã_j`` with ``u_ji/ã_j = u0_ji (1/ã_j) + s_ji (B_j/ã_j)``
+    (:attr:`_Segments.slope_live`; positive exactly while alive). A sufficient test
+    comes first, in O(m): ``σ(u_ji)/ã_j <= u0⁺_ji/ã_j + |s_ji| |B_j/ã_j|``, so
+    ``max_i |f_i|/b_i <= Σ_j e^{2ℓ_j} (p_j/ã_j + q_j |B_j/ã_j|)`` with
+    ``p_j = max_i u0⁺_ji/b_i``, ``q_j = max_i |s_ji|/b_i``; below 1/2 (far above any
+    rounding of the exact test) the outputs are small. Most of the scan for the end
+    of the phase sits there, decades before the outputs approach their bound.
+    """
+
+    def __init__(self, seg: _Segments, bound: np.ndarray):
+        self.seg, self.bound = seg, bound
+        inv = 1.0 / bound
+        self.p = (np.maximum(seg.u0, 0.0) * inv).max(axis=1, initial=0.0)
+        self.q = (np.abs(seg.slope_live) * inv).max(axis=1, initial=0.0)
+        self.rows = np.arange(seg.m)
+        self.u = np.empty((seg.m, seg.n))
+        self.tmp = np.empty((seg.m, seg.n))
+
+    def __call__(self, t: float) -> bool:
+        seg = self.seg
+        la, bo, ia = seg._log_a_and_b(self.rows, seg.segment(t), np.full(seg.m, t))
+        with np.errstate(under="ignore", over="ignore", invalid="ignore"):
+            w = np.exp(2.0 * (seg.ell0 + la))
+            if float((w * (ia * self.p + np.abs(bo) * self.q)).sum()) <= 0.5:
+                return True
+            u, tmp = self.u, self.tmp
+            np.multiply(seg.u0, ia[:, None], out=u)
+            np.multiply(seg.slope_live, bo[:, None], out=tmp)
+            u += tmp
+            np.maximum(u, 0.0, out=u)
+            f = (w * seg.sign) @ u
+        return bool(np.all(np.abs(f) <= self.bound))  # False on NaN (an overflowed output)
 
 
 def initial_phase(
@@ -322,13 +365,7 @@ def initial_phase(
     ymax = float(np.abs(y).max(initial=0.0))
     if ymax == 0.0:
         return None
-    bound = eps * np.maximum(np.abs(y), 1e-3 * ymax)
-
-    def small(t: float) -> bool:
-        ell, a_hat, u_hat = seg.state(t)
-        with np.errstate(under="ignore", over="ignore", invalid="ignore"):
-            f = (np.exp(2.0 * ell) * a_hat) @ np.maximum(u_hat, 0.0)
-        return bool(np.all(np.abs(f) <= bound))  # False on NaN (an overflowed output)
+    small = _SmallOutputs(seg, eps * np.maximum(np.abs(y), 1e-3 * ymax))
 
     ratio = 10.0 ** (1.0 / _SCAN_PER_DECADE)
     lo, hi = 0.0, t_start

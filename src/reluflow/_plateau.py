@@ -52,6 +52,13 @@ class Jump:
     v_over_g: np.ndarray  # (k, n)
     w: np.ndarray  # (k, n)
 
+    def scale(self, ds: float) -> tuple[np.ndarray, np.ndarray]:
+        """``(Δℓ, â)`` of the small neurons ``ds`` after the start (``â`` as in :meth:`state`)."""
+        g = self.gam
+        with np.errstate(under="ignore", over="ignore"):
+            e2 = np.exp(-2.0 * g * ds)
+        return g * ds, self.alpha + self.beta * e2
+
     def state(self, ds: float | np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(Δℓ, â, û)`` of the small neurons ``ds`` after the start (ds scalar)."""
         g = self.gam
@@ -149,12 +156,20 @@ def try_jump(
     s_kink = _first_crossing(alpha[:, None] * vg, -beta[:, None] * vg, w, gam, uu, vg)
     s_cap = min(s_max, s_kink)
     ell_s = ell[idx]
+    # before s_kink no coordinate changes sign, so σ(û(s)) keeps the coordinates positive
+    # at the start: the outputs are f(s) = Σ_k e^{2(ℓ_k + γ_k s)} â_k(s) ((α_k − β_k e^{−2γ_k s})
+    # (v/γ)⁺_k + e^{−γ_k s} w⁺_k), two products with fixed (k, n) arrays
+    on = np.where(uu > 0, mask[idx], 0.0)
+    vg_on, w_on = vg * on, w * on
+    limit = eps * bound
 
     def visible(s: float) -> bool:
-        dl, ah, uh = jump.state(s)
         with np.errstate(under="ignore", over="ignore", invalid="ignore"):
-            f = (np.exp(2.0 * (ell_s + dl)) * ah) @ (np.maximum(uh, 0.0) * mask[idx])
-        return not bool(np.all(np.abs(f) <= eps * bound))
+            e2 = np.exp(-2.0 * gam * s)
+            e1 = np.exp(-gam * s)
+            wa = np.exp(2.0 * (ell_s + gam * s)) * (alpha + beta * e2)
+            f = (wa * (alpha - beta * e2)) @ vg_on + (wa * e1) @ w_on
+        return not bool(np.all(np.abs(f) <= limit))
 
     # geometric scan, then bisection, for the first time the small outputs reach eps
     lo, hi = 0.0, min(s_cap, 10.0 * h)

@@ -664,7 +664,7 @@ def _take_jump(
             continue
 
         def phi(ds: float, k: int = k, j: int = j) -> float:
-            dl, ah, _ = jump.state(ds)
+            dl, ah = jump.scale(ds)
             return ell[j] + dl[k] + math.log(abs(ah[k])) - log_level if ah[k] else -math.inf
 
         if phi(jump.s) < 0:
