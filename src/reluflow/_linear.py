@@ -186,6 +186,10 @@ class _Segments:
         # positive exactly while the coordinate is alive: a wrong-sign one dies where
         # u0 + s B reaches 0, and the formula stays negative after
         self.slope_live = np.where(live, self.slope, 0.0)
+        # the segments' numbers, gathered at once by _log_a_and_b
+        self._per_segment = np.stack(
+            [gam, self.g2, self.a_lo, self.v_lo, self.t_lo, b_lo, self.kappa, z]
+        )
 
     def segment(self, t: float) -> np.ndarray:
         """Each neuron's segment at time ``t``."""
@@ -200,9 +204,8 @@ class _Segments:
         ``1/ã = 2γ e^{−ln Z} / (1 + q)``, ``v/ã = γ (1 − q)/(1 + q)`` with ``q = γ²κ e^{−2 ln Z}``
         and ``B/ã = (B_k − v_k/γ²)/ã + (v/ã)/γ²``.
         """
-        g, g2 = self.gam[j, k], self.g2[j, k]
-        a_k, v_k, dt = self.a_lo[j, k], self.v_lo[j, k], t - self.t_lo[j, k]
-        b_k = self.b_lo[j, k]
+        g, g2, a_k, v_k, t_k, b_k, kap_k, z_k = self._per_segment[:, j, k]
+        dt = t - t_k
         # γ = 0: ã constant (nothing live), B grows linearly
         la = np.log(a_k)
         inv_a = 1.0 / a_k
@@ -210,8 +213,8 @@ class _Segments:
         grow = g > 0
         if grow.any():
             gg, gg2 = g[grow], g2[grow]
-            kap = self.kappa[j, k][grow]
-            lz = np.log(self.z_lo[j, k][grow]) + gg * dt[grow]
+            kap = kap_k[grow]
+            lz = np.log(z_k[grow]) + gg * dt[grow]
             with np.errstate(over="ignore", under="ignore"):
                 q = gg * gg * kap * np.exp(-2.0 * lz)
             la[grow] = lz - np.log(2.0 * gg) + np.log1p(q)
@@ -232,51 +235,52 @@ class _Segments:
         ``Σ f_i²`` is below ``eps²`` of it, under the rounding of the loss.
         """
         y, x_sq = rec.data.y, rec.data.sq_norms()
-        T = times.size
-        ell_all, a_hat_all = np.empty((T, self.m)), np.empty((T, self.m))
-        wsq_all = np.empty((T, self.m))
-        act_all = np.empty((T, self.m), dtype=np.int64)
+        T, m, K = times.size, self.m, self.K
+        cols = np.arange(m)
+        k = np.empty((T, m), dtype=np.intp)
+        for j in range(m):
+            k[:, j] = np.searchsorted(self.t_lo[j], times, side="right") - 1
+        la, bo, ia = (
+            x.reshape(T, m)
+            for x in self._log_a_and_b(np.tile(cols, T), k.ravel(), np.repeat(times, m))
+        )
+        live, u0, sl = self.live, self.u0, self.slope
+        keep = live & ~np.isfinite(self.level)  # right-sign coordinates: alive throughout
+        # terms of u² / ‖x‖² = (u0 + sl B)² / ‖x‖² and of y u = y (u0 + sl B)
+        terms = np.stack([u0**2 / x_sq, 2 * u0 * sl / x_sq, sl**2 / x_sq, y * u0, y * sl])
+        # their sums over the coordinates alive throughout (per neuron, in sample order) and
+        # over the coordinates still to die (suffix sums in death order, 0 after the last)
+        kept = np.array([[x.sum() for x in terms[:, j, keep[j]]] for j in range(m)])  # (m, 5)
+        dying = np.where(self.deaths, np.take_along_axis(terms, self.order[None], axis=2), 0.0)
+        suffix = np.zeros((5, m, K + 1))
+        suffix[:, :, :K] = np.cumsum(dying[:, :, ::-1], axis=2)[:, :, ::-1]
+        const_sq = np.array([(u0[j] ** 2 / x_sq)[~live[j]].sum() for j in range(m)])
+        const_sq = const_sq + self.wps_hat
+        const_y = np.array([(y * np.maximum(u0[j], 0.0))[~live[j]].sum() for j in range(m)])
+        const_act = keep.sum(axis=1) + ((u0 > 0) & ~live).sum(axis=1)
+        kj = self.deaths.sum(axis=1)
+        lev = np.where(self.deaths, np.take_along_axis(self.level, self.order, axis=1), np.inf)
+        # B itself only orders the deaths: B = (B/ã) ã, compared in the sign of B/ã
+        # against the levels (B and the levels are O(1) while deaths happen)
+        with np.errstate(over="ignore"):
+            b = bo * np.exp(la)
+        first = np.empty((T, m), dtype=np.intp)  # first death still to come
+        for j in range(m):
+            first[:, j] = np.searchsorted(lev[j, : kj[j]], b[:, j], side="right")
+        c0 = const_sq + kept[:, 0] + suffix[0, cols, first]
+        c1, c2, s1 = (kept[:, q] + suffix[q, cols, first] for q in (1, 2, 4))
+        s0 = const_y + kept[:, 3] + suffix[3, cols, first]
+        wsq = c0 * ia * ia + bo * c1 * ia + bo * bo * c2
+        ys = s0 * ia + bo * s1
+        ell = self.ell0 + la
+        with np.errstate(under="ignore"):
+            fys = self.sign * np.exp(2.0 * ell) * ys
         fy = np.zeros(T)
-        for j in range(self.m):
-            k = np.searchsorted(self.t_lo[j], times, side="right") - 1
-            la, bo, ia = self._log_a_and_b(np.full(T, j), k, times)
-            live, u0, sl = self.live[j], self.u0[j], self.slope[j]
-            neg = np.isfinite(self.level[j])
-            keep = live & ~neg  # right-sign coordinates: alive throughout
-            # terms of u² / ‖x‖² = (u0 + sl B)² / ‖x‖² and of y u = y (u0 + sl B)
-            q0, q1, q2 = u0**2 / x_sq, 2 * u0 * sl / x_sq, sl**2 / x_sq
-            p0, p1 = y * u0, y * sl
-            const_sq = float((u0**2 / x_sq)[~live].sum()) + float(self.wps_hat[j])
-            const_y = float((y * np.maximum(u0, 0.0))[~live].sum())
-            const_act = int(np.count_nonzero(keep) + np.count_nonzero((u0 > 0) & ~live))
-            kj = int(self.deaths[j].sum())
-            idx = self.order[j, :kj]
-            lev = self.level[j, idx]
-
-            def suffix(v: np.ndarray, idx: np.ndarray = idx) -> np.ndarray:
-                return np.concatenate([np.cumsum(v[idx][::-1])[::-1], [0.0]])
-
-            # B itself only orders the deaths: B = (B/ã) ã, compared in the sign of B/ã
-            # against the levels (B and the levels are O(1) while deaths happen)
-            with np.errstate(over="ignore"):
-                b = bo * np.exp(la)
-            first = np.searchsorted(lev, b, side="right")  # first death still to come
-            c0 = const_sq + q0[keep].sum() + suffix(q0)[first]
-            c1 = q1[keep].sum() + suffix(q1)[first]
-            c2 = q2[keep].sum() + suffix(q2)[first]
-            wsq = c0 * ia * ia + bo * c1 * ia + bo * bo * c2
-            ys = (const_y + p0[keep].sum() + suffix(p0)[first]) * ia + bo * (
-                p1[keep].sum() + suffix(p1)[first]
-            )
-            ell = self.ell0[j] + la
-            ell_all[:, j] = ell
-            a_hat_all[:, j] = self.sign[j]
-            wsq_all[:, j] = wsq
-            act_all[:, j] = const_act + (kj - first)
-            with np.errstate(under="ignore"):
-                fy += self.sign[j] * np.exp(2.0 * ell) * ys
+        for j in range(m):
+            fy += fys[:, j]
         loss = (float(y @ y) - 2.0 * fy) / (2 * self.n)
-        rec.extend_scaled(times, loss, ell_all, a_hat_all, wsq_all, act_all)
+        a_hat = np.broadcast_to(self.sign, (T, m))
+        rec.extend_scaled(times, loss, ell, a_hat, wsq, const_act + (kj - first))
 
     def state(self, t: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(ℓ, â, û)`` of every neuron at time ``t``, ``(a, u) = e^{ℓ}(â, û)``, ``|â| = 1``."""
