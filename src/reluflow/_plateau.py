@@ -162,36 +162,38 @@ def try_jump(
     on = np.where(uu > 0, mask[idx], 0.0)
     vg_on, w_on = vg * on, w * on
     limit = eps * bound
+    m2g, mg = -2.0 * gam, -gam
 
     def visible(s: float) -> bool:
-        with np.errstate(under="ignore", over="ignore", invalid="ignore"):
-            e2 = np.exp(-2.0 * gam * s)
-            e1 = np.exp(-gam * s)
-            wa = np.exp(2.0 * (ell_s + gam * s)) * (alpha + beta * e2)
-            f = (wa * (alpha - beta * e2)) @ vg_on + (wa * e1) @ w_on
+        e2 = np.exp(m2g * s)
+        wa = np.exp(2.0 * (ell_s + gam * s)) * (alpha + beta * e2)
+        f = (wa * (alpha - beta * e2)) @ vg_on + (wa * np.exp(mg * s)) @ w_on
         return not bool(np.all(np.abs(f) <= limit))
 
     # geometric scan, then bisection, for the first time the small outputs reach eps
     lo, hi = 0.0, min(s_cap, 10.0 * h)
-    for _ in range(200):
-        if hi >= s_cap or visible(hi):
-            break
-        lo, hi = hi, min(s_cap, 4.0 * hi)
-    else:
-        return None  # nothing becomes visible: the flow has ended (the stall rule decides)
-    if hi >= s_cap and not visible(s_cap):
-        if math.isinf(s_cap):
-            return None
-        lo = s_cap
-    else:
-        for _ in range(60):
-            if hi - lo <= 1e-9 * hi:
+    with np.errstate(under="ignore", over="ignore", invalid="ignore"):
+        for _ in range(200):
+            if hi >= s_cap or visible(hi):
                 break
-            mid = 0.5 * (lo + hi)
-            if visible(mid):
-                hi = mid
-            else:
-                lo = mid
+            lo, hi = hi, min(s_cap, 4.0 * hi)
+        else:
+            return None  # nothing becomes visible: the flow has ended (the stall rule decides)
+        if hi < _MIN_GAIN * h:
+            return None  # the stretch would end before hi: too short
+        if hi >= s_cap and not visible(s_cap):
+            if math.isinf(s_cap):
+                return None
+            lo = s_cap
+        else:
+            for _ in range(60):
+                if hi - lo <= 1e-9 * hi:
+                    break
+                mid = 0.5 * (lo + hi)
+                if visible(mid):
+                    hi = mid
+                else:
+                    lo = mid
     if lo < _MIN_GAIN * h:
         return None
     if lo == s_kink:
