@@ -43,6 +43,7 @@ from .network import Network
 # geometric scan for the end of the phase: points per decade, most decades
 _SCAN_PER_DECADE = 10
 _SCAN_DECADES = 60
+_SCAN_BLOCK = 32
 
 
 @dataclass(frozen=True)
@@ -187,8 +188,10 @@ class _Segments:
         # u0 + s B reaches 0, and the formula stays negative after
         self.slope_live = np.where(live, self.slope, 0.0)
         # the segments' numbers, gathered at once by _log_a_and_b
+        with np.errstate(divide="ignore", invalid="ignore"):
+            logs = [np.log(self.a_lo), np.log(z), np.log(2.0 * gam)]
         self._per_segment = np.stack(
-            [gam, self.g2, self.a_lo, self.v_lo, self.t_lo, b_lo, self.kappa, z]
+            [gam, self.g2, self.a_lo, self.v_lo, self.t_lo, b_lo, self.kappa, *logs]
         )
 
     def segment(self, t: float) -> np.ndarray:
@@ -204,20 +207,19 @@ class _Segments:
         ``1/ã = 2γ e^{−ln Z} / (1 + q)``, ``v/ã = γ (1 − q)/(1 + q)`` with ``q = γ²κ e^{−2 ln Z}``
         and ``B/ã = (B_k − v_k/γ²)/ã + (v/ã)/γ²``.
         """
-        g, g2, a_k, v_k, t_k, b_k, kap_k, z_k = self._per_segment[:, j, k]
+        g, g2, a_k, v_k, t_k, b_k, kap_k, la, lz_k, l2g_k = self._per_segment[:, j, k]
         dt = t - t_k
         # γ = 0: ã constant (nothing live), B grows linearly
-        la = np.log(a_k)
         inv_a = 1.0 / a_k
         b_over_a = b_k / a_k + dt
         grow = g > 0
         if grow.any():
             gg, gg2 = g[grow], g2[grow]
             kap = kap_k[grow]
-            lz = np.log(z_k[grow]) + gg * dt[grow]
+            lz = lz_k[grow] + gg * dt[grow]
             with np.errstate(over="ignore", under="ignore"):
                 q = gg * gg * kap * np.exp(-2.0 * lz)
-            la[grow] = lz - np.log(2.0 * gg) + np.log1p(q)
+            la[grow] = lz - l2g_k[grow] + np.log1p(q)
             inv = 2.0 * gg * np.exp(-lz) / (1.0 + q)
             inv_a[grow] = inv
             v_over_a = gg * (1.0 - q) / (1.0 + q)
@@ -328,6 +330,21 @@ class _SmallOutputs:
         self.u = np.empty((seg.m, seg.n))
         self.tmp = np.empty((seg.m, seg.n))
 
+    def surely(self, times: np.ndarray) -> np.ndarray:
+        """The sufficient test alone, at several times at once."""
+        seg = self.seg
+        T, m = times.size, seg.m
+        k = np.empty((T, m), dtype=np.intp)
+        for j in range(m):
+            k[:, j] = np.searchsorted(seg.t_lo[j], times, side="right") - 1
+        la, bo, ia = (
+            x.reshape(T, m)
+            for x in seg._log_a_and_b(np.tile(self.rows, T), k.ravel(), np.repeat(times, m))
+        )
+        with np.errstate(under="ignore", over="ignore", invalid="ignore"):
+            w = np.exp(2.0 * (seg.ell0 + la))
+            return (w * (ia * self.p + np.abs(bo) * self.q)).sum(axis=1) <= 0.5
+
     def __call__(self, t: float) -> bool:
         seg = self.seg
         la, bo, ia = seg._log_a_and_b(self.rows, seg.segment(t), np.full(seg.m, t))
@@ -373,13 +390,21 @@ def initial_phase(
 
     ratio = 10.0 ** (1.0 / _SCAN_PER_DECADE)
     lo, hi = 0.0, t_start
-    for _ in range(_SCAN_PER_DECADE * _SCAN_DECADES):
+    # the scan's points, tested in blocks by the sufficient test first (the points where
+    # it passes need nothing more)
+    sure = np.zeros(0, dtype=bool)
+    for step in range(_SCAN_PER_DECADE * _SCAN_DECADES):
         if hi >= t_cap:
             hi = t_cap
             if small(hi):
                 lo = hi
             break
-        if not small(hi):
+        if step == sure.size:
+            block = [hi]
+            while len(block) < _SCAN_BLOCK and block[-1] * ratio < t_cap:
+                block.append(block[-1] * ratio)
+            sure = np.concatenate([sure, small.surely(np.array(block))])
+        if not (sure[step] or small(hi)):
             break
         lo, hi = hi, hi * ratio
     else:
