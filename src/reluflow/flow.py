@@ -870,7 +870,7 @@ def _gradient_flow_numba(
     growing = np.zeros(m, dtype=bool)
     Ka = np.zeros((7, m))
     Ku = np.zeros((7, m, n))
-    idx = np.zeros((m, n), dtype=np.int64)
+    idx = np.zeros((m, n), dtype=np.int32)
     uc = np.zeros((m, n))
     cnt = np.zeros(m, dtype=np.int64)
     sc0 = np.zeros(m)
