@@ -151,14 +151,10 @@ def try_jump(
     vg = np.where(gam[:, None] > 0, v / safe[:, None], 0.0)
     w = uu - np.where(gam > 0, cu, 0.0)[:, None] * vg
     jump = Jump(s_max, idx, gam, alpha, beta, vg, w)
-
-    # first sign change of a coordinate that moves: u(s) e^{γs}-units = A X + B/X + C, X = e^{γs}
-    s_kink = _first_crossing(alpha[:, None] * vg, -beta[:, None] * vg, w, gam, uu, vg)
-    s_cap = min(s_max, s_kink)
     ell_s = ell[idx]
-    # before s_kink no coordinate changes sign, so σ(û(s)) keeps the coordinates positive
-    # at the start: the outputs are f(s) = Σ_k e^{2(ℓ_k + γ_k s)} â_k(s) ((α_k − β_k e^{−2γ_k s})
-    # (v/γ)⁺_k + e^{−γ_k s} w⁺_k), two products with fixed (k, n) arrays
+    # before the first kink no coordinate changes sign, so σ(û(s)) keeps the coordinates
+    # positive at the start: the outputs are f(s) = Σ_k e^{2(ℓ_k + γ_k s)} â_k(s)
+    # ((α_k − β_k e^{−2γ_k s}) (v/γ)⁺_k + e^{−γ_k s} w⁺_k), two products with fixed arrays
     on = np.where(uu > 0, mask[idx], 0.0)
     vg_on, w_on = vg * on, w * on
     limit = eps * bound
@@ -169,6 +165,16 @@ def try_jump(
         wa = np.exp(2.0 * (ell_s + gam * s)) * (alpha + beta * e2)
         f = (wa * (alpha - beta * e2)) @ vg_on + (wa * np.exp(mg * s)) @ w_on
         return not bool(np.all(np.abs(f) <= limit))
+
+    with np.errstate(under="ignore", over="ignore", invalid="ignore"):
+        if s_max <= 10.0 * h or visible(10.0 * h):
+            # the scan below would stop at its first point, 10 h or a kink before it, and
+            # the stretch be refused as shorter than 50 h: known before locating the kink
+            return None
+
+    # first sign change of a coordinate that moves: u(s) e^{γs}-units = A X + B/X + C, X = e^{γs}
+    s_kink = _first_crossing(alpha[:, None] * vg, -beta[:, None] * vg, w, gam, uu, vg)
+    s_cap = min(s_max, s_kink)
 
     # geometric scan, then bisection, for the first time the small outputs reach eps
     lo, hi = 0.0, min(s_cap, 10.0 * h)
