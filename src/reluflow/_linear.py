@@ -209,22 +209,36 @@ class _Segments:
         """
         g, g2, a_k, v_k, t_k, b_k, kap_k, la, lz_k, l2g_k = self._per_segment[:, j, k]
         dt = t - t_k
+        grow = g > 0
+        if grow.all():  # (the usual case: no masks)
+            return self._growing(g, g2, v_k, b_k, kap_k, lz_k, l2g_k, dt)
         # γ = 0: ã constant (nothing live), B grows linearly
         inv_a = 1.0 / a_k
         b_over_a = b_k / a_k + dt
-        grow = g > 0
         if grow.any():
-            gg, gg2 = g[grow], g2[grow]
-            kap = kap_k[grow]
-            lz = lz_k[grow] + gg * dt[grow]
-            with np.errstate(over="ignore", under="ignore"):
-                q = gg * gg * kap * np.exp(-2.0 * lz)
-            la[grow] = lz - l2g_k[grow] + np.log1p(q)
-            inv = 2.0 * gg * np.exp(-lz) / (1.0 + q)
-            inv_a[grow] = inv
-            v_over_a = gg * (1.0 - q) / (1.0 + q)
-            b_over_a[grow] = (b_k[grow] - v_k[grow] / gg2) * inv + v_over_a / gg2
+            la[grow], b_over_a[grow], inv_a[grow] = self._growing(
+                *(x[grow] for x in (g, g2, v_k, b_k, kap_k, lz_k, l2g_k, dt))
+            )
         return la, b_over_a, inv_a
+
+    @staticmethod
+    def _growing(
+        g: np.ndarray,
+        g2: np.ndarray,
+        v_k: np.ndarray,
+        b_k: np.ndarray,
+        kap: np.ndarray,
+        lz_k: np.ndarray,
+        l2g: np.ndarray,
+        dt: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`_log_a_and_b` where ``γ > 0``."""
+        lz = lz_k + g * dt
+        with np.errstate(over="ignore", under="ignore"):
+            q = g * g * kap * np.exp(-2.0 * lz)
+        inv = 2.0 * g * np.exp(-lz) / (1.0 + q)
+        v_over_a = g * (1.0 - q) / (1.0 + q)
+        return lz - l2g + np.log1p(q), (b_k - v_k / g2) * inv + v_over_a / g2, inv
 
     def record(self, rec: Recorder, times: np.ndarray) -> None:
         """Append rows at ``times`` to ``rec`` without forming ``u`` at each time.
