@@ -346,6 +346,10 @@ class _SmallOutputs:
 
     def surely(self, times: np.ndarray) -> np.ndarray:
         """The sufficient test alone, at several times at once."""
+        return self.bound_ratio(times) <= 0.5
+
+    def bound_ratio(self, times: np.ndarray) -> np.ndarray:
+        """The upper bound ``Σ_j e^{2ℓ_j} (p_j/ã_j + q_j |B_j/ã_j|)`` on ``max_i |f_i|/b_i``."""
         seg = self.seg
         T, m = times.size, seg.m
         k = np.empty((T, m), dtype=np.intp)
@@ -357,7 +361,7 @@ class _SmallOutputs:
         )
         with np.errstate(under="ignore", over="ignore", invalid="ignore"):
             w = np.exp(2.0 * (seg.ell0 + la))
-            return (w * (ia * self.p + np.abs(bo) * self.q)).sum(axis=1) <= 0.5
+            return (w * (ia * self.p + np.abs(bo) * self.q)).sum(axis=1)
 
     def __call__(self, t: float) -> bool:
         seg = self.seg
