@@ -19,8 +19,12 @@ Work per step: the field evaluation of stage ``s`` is fused with the
 construction of stage ``s + 1`` (one pass over the active coordinates writes
 ``K_s`` and the next stage state, a second, cache-hot pass per neuron scatters
 the next residual); the last stage is fused with the error norm, the neuron
-scales, the stall speeds and the kink candidates (whose dense-output
-coefficients are formed from the stage values already in registers). After
+scales and the kink candidates (whose dense-output coefficients are formed from
+the stage values already in registers), and a cache-hot pass per neuron forms
+what the step's end needs (Rayleigh quotient of the growth frame, speed, largest
+output), so that renormalisation, growth frame and plateau test touch the
+coordinates only where a frame changes. Trajectory rows form the dense output
+coordinate by coordinate as they sum. After
 an accepted step without kink the new state and ``K_0 = K_6`` are swapped in,
 not copied; after a kink one pass builds the state at the event, drops the
 crossed coordinates and scatters the residual, and one more gives ``K_0``.
