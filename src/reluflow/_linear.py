@@ -180,18 +180,16 @@ class _Segments:
             [np.zeros((m, 1)), np.cumsum(np.nan_to_num(dur), axis=1)], axis=1
         )
         self.t_lo[:, 1:][~self.deaths] = np.inf
-        self.z_lo = z
         with np.errstate(divide="ignore", invalid="ignore"):
             self.kappa = self.a_lo**2 - np.where(self.g2 > 0, self.v_lo**2 / self.g2, 0.0)
-        # u/ã = u0 (1/ã) + s (B/ã), s the slope of a live coordinate (0 for the others), is
-        # positive exactly while the coordinate is alive: a wrong-sign one dies where
-        # u0 + s B reaches 0, and the formula stays negative after
-        self.slope_live = np.where(live, self.slope, 0.0)
-        # the segments' numbers, gathered at once by _log_a_and_b
-        with np.errstate(divide="ignore", invalid="ignore"):
             logs = [np.log(self.a_lo), np.log(z), np.log(2.0 * gam)]
+        # the segments' numbers in one array, gathered at once by _log_a_and_b (the
+        # attributes are views into it)
         self._per_segment = np.stack(
             [gam, self.g2, self.a_lo, self.v_lo, self.t_lo, b_lo, self.kappa, *logs]
+        )
+        self.gam, self.g2, self.a_lo, self.v_lo, self.t_lo, self.b_lo, self.kappa = (
+            self._per_segment[:7]
         )
 
     def segment(self, t: float) -> np.ndarray:
@@ -262,14 +260,6 @@ class _Segments:
         )
         live, u0, sl = self.live, self.u0, self.slope
         keep = live & ~np.isfinite(self.level)  # right-sign coordinates: alive throughout
-        # terms of u² / ‖x‖² = (u0 + sl B)² / ‖x‖² and of y u = y (u0 + sl B)
-        terms = np.stack([u0**2 / x_sq, 2 * u0 * sl / x_sq, sl**2 / x_sq, y * u0, y * sl])
-        # their sums over the coordinates alive throughout (per neuron, in sample order) and
-        # over the coordinates still to die (suffix sums in death order, 0 after the last)
-        kept = np.array([[x.sum() for x in terms[:, j, keep[j]]] for j in range(m)])  # (m, 5)
-        dying = np.where(self.deaths, np.take_along_axis(terms, self.order[None], axis=2), 0.0)
-        suffix = np.zeros((5, m, K + 1))
-        suffix[:, :, :K] = np.cumsum(dying[:, :, ::-1], axis=2)[:, :, ::-1]
         const_sq = np.array([(u0[j] ** 2 / x_sq)[~live[j]].sum() for j in range(m)])
         const_sq = const_sq + self.wps_hat
         const_y = np.array([(y * np.maximum(u0[j], 0.0))[~live[j]].sum() for j in range(m)])
@@ -283,9 +273,23 @@ class _Segments:
         first = np.empty((T, m), dtype=np.intp)  # first death still to come
         for j in range(m):
             first[:, j] = np.searchsorted(lev[j, : kj[j]], b[:, j], side="right")
-        c0 = const_sq + kept[:, 0] + suffix[0, cols, first]
-        c1, c2, s1 = (kept[:, q] + suffix[q, cols, first] for q in (1, 2, 4))
-        s0 = const_y + kept[:, 3] + suffix[3, cols, first]
+
+        def alive(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            """Sums of ``v`` (m, n) over the coordinates alive throughout (per neuron, in
+            sample order) and over those still to die at each time (suffix sums in death
+            order, 0 after the last), (m,) and (T, m)."""
+            kept = np.array([v[j, keep[j]].sum() for j in range(m)])
+            dying = np.where(self.deaths, np.take_along_axis(v, self.order, axis=1), 0.0)
+            suffix = np.zeros((m, K + 1))
+            suffix[:, :K] = np.cumsum(dying[:, ::-1], axis=1)[:, ::-1]
+            return kept, suffix[cols, first]
+
+        # terms of u² / ‖x‖² = (u0 + sl B)² / ‖x‖² and of y u = y (u0 + sl B)
+        kept, later = alive(u0**2 / x_sq)
+        c0 = const_sq + kept + later
+        c1, c2, s1 = (np.add(*alive(v)) for v in (2 * u0 * sl / x_sq, sl**2 / x_sq, y * sl))
+        kept, later = alive(y * u0)
+        s0 = const_y + kept + later
         wsq = c0 * ia * ia + bo * c1 * ia + bo * bo * c2
         ys = s0 * ia + bo * s1
         ell = self.ell0 + la
@@ -326,8 +330,10 @@ class _Segments:
 class _SmallOutputs:
     """Whether every output of the phase is within its bound at time ``t``: ``|f_i| <= b_i``.
 
-    ``f_i = Σ_j s_j e^{2ℓ_j} σ(u_ji)/ã_j`` with ``u_ji/ã_j = u0_ji (1/ã_j) + s_ji (B_j/ã_j)``
-    (:attr:`_Segments.slope_live`; positive exactly while alive). A sufficient test
+    ``f_i = Σ_j s_j e^{2ℓ_j} σ(u_ji)/ã_j`` with ``u_ji/ã_j = u0_ji (1/ã_j) + s_ji (B_j/ã_j)``,
+    ``s_ji`` the slope of a live coordinate (0 for the others): positive exactly while the
+    coordinate is alive (a wrong-sign one dies where ``u0 + s B`` reaches 0, and the
+    formula stays negative after). A sufficient test
     comes first, in O(m): ``σ(u_ji)/ã_j <= u0⁺_ji/ã_j + |s_ji| |B_j/ã_j|``, so
     ``max_i |f_i|/b_i <= Σ_j e^{2ℓ_j} (p_j/ã_j + q_j |B_j/ã_j|)`` with
     ``p_j = max_i u0⁺_ji/b_i``, ``q_j = max_i |s_ji|/b_i``; below 1/2 (far above any
@@ -339,10 +345,11 @@ class _SmallOutputs:
         self.seg, self.bound = seg, bound
         inv = 1.0 / bound
         self.p = (np.maximum(seg.u0, 0.0) * inv).max(axis=1, initial=0.0)
-        self.q = (np.abs(seg.slope_live) * inv).max(axis=1, initial=0.0)
+        self.s = np.where(seg.live, seg.slope, 0.0)
+        self.q = (np.abs(self.s) * inv).max(axis=1, initial=0.0)
         self.rows = np.arange(seg.m)
-        self.u = np.empty((seg.m, seg.n))
-        self.tmp = np.empty((seg.m, seg.n))
+        self.u: np.ndarray | None = None  # work arrays of the exact test
+        self.tmp: np.ndarray | None = None
 
     def surely(self, times: np.ndarray) -> np.ndarray:
         """The sufficient test alone, at several times at once."""
@@ -370,9 +377,11 @@ class _SmallOutputs:
             w = np.exp(2.0 * (seg.ell0 + la))
             if float((w * (ia * self.p + np.abs(bo) * self.q)).sum()) <= 0.5:
                 return True
+            if self.u is None:
+                self.u, self.tmp = np.empty((seg.m, seg.n)), np.empty((seg.m, seg.n))
             u, tmp = self.u, self.tmp
             np.multiply(seg.u0, ia[:, None], out=u)
-            np.multiply(seg.slope_live, bo[:, None], out=tmp)
+            np.multiply(self.s, bo[:, None], out=tmp)
             u += tmp
             np.maximum(u, 0.0, out=u)
             f = (w * seg.sign) @ u

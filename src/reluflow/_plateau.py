@@ -150,13 +150,15 @@ def try_jump(
     beta = np.where(gam > 0, 0.5 * (au - cu), 0.0)
     vg = np.where(gam[:, None] > 0, v / safe[:, None], 0.0)
     w = uu - np.where(gam > 0, cu, 0.0)[:, None] * vg
+    del c, v  # (k, n) each: the peak memory of a run is here
     jump = Jump(s_max, idx, gam, alpha, beta, vg, w)
     ell_s = ell[idx]
     # before the first kink no coordinate changes sign, so σ(û(s)) keeps the coordinates
     # positive at the start: the outputs are f(s) = Σ_k e^{2(ℓ_k + γ_k s)} â_k(s)
     # ((α_k − β_k e^{−2γ_k s}) (v/γ)⁺_k + e^{−γ_k s} w⁺_k), two products with fixed arrays
-    on = np.where(uu > 0, mask[idx], 0.0)
-    vg_on, w_on = vg * on, w * on
+    vg_on = np.where(uu > 0, mask[idx], 0.0)
+    w_on = w * vg_on
+    vg_on *= vg
     limit = eps * bound
     m2g, mg = -2.0 * gam, -gam
 

@@ -863,8 +863,8 @@ def _gradient_flow_numba(
         b0 = p0.a_hat**2 - p0.w_perp_sq_hat - data.quad_form(p0.u_hat)
         lb0 = np.log(np.abs(b0)) + 2.0 * p0.ell
     sb0 = np.sign(b0)
-    frozen_rows, frozen_cols = np.nonzero(frozen)
-    flog_frozen = flog[frozen]
+    frozen_flat = np.flatnonzero(frozen)
+    flog_frozen = flog.ravel()[frozen_flat]
     lwps, ldmax, ldsq, lb0 = (np.where(np.isnan(x), -np.inf, x) for x in (lwps, ldmax, ldsq, lb0))
     log_level = math.log(activation_level(data))
     act_t = _initial_activations(start, ell, a, log_level)
@@ -904,7 +904,7 @@ def _gradient_flow_numba(
         """The full ``û`` of the kernel's state (frozen coordinates from their logs)."""
         full = np.zeros((m, n))
         with np.errstate(under="ignore"):
-            full[frozen_rows, frozen_cols] = -np.exp(flog_frozen - ell[frozen_rows])
+            full.ravel()[frozen_flat] = -np.exp(flog_frozen - ell[frozen_flat // n])
         return _scatter_rows(uc, idx, cnt, n, out=full)
 
     ell, r0 = load(ell, a, u)
