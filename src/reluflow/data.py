@@ -272,7 +272,10 @@ class ArrayData(Dataset):
         return np.linalg.pinv(self._gram, hermitian=True)
 
     def quad_form(self, u: np.ndarray) -> np.ndarray:
-        return np.einsum("...i,ik,...k->...", u, self._pinv_gram, u)
+        u = np.asarray(u, dtype=float)
+        flat = u.reshape(-1, self.n)
+        # (u K⁺) ∘ u summed: one BLAS product (einsum's own loop was 4 of 7 s of a descent)
+        return np.einsum("ij,ij->i", flat @ self._pinv_gram, flat).reshape(u.shape[:-1])
 
     @cached_property
     def _row_basis(self) -> np.ndarray:
