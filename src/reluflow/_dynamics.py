@@ -422,7 +422,7 @@ class Recorder:
         with np.errstate(under="ignore"):
             w2 = np.exp(2.0 * ell)
         r = (w2 * a_hat) @ (u_hat * mask) - self.data.y
-        wsq_hat = self.w_perp_sq_hat(ell) + self.data.quad_form(u_hat)
+        wsq_hat = self.w_perp_sq_hat(ell) + self.data.quad_form_rows(u_hat)
         self.extend_scaled(
             np.array([t]),
             np.array([float(r @ r) / (2 * r.shape[0])]),
