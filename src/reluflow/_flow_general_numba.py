@@ -48,6 +48,62 @@ N_IST = 6
 
 
 @njit(cache=True)
+def _matvec(M, v, c, out):
+    """``out[:c] = M[:c, :c] v[:c]``, each sum in index order (four rows at a time)."""
+    p = 0
+    while p + 4 <= c:
+        m0, m1, m2, m3 = M[p], M[p + 1], M[p + 2], M[p + 3]
+        s0 = s1 = s2 = s3 = 0.0
+        for s in range(c):
+            vs = v[s]
+            s0 += m0[s] * vs
+            s1 += m1[s] * vs
+            s2 += m2[s] * vs
+            s3 += m3[s] * vs
+        out[p], out[p + 1], out[p + 2], out[p + 3] = s0, s1, s2, s3
+        p += 4
+    while p < c:
+        mp = M[p]
+        acc = 0.0
+        for s in range(c):
+            acc += mp[s] * v[s]
+        out[p] = acc
+        p += 1
+
+
+@njit(cache=True)
+def _sub_rows(x, K, rows, q, c):
+    """``x −= Σ_p q_p K[rows_p]`` for ``p < c``, subtracted in the order of ``p``.
+
+    Eight rows per sweep of ``x`` (each entry still sees the subtractions one after
+    the other in the order of ``p``: the result is that of ``c`` successive axpys).
+    """
+    n = x.shape[0]
+    p = 0
+    while p + 8 <= c:
+        r0, r1, r2, r3 = K[rows[p]], K[rows[p + 1]], K[rows[p + 2]], K[rows[p + 3]]
+        r4, r5, r6, r7 = K[rows[p + 4]], K[rows[p + 5]], K[rows[p + 6]], K[rows[p + 7]]
+        q0, q1, q2, q3 = q[p], q[p + 1], q[p + 2], q[p + 3]
+        q4, q5, q6, q7 = q[p + 4], q[p + 5], q[p + 6], q[p + 7]
+        for i in range(n):
+            xi = x[i] - q0 * r0[i]
+            xi = xi - q1 * r1[i]
+            xi = xi - q2 * r2[i]
+            xi = xi - q3 * r3[i]
+            xi = xi - q4 * r4[i]
+            xi = xi - q5 * r5[i]
+            xi = xi - q6 * r6[i]
+            x[i] = xi - q7 * r7[i]
+        p += 8
+    while p < c:
+        rp = K[rows[p]]
+        qp = q[p]
+        for i in range(n):
+            x[i] -= qp * rp[i]
+        p += 1
+
+
+@njit(cache=True)
 def evaluate(a, u, ka, ku, kz, y, Kg, mask, inv_n, scnt, sidx, sinv, alpha, r, G):
     """Field at ``(a, u)`` into ``ka, ku, kz``; returns ``Σ r_i²`` (``r`` left in ``r``).
 
@@ -76,6 +132,9 @@ def evaluate(a, u, ka, ku, kz, y, Kg, mask, inv_n, scnt, sidx, sinv, alpha, r, G
                 G[j, i] = 0.0
         ka[j] = -acc
     np.dot(G, Kg, ku)
+    smax = max(1, sidx.shape[1])
+    v = np.empty(smax)
+    q = np.empty(smax)
     for j in range(m):
         naj = -a[j]
         for i in range(n):
@@ -84,22 +143,17 @@ def evaluate(a, u, ka, ku, kz, y, Kg, mask, inv_n, scnt, sidx, sinv, alpha, r, G
         c = scnt[j]
         if c > 0:
             # Filippov hold of the sliding set S: q = K_SS⁻¹ du_S, du −= q K_S·, dz_S −= q
-            for p in range(c):
-                qp = 0.0
-                for s in range(c):
-                    qp += sinv[j, p, s] * ku[j, sidx[j, s]]
-                alpha[j, p] = qp  # q for now
-            for p in range(c):
-                qp = alpha[j, p]
-                row = sidx[j, p]
-                for i in range(n):
-                    ku[j, i] -= qp * Kg[row, i]
-                kz[j, row] -= qp
+            kuj = ku[j]
+            for s in range(c):
+                v[s] = kuj[sidx[j, s]]
+            _matvec(sinv[j], v, c, q)
+            _sub_rows(kuj, Kg, sidx[j], q, c)
             for p in range(c):
                 i = sidx[j, p]
-                ku[j, i] = 0.0
+                kz[j, i] -= q[p]
+                kuj[i] = 0.0
                 den = a[j] * (r[i] * inv_n)
-                al = alpha[j, p] / den if den != 0.0 else np.nan
+                al = q[p] / den if den != 0.0 else np.nan
                 alpha[j, p] = al if al == al else np.inf
     return ss
 
@@ -514,26 +568,55 @@ def sliding_alpha(a, u, y, Kg, mask, inv_n, scnt, sidx, sinv, alpha, r, dus):
         for i in range(n):
             if mask[j, i]:
                 r[i] += aj * u[j, i]
+    act = np.empty(n, dtype=np.int64)
+    ra = np.empty(n)
+    q = np.empty(max(1, sidx.shape[1]))
     for j in range(m):
         c = scnt[j]
         if c == 0:
             continue
-        naj = -a[j]
+        na = 0
+        for i in range(n):
+            if mask[j, i]:
+                act[na] = i
+                ra[na] = r[i]
+                na += 1
+        _masked_dots(Kg, sidx[j], c, act, ra, na, -a[j], inv_n, dus)
+        _matvec(sinv[j], dus, c, q)
         for p in range(c):
-            row = sidx[j, p]
-            acc = 0.0
-            for i in range(n):
-                if mask[j, i]:
-                    acc += r[i] * Kg[row, i]
-            dus[p] = naj * acc * inv_n
-        for p in range(c):
-            qp = 0.0
-            for s in range(c):
-                qp += sinv[j, p, s] * dus[s]
             i = sidx[j, p]
             den = a[j] * (r[i] * inv_n)
-            al = qp / den if den != 0.0 else np.nan
+            al = q[p] / den if den != 0.0 else np.nan
             alpha[j, p] = al if al == al else np.inf
+
+
+@njit(cache=True)
+def _masked_dots(K, rows, c, act, ra, na, scale, inv_n, out):
+    """``out[p] = scale · (Σ_k ra_k K[rows_p, act_k]) · inv_n`` for ``p < c``, each sum in
+    the order of ``k`` (four rows at a time)."""
+    p = 0
+    while p + 4 <= c:
+        k0, k1, k2, k3 = K[rows[p]], K[rows[p + 1]], K[rows[p + 2]], K[rows[p + 3]]
+        s0 = s1 = s2 = s3 = 0.0
+        for k in range(na):
+            i = act[k]
+            rk = ra[k]
+            s0 += rk * k0[i]
+            s1 += rk * k1[i]
+            s2 += rk * k2[i]
+            s3 += rk * k3[i]
+        out[p] = scale * s0 * inv_n
+        out[p + 1] = scale * s1 * inv_n
+        out[p + 2] = scale * s2 * inv_n
+        out[p + 3] = scale * s3 * inv_n
+        p += 4
+    while p < c:
+        kp = K[rows[p]]
+        acc = 0.0
+        for k in range(na):
+            acc += ra[k] * kp[act[k]]
+        out[p] = scale * acc * inv_n
+        p += 1
 
 
 @njit(cache=True)
