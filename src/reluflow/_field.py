@@ -237,6 +237,7 @@ def _box_qp_pivoting(K: np.ndarray, g: np.ndarray, c: np.ndarray) -> np.ndarray 
     lo = np.zeros(k, dtype=bool)  # at 0
     up = np.zeros(k, dtype=bool)  # at c
     best, stalled = k + 1, 0
+    tol = 1e-13 * (np.abs(g).max(initial=0.0) + np.abs(K @ c).max(initial=0.0))
     for _ in range(10 * k + 10):
         free = ~lo & ~up
         beta = np.where(up, c, 0.0)
@@ -247,8 +248,6 @@ def _box_qp_pivoting(K: np.ndarray, g: np.ndarray, c: np.ndarray) -> np.ndarray 
             except np.linalg.LinAlgError:
                 return None
         w = K @ beta - g
-        scale = np.abs(g).max(initial=0.0) + np.abs(K @ c).max(initial=0.0)
-        tol = 1e-13 * scale
         bad_lo = free & (beta < 0.0)
         bad_up = free & (beta > c)
         bad_l = lo & (w < -tol)

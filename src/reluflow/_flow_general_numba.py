@@ -379,6 +379,21 @@ def locate(cand, nc, sgn, u0s, Q, h, sc_old, n, rtol, atol, flips):
 
 
 @njit(cache=True)
+def _stage_sum(Ku, coef, s, j, out):
+    """``out[i] = Σ_{q<s} coef_q Ku[q, j, i]``, each sum in the order of ``q`` from 0."""
+    n = out.shape[0]
+    k0 = Ku[0, j]
+    c0 = coef[0]
+    for i in range(n):
+        out[i] = 0.0 + c0 * k0[i]
+    for q in range(1, s):
+        kq = Ku[q, j]
+        cq = coef[q]
+        for i in range(n):
+            out[i] += cq * kq[i]
+
+
+@njit(cache=True)
 def run(
     A, B, E, P, y, Kg, w_perp_sq, balance0,
     a, u, z, Ka, Ku, Kz, na, nu, nz, mask, sliding, scnt, sidx, sinv, alpha,
@@ -406,6 +421,8 @@ def run(
     sgn = np.empty(ncap)
     u0s = np.empty(ncap)
     Q = np.empty((ncap, 4))
+    coef = np.empty(7)
+    accv = np.empty(n)
     any_sliding = False
     for j in range(m):
         if scnt[j] > 0:
@@ -423,16 +440,19 @@ def run(
         h = min(h, t_end - t)
         # ---- one Dormand-Prince trial step with mask and sliding set frozen
         for s in range(1, 7):
+            for q in range(s):
+                coef[q] = A[s, q] if s < 6 else B[q]
             for j in range(m):
                 acc = 0.0
                 for q in range(s):
-                    acc += A[s, q] * Ka[q, j] if s < 6 else B[q] * Ka[q, j]
+                    acc += coef[q] * Ka[q, j]
                 sa[j] = a[j] + h * acc
+                # Σ_q coef_q Ku[q, j, i] summed in the order of q, entry by entry
+                _stage_sum(Ku, coef, s, j, accv)
+                uj = u[j]
+                suj = su[j]
                 for i in range(n):
-                    accu = 0.0
-                    for q in range(s):
-                        accu += (A[s, q] if s < 6 else B[q]) * Ku[q, j, i]
-                    su[j, i] = u[j, i] + h * accu
+                    suj[i] = uj[i] + h * accv[i]
             if s == 6:
                 for j in range(m):
                     na[j] = sa[j]
@@ -453,13 +473,11 @@ def run(
             for q in range(7):
                 acc += E[q] * Ka[q, j]
             e = abs(h * acc)
+            _stage_sum(Ku, E, 7, j, accv)
             for i in range(n):
                 s0 = max(s0, abs(u[j, i]))
                 s1 = max(s1, abs(nu[j, i]))
-                acc = 0.0
-                for q in range(7):
-                    acc += E[q] * Ku[q, j, i]
-                e = max(e, abs(h * acc))
+                e = max(e, abs(h * accv[i]))
             sc_old[j] = s0
             sc = max(atol + rtol * max(s0, s1), 1e-300)
             v = e / sc
