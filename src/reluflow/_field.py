@@ -148,10 +148,10 @@ class Field:
                 numerically singular).
         """
         c = a_j * r[Z] / self.n
-        m_j = mask_j.astype(float).copy()
+        m_j = mask_j.astype(float)  # a copy
         m_j[Z] = 0.0
         g0 = -a_j * ((m_j * r / self.n) @ self.K[:, Z])
-        KZ = self.K[np.ix_(Z, Z)]
+        KZ = self.K[Z[:, None], Z]
         attract = c > 0
         beta = np.zeros(Z.size)
         beta[~attract] = 0.0
@@ -159,7 +159,7 @@ class Field:
             rep = ~attract
             g = g0 - KZ[:, rep] @ beta[rep]
             if attract.any():
-                beta[attract] = _box_qp(KZ[np.ix_(attract, attract)], g[attract], c[attract])
+                beta[attract] = _box_qp(KZ[attract][:, attract], g[attract], c[attract])
             w = g0 - KZ @ beta
             wake = rep & (beta == 0.0) & (w > 0.0)
             if not wake.any():
@@ -241,10 +241,13 @@ def _box_qp_pivoting(K: np.ndarray, g: np.ndarray, c: np.ndarray) -> np.ndarray 
     for _ in range(10 * k + 10):
         free = ~lo & ~up
         beta = np.where(up, c, 0.0)
-        if free.any():
-            rhs = g[free] - K[np.ix_(free, ~free)] @ beta[~free]
+        fi = np.flatnonzero(free)
+        if fi.size:
+            fixed = np.flatnonzero(~free)
+            Kf = K[fi]
+            rhs = g[fi] - Kf[:, fixed] @ beta[fixed]
             try:
-                beta[free] = np.linalg.solve(K[np.ix_(free, free)], rhs)
+                beta[fi] = np.linalg.solve(Kf[:, fi], rhs)
             except np.linalg.LinAlgError:
                 return None
         w = K @ beta - g

@@ -486,7 +486,7 @@ def _sliding_arrays(K: np.ndarray, sliding: np.ndarray, cache: dict, old=None, r
         key = S.tobytes()
         hit = cache.get(j)
         if hit is None or hit[0] != key:
-            hit = (key, np.linalg.inv(K[S][:, S]))
+            hit = (key, np.linalg.inv(K[S[:, None], S]))
             cache[j] = hit
         elif not fresh:
             continue
