@@ -788,11 +788,21 @@ def _exit_polys(P, h, a, u, Ka, Ku, y, Kg, mask, scnt, sidx, sinv):
 
 
 @njit(cache=True)
-def _excess_poly(th, R, N, ca, scnt, sidx, alpha):
-    """:func:`_excess` at θ from the polynomials of :func:`_exit_polys`."""
+def _excess_poly(th, R, N, ca, scnt, sidx, alpha, used, nused, rv):
+    """:func:`_excess` at θ from the polynomials of :func:`_exit_polys`.
+
+    ``used[:nused]``: the samples sliding in some neuron; ``r_i(θ)`` is evaluated once
+    per sample into ``rv``.
+    """
     m = scnt.shape[0]
     lo_b = -SLIDE_MARGIN
     hi_b = 1.0 + SLIDE_MARGIN
+    for k in range(nused):
+        i = used[k]
+        ri = 0.0
+        for d in range(8, -1, -1):
+            ri = ri * th + R[i, d]
+        rv[i] = ri
     ex = -np.inf
     for j in range(m):
         c = scnt[j]
@@ -802,11 +812,9 @@ def _excess_poly(th, R, N, ca, scnt, sidx, alpha):
         for k in range(4, -1, -1):
             aj = aj * th + ca[j, k]
         for p in range(c):
-            i = sidx[j, p]
-            ri = 0.0
+            ri = rv[sidx[j, p]]
             nv = 0.0
             for k in range(8, -1, -1):
-                ri = ri * th + R[i, k]
                 nv = nv * th + N[j, p, k]
             al = -nv / ri if aj * ri != 0.0 else np.nan
             al = al if al == al else np.inf
@@ -826,14 +834,22 @@ def locate_exit_poly(P, h, theta_max, a, u, Ka, Ku, y, Kg, mask, scnt, sidx, sin
     resolution sees the exit that was located).
     """
     R, N, ca = _exit_polys(P, h, a, u, Ka, Ku, y, Kg, mask, scnt, sidx, sinv)
+    n = R.shape[0]
+    seen = np.zeros(n, dtype=np.bool_)
+    for j in range(scnt.shape[0]):
+        for p in range(scnt[j]):
+            seen[sidx[j, p]] = True
+    used = np.flatnonzero(seen)
+    nused = used.size
+    rv = np.empty(n)
     lo = 0.0
-    g_lo = _excess_poly(0.0, R, N, ca, scnt, sidx, alpha)
+    g_lo = _excess_poly(0.0, R, N, ca, scnt, sidx, alpha, used, nused, rv)
     hi = -1.0
     g_hi = 0.0
     step = theta_max / 4.0
     for k in range(1, 5):
         g = k * step if k < 4 else theta_max
-        e = _excess_poly(g, R, N, ca, scnt, sidx, alpha)
+        e = _excess_poly(g, R, N, ca, scnt, sidx, alpha, used, nused, rv)
         if e > 0:
             hi = g
             g_hi = e
@@ -852,7 +868,7 @@ def locate_exit_poly(P, h, theta_max, a, u, Ka, Ku, y, Kg, mask, scnt, sidx, sin
             mid = 0.5 * (lo + hi)
         if not (lo < mid < hi):
             mid = 0.5 * (lo + hi)
-        e = _excess_poly(mid, R, N, ca, scnt, sidx, alpha)
+        e = _excess_poly(mid, R, N, ca, scnt, sidx, alpha, used, nused, rv)
         if e > 0:
             hi = mid
             g_hi = e
@@ -867,5 +883,5 @@ def locate_exit_poly(P, h, theta_max, a, u, Ka, Ku, y, Kg, mask, scnt, sidx, sin
             side = -1
     # leave in alpha the fractions at the returned point, in the arithmetic of the
     # search: the caller decides which neurons left their sliding mode from them
-    _excess_poly(hi, R, N, ca, scnt, sidx, alpha)
+    _excess_poly(hi, R, N, ca, scnt, sidx, alpha, used, nused, rv)
     return hi
