@@ -788,12 +788,26 @@ def _exit_polys(P, h, a, u, Ka, Ku, y, Kg, mask, scnt, sidx, sinv):
 
 
 @njit(cache=True)
-def _excess_poly(th, R, N, ca, scnt, sidx, alpha, used, nused, rv):
-    """:func:`_excess` at θ from the polynomials of :func:`_exit_polys`.
+def _sliding_samples(scnt, sidx, n):
+    """The samples sliding in some neuron (sorted)."""
+    seen = np.zeros(n, dtype=np.bool_)
+    for j in range(scnt.shape[0]):
+        for p in range(scnt[j]):
+            seen[sidx[j, p]] = True
+    return np.flatnonzero(seen)
 
-    ``used[:nused]``: the samples sliding in some neuron; ``r_i(θ)`` is evaluated once
-    per sample into ``rv``.
-    """
+
+@njit(cache=True)
+def _excess_poly(th, R, N, ca, scnt, sidx, alpha):
+    """:func:`_excess` at θ from the polynomials of :func:`_exit_polys`."""
+    used = _sliding_samples(scnt, sidx, R.shape[0])
+    return _excess_poly_at(th, R, N, ca, scnt, sidx, alpha, used, used.size, np.empty(R.shape[0]))
+
+
+@njit(cache=True)
+def _excess_poly_at(th, R, N, ca, scnt, sidx, alpha, used, nused, rv):
+    """:func:`_excess_poly` with ``used[:nused]`` the samples sliding in some neuron:
+    ``r_i(θ)`` is evaluated once per sample (into ``rv``), not once per sliding pair."""
     m = scnt.shape[0]
     lo_b = -SLIDE_MARGIN
     hi_b = 1.0 + SLIDE_MARGIN
@@ -834,22 +848,17 @@ def locate_exit_poly(P, h, theta_max, a, u, Ka, Ku, y, Kg, mask, scnt, sidx, sin
     resolution sees the exit that was located).
     """
     R, N, ca = _exit_polys(P, h, a, u, Ka, Ku, y, Kg, mask, scnt, sidx, sinv)
-    n = R.shape[0]
-    seen = np.zeros(n, dtype=np.bool_)
-    for j in range(scnt.shape[0]):
-        for p in range(scnt[j]):
-            seen[sidx[j, p]] = True
-    used = np.flatnonzero(seen)
+    used = _sliding_samples(scnt, sidx, R.shape[0])
     nused = used.size
-    rv = np.empty(n)
+    rv = np.empty(R.shape[0])
     lo = 0.0
-    g_lo = _excess_poly(0.0, R, N, ca, scnt, sidx, alpha, used, nused, rv)
+    g_lo = _excess_poly_at(0.0, R, N, ca, scnt, sidx, alpha, used, nused, rv)
     hi = -1.0
     g_hi = 0.0
     step = theta_max / 4.0
     for k in range(1, 5):
         g = k * step if k < 4 else theta_max
-        e = _excess_poly(g, R, N, ca, scnt, sidx, alpha, used, nused, rv)
+        e = _excess_poly_at(g, R, N, ca, scnt, sidx, alpha, used, nused, rv)
         if e > 0:
             hi = g
             g_hi = e
@@ -868,7 +877,7 @@ def locate_exit_poly(P, h, theta_max, a, u, Ka, Ku, y, Kg, mask, scnt, sidx, sin
             mid = 0.5 * (lo + hi)
         if not (lo < mid < hi):
             mid = 0.5 * (lo + hi)
-        e = _excess_poly(mid, R, N, ca, scnt, sidx, alpha, used, nused, rv)
+        e = _excess_poly_at(mid, R, N, ca, scnt, sidx, alpha, used, nused, rv)
         if e > 0:
             hi = mid
             g_hi = e
@@ -883,5 +892,5 @@ def locate_exit_poly(P, h, theta_max, a, u, Ka, Ku, y, Kg, mask, scnt, sidx, sin
             side = -1
     # leave in alpha the fractions at the returned point, in the arithmetic of the
     # search: the caller decides which neurons left their sliding mode from them
-    _excess_poly(hi, R, N, ca, scnt, sidx, alpha, used, nused, rv)
+    _excess_poly_at(hi, R, N, ca, scnt, sidx, alpha, used, nused, rv)
     return hi
