@@ -177,7 +177,9 @@ class OrthogonalData(Dataset):
         return 0.0
 
     def quad_form(self, u: np.ndarray) -> np.ndarray:
-        return (u**2 / self.norms**2).sum(axis=-1)
+        t = np.square(u)  # one temporary (the same arithmetic as (u**2 / norms**2).sum)
+        np.divide(t, self.norms**2, out=t)
+        return t.sum(axis=-1)
 
     def frame_vectors(self) -> np.ndarray:
         """The orthonormal directions ``q_i`` as rows of an (n, d) array."""
@@ -270,7 +272,10 @@ class ArrayData(Dataset):
         return np.linalg.pinv(self._gram, hermitian=True)
 
     def quad_form(self, u: np.ndarray) -> np.ndarray:
-        return np.einsum("...i,ik,...k->...", u, self._pinv_gram, u)
+        u = np.asarray(u, dtype=float)
+        flat = u.reshape(-1, self.n)
+        # (u K⁺) ∘ u summed: one BLAS product (einsum's own loop was 4 of 7 s of a descent)
+        return np.einsum("ij,ij->i", flat @ self._pinv_gram, flat).reshape(u.shape[:-1])
 
     @cached_property
     def _row_basis(self) -> np.ndarray:
