@@ -35,6 +35,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from ._events import EVENT_RTOL
 from ._field import SLIDE_MARGIN
 
 RUNNING, T_MAX, MAX_STEPS, LOSS_TOL, STALLED, NONFINITE, UNDERFLOW, EVENT = range(8)
@@ -517,7 +518,9 @@ def run(
         theta = 1.0
         nflip = 0
         if nc > 0:
-            theta, nflip = locate(cand, nc, sgn, u0s, Q, h, sc_old, n, rtol, atol, flips)
+            theta, nflip = locate(
+                cand, nc, sgn, u0s, Q, h, sc_old, n, min(rtol, EVENT_RTOL), atol, flips
+            )
         exit_check = False
         if any_sliding:
             for j in range(m):
