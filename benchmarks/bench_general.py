@@ -28,7 +28,7 @@ part starts:
 
 Every row records ``/proc/loadavg`` at the measurement; BLAS and OpenMP threads are
 whatever the environment sets (``run_all.py`` pins them), except the flow's own choice
-(``reluflow._flow_general.blas_threads``).
+(``reluflow._engines.general.blas_threads``).
 """
 
 from __future__ import annotations
@@ -99,7 +99,7 @@ def event_census(n: int, m: int | None = None) -> dict[str, Any]:
     the neurons with an event and of the smallest neuron, and whether the step was
     taken in bulk (every event neuron below ``eps`` of the labels).
     """
-    import reluflow._flow_general as FG
+    import reluflow._engines.general as FG
 
     data, net = problem(n, m)
     original = FG._bulk_step

@@ -64,7 +64,7 @@ from reluflow import (
     init_network,
     orthogonal_data,
 )
-from reluflow._dynamics import activation_level
+from reluflow._engines.dynamics import activation_level
 
 SCALE = 1e-8
 SEED = 0

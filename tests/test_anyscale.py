@@ -15,7 +15,7 @@ from scipy.integrate import solve_ivp
 
 import reluflow as rf
 from reluflow import _validate as V
-from reluflow._dynamics import StopRules, activation_level
+from reluflow._engines.dynamics import StopRules, activation_level
 from reluflow.flow import _gradient_flow_numpy
 
 LN10 = math.log(10.0)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import reluflow as rf
-from reluflow._field import Field
+from reluflow._engines.field import Field
 
 
 def full_loss(a, W, X, y):
@@ -67,7 +67,7 @@ def test_box_qp_pivoting_is_the_bounded_least_squares_minimiser():
     from scipy.linalg import solve_triangular
     from scipy.optimize import lsq_linear
 
-    from reluflow._field import _box_qp_pivoting
+    from reluflow._engines.field import _box_qp_pivoting
 
     rng = np.random.default_rng(7)
     for _ in range(300):

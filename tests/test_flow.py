@@ -185,7 +185,7 @@ def test_zero_set_resolution_is_the_unique_consistent_assignment(seed):
     # Brute force over all 3^k assignments of k coordinates at 0 (inactive, active,
     # sliding): with attracting coordinates (a_j r_i > 0) exactly one is consistent, and
     # resolve_zero_set must return it.
-    from reluflow._field import Field
+    from reluflow._engines.field import Field
 
     rng = np.random.default_rng(seed)
     n, k = 7, 4
@@ -263,7 +263,7 @@ def test_loose_tolerance_still_detects_the_end(engine):
 def test_closed_form_initial_phase_matches_a_tight_solve(init):
     # The initial phase (outputs below 1e-2 rtol of the labels) is solved in closed form:
     # its end state and kink times must match the ODE solver run from t = 0 at rtol 1e-11.
-    from reluflow._linear import initial_phase
+    from reluflow._engines.linear import initial_phase
 
     data = rf.orthogonal_data(120, labels="gaussian", norms="uniform", seed=4)
     net = rf.init_network(data, 9, 1e-8, seed=4, init=init)
@@ -289,7 +289,7 @@ def test_closed_form_phase_output_tests_agree_with_its_state(scale):
     # outputs first, then the outputs from u/ã = u0/ã + s B/ã (s the slope of a live
     # coordinate): both confronted with the outputs of the phase's state, over times
     # from far below the phase's end to past it.
-    from reluflow._linear import _Segments, _SmallOutputs, initial_phase
+    from reluflow._engines.linear import _Segments, _SmallOutputs, initial_phase
 
     data = rf.orthogonal_data(60, labels="gaussian", norms="uniform", seed=3)
     net = rf.init_network(data, 7, scale, seed=3)

@@ -11,10 +11,10 @@ import pytest
 from scipy.stats import ks_2samp
 
 import reluflow as rf
-from reluflow._dynamics import Recorder, StopRules
-from reluflow._field import Field
-from reluflow._flow_general import blas_threads
-from reluflow._general_phase import general_initial_phase
+from reluflow._engines.dynamics import Recorder, StopRules
+from reluflow._engines.field import Field
+from reluflow._engines.general import blas_threads
+from reluflow._engines.general_phase import general_initial_phase
 
 REL = 1e-6  # engine agreement required; observed ~1e-12
 
@@ -229,7 +229,7 @@ def test_small_neurons_kinks_in_bulk_match_the_cut_steps(monkeypatch):
     # below eps of the labels. Their switching events are integrated inside the solver's
     # steps (each alone, against the step's residual) instead of cutting every neuron's
     # step; the reference cuts the step at each of them. Same events, same times, same end.
-    import reluflow._flow_general as FG
+    import reluflow._engines.general as FG
 
     data = rf.gaussian_data(20, 40, labels="gaussian", seed=0)
     net = rf.init_network(data, 40, 1e-12, seed=0)
@@ -266,7 +266,7 @@ def test_sliding_exit_search_on_the_polynomial_form_agrees_with_the_direct_one(m
     # step; the direct form evaluates the dense state and the sliding rows of the field at
     # each trial point. At every exit search of a run: the same α at interior points, the
     # same located exit (or none).
-    import reluflow._flow_general_numba as NB
+    import reluflow._engines.general_numba as NB
 
     poly = NB.locate_exit_poly
     seen = []
@@ -304,7 +304,7 @@ def test_sliding_exit_search_on_the_polynomial_form_agrees_with_the_direct_one(m
 
 def test_a_looser_tolerance_does_not_multiply_the_switching_steps():
     # the band in which coordinates switch together at an event is capped at rtol = 1e-8
-    # (_events.EVENT_RTOL): tied to rtol it flipped coordinates that were merely close to 0
+    # (_engines.events.EVENT_RTOL): tied to rtol it flipped coordinates that were merely close to 0
     # at rtol = 1e-4, which crossed back at once (2 848 steps and 721 switching events after
     # the phase, against 645 and 518 at rtol = 1e-8; now 890 and 600)
     data = rf.gaussian_data(100, 1000, seed=0)

@@ -26,7 +26,7 @@ small, and the iterate hovers at ``O(η)`` from the flow's sliding state. Over
 windows of steps in which ``t`` doubles, the mean velocity (the displacement over
 the window) and the window's mean loss against the previous window's (within
 twice its standard error, or ``loss_tol``) decide instead
-(:class:`~reluflow._dynamics.ChatterWatch`).
+(:class:`~reluflow._engines.dynamics.ChatterWatch`).
 
 Descent is stable only while ``η < 2 / sharpness`` (top Hessian eigenvalue);
 the sharpness grows as neurons activate, so it is measured along the run
@@ -45,7 +45,7 @@ from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
 
 from . import _memory
 from . import _validate as V
-from ._dynamics import (
+from ._engines.dynamics import (
     STALLED_MESSAGE,
     ChatterWatch,
     KinkLog,
@@ -58,9 +58,9 @@ from ._dynamics import (
     noise_floor_message,
     run_provenance,
 )
-from ._field import Field
+from ._engines.field import Field
+from ._engines.weight_space import prefers_weight_space, weight_space_descent
 from ._loss import LossConvention
-from ._weight_space import prefers_weight_space, weight_space_descent
 from .data import ArrayData, Dataset
 from .errors import InputError, StabilityWarning
 from .network import Network
@@ -227,7 +227,7 @@ def gradient_descent(
     the same rule on averages over doubling windows of steps (full batch; also
     ``"stalled"``, its message says so: descent that chatters across a kink, where
     the flow slides along it, never has small instantaneous speeds; see
-    :class:`reluflow._dynamics.ChatterWatch`), the noise-floor
+    :class:`reluflow._engines.dynamics.ChatterWatch`), the noise-floor
     rule (minibatch SGD, ``status="noise_floor"``: the windowed mean loss stops
     improving beyond its standard error and no neuron is growing; see the module
     docstring), or ``max_steps`` (then ``success=False``). Divergence to

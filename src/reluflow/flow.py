@@ -44,10 +44,10 @@ import numpy as np
 from scipy.integrate import RK45
 from tqdm.auto import tqdm
 
-from . import _events as E
 from . import _memory
 from . import _validate as V
-from ._dynamics import (
+from ._engines import events as E
+from ._engines.dynamics import (
     STALLED_MESSAGE,
     KinkLog,
     Recorder,
@@ -58,11 +58,11 @@ from ._dynamics import (
     neuron_scale,
     run_provenance,
 )
-from ._field import Field
-from ._linear import InitialPhase, initial_phase
+from ._engines.field import Field
+from ._engines.linear import InitialPhase, initial_phase
+from ._engines.plateau import Jump, plateau_ready, try_jump
+from ._engines.weight_field import WeightField
 from ._loss import LossConvention
-from ._plateau import Jump, plateau_ready, try_jump
-from ._weight_field import WeightField
 from .data import ArrayData, Dataset
 from .errors import InputError
 from .network import Network
@@ -224,7 +224,7 @@ def gradient_flow(
     options["closed_form_start"] = bool(closed_form_start)
     options["loss"] = "half_mean"
     if engine == "numba" and general:
-        from ._flow_general import gradient_flow_general
+        from ._engines.general import gradient_flow_general
 
         return gradient_flow_general(
             data,
@@ -283,7 +283,7 @@ def _gradient_flow_numpy(
     log-scales, no projection): the plain engine of moderate scales, kept as an
     independent reference for the tests (it refuses networks below 1e-100).
     ``weight_space``: evaluate the field through ``X`` (O(m n d), see
-    :mod:`reluflow._weight_field`) instead of through ``K`` (O(m n²)).
+    :mod:`reluflow._engines.weight_field`) instead of through ``K`` (O(m n²)).
     """
     n, m = data.n, net.m
     rtol, atol, max_steps = options["rtol"], options["atol"], options["max_steps"]
@@ -380,7 +380,7 @@ def _gradient_flow_numpy(
     stats = dict(steps=0, rejected=0, evaluations=0, kinks=len(kinks), kink_steps=0, sliding=0)
     stats["closed_form_t"] = t
     stats["plateau_jumps"] = 0
-    # plateaus in closed form (see reluflow._plateau): outputs below eps of the labels
+    # plateaus in closed form (see reluflow._engines.plateau): outputs below eps of the labels
     # count as negligible, as in the closed-form initial phase
     eps_out = 1e-2 * rtol
     ymax = float(np.abs(data.y).max(initial=0.0))
@@ -840,10 +840,10 @@ def _gradient_flow_numba(
     """The loop of :func:`gradient_flow` run by the compiled kernel (orthogonal data only).
 
     Same algorithm, stopping rules, recording and result as the numpy loop; see
-    :mod:`reluflow._flow_numba`. The kernel stops at every plateau candidate; the
-    closed-form stretch itself (:mod:`reluflow._plateau`) is taken here.
+    :mod:`reluflow._engines.orthogonal_numba`. The kernel stops at every plateau candidate; the
+    closed-form stretch itself (:mod:`reluflow._engines.plateau`) is taken here.
     """
-    from . import _flow_numba as NB
+    from ._engines import orthogonal_numba as NB
 
     n, m = data.n, net.m
     rtol, atol, max_steps = options["rtol"], options["atol"], options["max_steps"]

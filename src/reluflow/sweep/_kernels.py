@@ -1,7 +1,7 @@
 """Compiled kernels: compile them once in the driver before the workers start.
 
-The flow runs numba kernels (:mod:`reluflow._flow_numba` on orthogonal data,
-:mod:`reluflow._flow_general_numba` on general data), compiled on first use and
+The flow runs numba kernels (:mod:`reluflow._engines.orthogonal_numba` on orthogonal data,
+:mod:`reluflow._engines.general_numba` on general data), compiled on first use and
 cached on disk (``cache=True``). Compiling takes tens of
 seconds; left to the workers, every worker of a new pool compiles it at the same
 time while the progress bar sits at its first run with an absurd ETA. So the

@@ -18,12 +18,12 @@ from typing import Any
 
 import numpy as np
 
-from . import _validate as V
-from ._provenance import provenance
-from .data import Dataset
-from .errors import InputError
-from .network import Network
-from .trajectory import SolverStats, Trajectory
+from .. import _validate as V
+from .._provenance import provenance
+from ..data import Dataset
+from ..errors import InputError
+from ..network import Network
+from ..trajectory import SolverStats, Trajectory
 
 # statuses that mean "the requested stopping criterion was reached"
 SUCCESS = ("t_max", "loss_tol", "stalled", "steps", "noise_floor")
@@ -72,7 +72,7 @@ class Minibatches:
     """
 
     def __init__(self, n: int, batch_size: int | None, batch_seed: int):
-        from . import _rng
+        from .. import _rng
 
         self.n, self.batch_size = n, batch_size
         self._rng = _rng.stream(batch_seed, _rng.SGD_BATCHES) if batch_size else None

@@ -12,7 +12,7 @@ controller, stopping rules and recording) on
 the ``m × n`` by ``n × n`` product ``G K`` going to BLAS (``np.dot``). A neuron
 with sliding coordinates ``Σ`` gets Filippov's correction ``du_j −= q K_Σ·``,
 ``q = K_ΣΣ⁻¹ du_jΣ`` (its inverse is supplied per neuron by the caller), as
-:meth:`reluflow._field.Field.velocity`.
+:meth:`reluflow._engines.field.Field.velocity`.
 
 Besides ``(a, u)`` the kernel carries ``z_j = K⁺ u_j`` with ``dz_j/dt = −a_j g_j``
 (minus ``q`` on ``Σ``): Runge–Kutta methods preserve linear invariants, so ``z``
@@ -23,9 +23,9 @@ The kernel runs steps until a stopping rule, or until an accepted step holds a
 switching event (a kink located inside it, or a sliding fraction outside
 [0, 1] at its end); it then returns ``EVENT`` with the step's stages, its end
 state, the located ``θ*`` and the coordinates to flip, and the caller resolves
-the event (:func:`reluflow._events.switch`, the box complementarity problem)
+the event (:func:`reluflow._engines.events.switch`, the box complementarity problem)
 in Python before resuming. The closed-form initial phase
-(:mod:`reluflow._general_phase`) takes the bulk of the kinks; after it, on Gaussian
+(:mod:`reluflow._engines.general_phase`) takes the bulk of the kinks; after it, on Gaussian
 data, kinks and sliding exits of large neurons (10–70 % of the outputs) still end most
 steps (docs/general-data.md §4).
 """
@@ -35,8 +35,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ._events import EVENT_RTOL
-from ._field import SLIDE_MARGIN
+from .events import EVENT_RTOL
+from .field import SLIDE_MARGIN
 
 RUNNING, T_MAX, MAX_STEPS, LOSS_TOL, STALLED, NONFINITE, UNDERFLOW, EVENT = range(8)
 
@@ -288,7 +288,7 @@ def add_row(t, a, u, z, mask, y, w_perp_sq, balance0, fs, ist, bt, bl, ba, bw, b
 
 @njit(cache=True)
 def stalled(ka, ku, kz, a, u, fs, t, loss, stall_rate, loss_tol, rate_unit):
-    """The stall rule of ``reluflow._dynamics.StallWatch`` (mark kept in ``fs``)."""
+    """The stall rule of ``reluflow._engines.dynamics.StallWatch`` (mark kept in ``fs``)."""
     m, n = u.shape
     for j in range(m):
         size = abs(a[j])
@@ -321,7 +321,7 @@ def _poly(u0, h, Q, c, th):
 
 @njit(cache=True)
 def locate(cand, nc, sgn, u0s, Q, h, sc_old, n, rtol, atol, flips):
-    """``reluflow._events.locate_kinks`` on the candidates: returns ``(θ*, number flipped)``.
+    """``reluflow._engines.events.locate_kinks`` on the candidates: returns ``(θ*, number flipped)``.
 
     Signed values ``sgn (u0 + h Σ_q Q_q θ^(q+1))`` (> 0 before the crossing) are
     bracketed on a grid of 16 points, every hit is bisected the same number of
@@ -674,7 +674,7 @@ def _excess(P, th, h, a, u, Ka, Ku, y, Kg, mask, scnt, sidx, sinv, alpha, sa, su
 
 @njit(cache=True)
 def locate_exit(P, h, theta_max, a, u, Ka, Ku, y, Kg, mask, scnt, sidx, sinv, alpha):
-    """``reluflow._events.locate_sliding_exit`` (grid of 4, then Illinois); −1 for None."""
+    """``reluflow._engines.events.locate_sliding_exit`` (grid of 4, then Illinois); −1 for None."""
     m, n = u.shape
     sa = np.empty(m)
     su = np.empty((m, n))

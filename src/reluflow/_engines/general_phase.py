@@ -19,14 +19,14 @@ The sliding fractions keep ``(K e)_Σ = 0`` (``y_Σ ∘ α_Σ = −K_ΣΣ⁻¹ K
 next sign change of a coordinate, ``U_i + A(τ) V_i = 0``, solves a quadratic in
 ``w = e^{κτ} − 1``; at it the coordinates of the neuron sitting at 0 are resolved
 jointly (inactive, active or sliding) by the box complementarity problem of
-:meth:`reluflow._field.Field.resolve_zero_set` with ``r = −y``, and ``e``, ``V``
+:meth:`reluflow._engines.field.Field.resolve_zero_set` with ``r = −y``, and ``e``, ``V``
 change by the ``K`` columns of the coordinates whose mode changed. The squared
 in-span norm ``q = u_j K⁺ u_jᵀ`` follows ``q(A) = q₀ + 2 A v₀ + A² κ²``, so that
 ``‖w_j‖`` is recorded without an ``n × n`` product.
 
 The phase ends at the first time ``t₁`` where some ``|f_i|`` reaches ``eps``
 times its label (``eps = 1e-2 · rtol``), located on the recorder's grid and then
-by bisection, as on orthogonal data (:mod:`reluflow._linear`).
+by bisection, as on orthogonal data (:mod:`reluflow._engines.linear`).
 """
 
 from __future__ import annotations
@@ -36,10 +36,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._dynamics import Recorder
-from ._field import SLIDE_MARGIN, Field
-from .data import Dataset
-from .network import Network
+from ..data import Dataset
+from ..network import Network
+from .dynamics import Recorder
+from .field import SLIDE_MARGIN, Field
 
 # relative spread of crossing times flipped in one event of a neuron
 _SAME_TIME = 1e-12

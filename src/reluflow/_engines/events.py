@@ -14,7 +14,7 @@ from collections.abc import Callable
 import numpy as np
 from scipy.integrate import RK45
 
-from ._field import SLIDE_MARGIN, Field
+from .field import SLIDE_MARGIN, Field
 
 _P = RK45.P
 

@@ -19,7 +19,7 @@ from numba import njit
 from scipy.linalg import solve_triangular
 from scipy.optimize import lsq_linear
 
-from .data import Dataset
+from ..data import Dataset
 
 # A sliding coordinate leaves its mode when its activity fraction α leaves
 # [−SLIDE_MARGIN, 1 + SLIDE_MARGIN]; a zero set is resolved accepting α within half

@@ -36,9 +36,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._dynamics import Recorder
-from .data import Dataset
-from .network import Network
+from ..data import Dataset
+from ..network import Network
+from .dynamics import Recorder
 
 # geometric scan for the end of the phase: points per decade, most decades
 _SCAN_PER_DECADE = 10

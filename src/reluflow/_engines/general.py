@@ -2,15 +2,15 @@
 
 The algorithm is the reference loop of :mod:`reluflow.flow` (same steps, same
 kinks, same sliding modes, same recording and stopping rules, results equal to
-rounding); the smooth steps run in :mod:`reluflow._flow_general_numba` and the
+rounding); the smooth steps run in :mod:`reluflow._engines.general_numba` and the
 switching events (a kink, a sliding fraction leaving [0, 1]) are resolved here
-with the reference's own helpers (:mod:`reluflow._events`). Before the solver,
+with the reference's own helpers (:mod:`reluflow._engines.events`). Before the solver,
 the initial small-weight phase is solved in closed form
-(:mod:`reluflow._general_phase`): there every neuron is alone and linear, and
+(:mod:`reluflow._engines.general_phase`): there every neuron is alone and linear, and
 its kinks, the bulk of all kinks, get exact times one neuron at a time without
 cutting anyone else's step. After it, a step whose events all belong to small neurons
 (outputs below eps of the labels) is kept for the others and the small neurons are
-integrated again over it one at a time (:mod:`reluflow._small_neurons`). See
+integrated again over it one at a time (:mod:`reluflow._engines.small_neurons`). See
 docs/general-data.md.
 
 BLAS threads: the kernel's ``m × n`` by ``n × n`` products are small; on a
@@ -28,10 +28,14 @@ from scipy.integrate import RK45
 from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
-from . import _events as E
-from . import _flow_general_numba as NB
-from . import _small_neurons as SN
-from ._dynamics import (
+from ..data import Dataset
+from ..flow import _initial_step
+from ..network import Network
+from ..trajectory import SolverStats, Trajectory
+from . import events as E
+from . import general_numba as NB
+from . import small_neurons as SN
+from .dynamics import (
     STALLED_MESSAGE,
     KinkLog,
     Recorder,
@@ -41,12 +45,8 @@ from ._dynamics import (
     max_steps_message,
     run_provenance,
 )
-from ._field import Field
-from ._general_phase import general_initial_phase
-from .data import Dataset
-from .flow import _initial_step
-from .network import Network
-from .trajectory import SolverStats, Trajectory
+from .field import Field
+from .general_phase import general_initial_phase
 
 _A, _B, _E, _P = RK45.A, RK45.B, RK45.E, RK45.P
 _MAX_STUCK = 200
@@ -87,7 +87,7 @@ def gradient_flow_general(
     """The flow on general data: closed-form initial phase, then the compiled solver.
 
     ``bulk``: integrate the switching events of small neurons inside the solver's
-    steps (:mod:`reluflow._small_neurons`) instead of cutting every neuron's step
+    steps (:mod:`reluflow._engines.small_neurons`) instead of cutting every neuron's step
     at them (``False``: the reference's treatment, step for step).
     """
     n, m = data.n, net.m
@@ -401,7 +401,7 @@ def _bulk_step(
     """Accept an event step whose events all belong to small neurons (docs/general-data.md §4).
 
     Every neuron without an event takes the step's end state; each small neuron with
-    an event is integrated again over the step alone (:mod:`reluflow._small_neurons`).
+    an event is integrated again over the step alone (:mod:`reluflow._engines.small_neurons`).
     Returns False, touching nothing, when some event belongs to a large neuron, a small
     neuron's sub-steps fail, or the recorder has a row inside the step (``records``:
     the row would need the small neurons' sub-step states; the caller then cuts the

@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._field import Field
-from .data import ArrayData
+from ..data import ArrayData
+from .field import Field
 
 
 class WeightField(Field):
-    """:class:`~reluflow._field.Field` evaluated through ``X`` (general explicit data)."""
+    """:class:`~reluflow._engines.field.Field` evaluated through ``X`` (general explicit data)."""
 
     def __init__(self, data: ArrayData):
         super().__init__(data)

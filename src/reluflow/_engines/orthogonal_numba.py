@@ -35,7 +35,7 @@ numbers, the outputs weigh it by ``e^{2ℓ_j}`` (per stage, ``ℓ_j + g_j c_s h`
 in a growth frame), every neuron is renormalised by an exact power of two
 after each step, and the inactive coordinates, ``‖w^⊥‖²`` and the conserved
 balance enter through their logs. When the numpy loop would test for a plateau
-to cross in closed form (:mod:`reluflow._plateau`), the kernel returns
+to cross in closed form (:mod:`reluflow._engines.plateau`), the kernel returns
 ``PLATEAU`` and the caller does it.
 
 The kernel is resumable: all the state lives in arrays owned by the caller and
@@ -588,7 +588,7 @@ def _activations(act_t, t, h, th_end, ell, gr, a, Ka, slot, P, log_level, b):
 
 @njit(cache=True)
 def _plateau_ready(ell, a, cpos, spd, sc0, eps, rest_tol):
-    """``reluflow._plateau.plateau_ready``: some neuron small, every other at rest.
+    """``reluflow._engines.plateau.plateau_ready``: some neuron small, every other at rest.
 
     From the numbers of :func:`_settle` (``cpos``: ``max_i σ(û_ji)/bound_i``; ``spd``:
     the speed ``max|F_j|``; ``sc0``: the size).
@@ -959,7 +959,7 @@ def run(
         if loss <= loss_tol:
             code = LOSS_TOL
             break
-        # stall (as reluflow._dynamics.StallWatch): every live neuron's speed below
+        # stall (as reluflow._engines.dynamics.StallWatch): every live neuron's speed below
         # stall_rate x its size, and |grad L|^2 small or the loss still while t doubled
         stalled = True
         for j in range(m):

@@ -23,7 +23,11 @@ from typing import Any
 import numpy as np
 from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
 
-from ._dynamics import (
+from ..data import ArrayData, Dataset
+from ..errors import StabilityWarning
+from ..network import Network
+from ..trajectory import SolverStats, Trajectory
+from .dynamics import (
     STALLED_MESSAGE,
     ChatterWatch,
     KinkLog,
@@ -36,10 +40,6 @@ from ._dynamics import (
     noise_floor_message,
     run_provenance,
 )
-from .data import ArrayData, Dataset
-from .errors import StabilityWarning
-from .network import Network
-from .trajectory import SolverStats, Trajectory
 
 
 def prefers_weight_space(data: Dataset) -> bool:
@@ -84,7 +84,7 @@ def weight_sharpness(X: np.ndarray, y: np.ndarray, a: np.ndarray, W: np.ndarray)
 class _KnownNorms:
     """The geometry the shared recorder and stall rule need, with ``‖w_j‖²`` known from ``W``.
 
-    :class:`~reluflow._dynamics.Recorder` and the stall rule ask ``data.quad_form(v)``
+    :class:`~reluflow._engines.dynamics.Recorder` and the stall rule ask ``data.quad_form(v)``
     for the squared norm of the in-span part of a first-layer vector. In weight space
     that is ``‖W_j‖² − ‖w_j^⊥‖²`` (or ``‖ΔW_j‖²`` for a velocity, which lies in the
     span), known without ``K⁺``; :attr:`value` holds it for the next call.

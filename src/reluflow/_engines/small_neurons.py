@@ -14,9 +14,9 @@ step is kept for every other neuron, and each small neuron with an event is
 integrated again over the step, alone, with its own Dormand–Prince sub-steps (the
 same per-neuron error control as the solver's), against ``r(t)`` taken from the
 step's dense output; its kinks are located on its own sub-steps' dense output
-(:func:`reluflow._flow_general_numba.locate`), its sliding exits by the same
+(:func:`reluflow._engines.general_numba.locate`), its sliding exits by the same
 Illinois search as the solver's, and its modes decided by the solver's own
-:func:`reluflow._events.resolve`. See docs/general-data.md §4.
+:func:`reluflow._engines.events.resolve`. See docs/general-data.md §4.
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ from __future__ import annotations
 import numpy as np
 from scipy.integrate import RK45
 
-from . import _events as E
-from . import _flow_general_numba as NB
-from ._field import SLIDE_MARGIN, Field
+from . import events as E
+from . import general_numba as NB
+from .field import SLIDE_MARGIN, Field
 
 _C = np.ascontiguousarray(RK45.C, dtype=float)
 
@@ -77,7 +77,7 @@ class StepResidual:
     """``y_eff(θ) = y − Σ_{k≠j} a_k(θ) u_k(θ) 1[mask_k]`` on one step's dense output.
 
     With ``y_eff`` in place of the labels, the one-neuron field of
-    :func:`reluflow._flow_general_numba.evaluate` is neuron ``j``'s field given the
+    :func:`reluflow._engines.general_numba.evaluate` is neuron ``j``'s field given the
     residual of the whole network along the step.
     """
 
@@ -115,7 +115,7 @@ class NeuronIntegrator:
 
     # ---- one-neuron helpers
     def _slide(self, sliding: np.ndarray, cache: dict) -> tuple:
-        from ._flow_general import _sliding_arrays
+        from .general import _sliding_arrays
 
         return _sliding_arrays(self.Kg, sliding, cache)
 
