@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import math
 import time
-import warnings
 
 import numpy as np
 from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
@@ -51,6 +50,7 @@ from ._engines.dynamics import (
     KinkLog,
     Minibatches,
     Recorder,
+    StabilityCheck,
     StepBar,
     StopRules,
     descent_stop,
@@ -62,7 +62,7 @@ from ._engines.field import Field
 from ._engines.weight_space import prefers_weight_space, weight_space_descent
 from ._loss import LossConvention
 from .data import ArrayData, Dataset
-from .errors import InputError, StabilityWarning
+from .errors import InputError
 from .network import Network
 from .trajectory import SolverStats, Trajectory
 
@@ -353,30 +353,14 @@ def gradient_descent(
     rec.add(0.0, a, u, mask)
     batches = Minibatches(n, batch_size, batch_seed)
     kinks = KinkLog(n)
-    sharp_log: list[tuple[int, float]] = []
-    warned = False
-    next_check = 1
+    stability = StabilityCheck(check_stability, lr, conv.factor)
     status, message = "max_steps", ""
     k = 0
     bar = StepBar(progress, max_steps, bool(batch_size), floor)
     try:
         while True:
             t = k * lr
-            if check_stability and k + 1 >= next_check:
-                s = sharpness(data, net.with_params(a, u))
-                sharp_log.append((k, s))
-                if not warned and s > 0 and lr > 2.0 / s:
-                    warned = True
-                    f = conv.factor  # the numbers in the caller's loss convention
-                    warnings.warn(
-                        StabilityWarning(
-                            f"lr = {lr / f:g} exceeds 2 / sharpness = {2.0 / (s * f):.4g} at "
-                            f"step {k} (sharpness {s * f:.4g}): gradient descent may be unstable; "
-                            "use a smaller lr to follow the gradient flow"
-                        ),
-                        stacklevel=2,
-                    )
-                next_check *= 2
+            stability(k, lambda a=a, u=u: sharpness(data, net.with_params(a, u)), stacklevel=2)
             w = batches.next()
             da, du, r = field.velocity(a, u, mask, weights=w)
             loss = float(r @ r) / (2 * n)
@@ -414,7 +398,7 @@ def gradient_descent(
         rec.add(t, a, u, mask)
     dyn = "sgd" if batch_size else "descent"
     prov = run_provenance(dyn, data, net, **options, engine="reduced")
-    prov["sharpness"] = sharp_log
+    prov["sharpness"] = stability.log
     traj = make_trajectory(
         dyn,
         data=data,

@@ -121,6 +121,44 @@ def descent_stop(
     return None
 
 
+class StabilityCheck:
+    """Descent's stability watch: the sharpness at steps 1, 2, 4, 8, … and one
+    :class:`~reluflow.errors.StabilityWarning` the first time ``lr > 2 / sharpness``.
+
+    ``factor`` converts the step and the sharpness to the caller's loss convention;
+    ``log`` holds the measured ``(step, sharpness)``.
+    """
+
+    def __init__(self, enabled: bool, lr: float, factor: float):
+        self.enabled, self.lr, self.factor = enabled, lr, factor
+        self.log: list[tuple[int, float]] = []
+        self._next = 1
+        self._warned = False
+
+    def __call__(self, k: int, measure, stacklevel: int) -> None:
+        """At step ``k``: measure (``measure()``: the sharpness) when due, warn once."""
+        if not self.enabled or k + 1 < self._next:
+            return
+        s = measure()
+        self.log.append((k, s))
+        if not self._warned and s > 0 and self.lr > 2.0 / s:
+            import warnings
+
+            from ..errors import StabilityWarning
+
+            self._warned = True
+            f, lr = self.factor, self.lr
+            warnings.warn(
+                StabilityWarning(
+                    f"lr = {lr / f:g} exceeds 2 / sharpness = {2.0 / (s * f):.4g} at step {k} "
+                    f"(sharpness {s * f:.4g}): gradient descent may be unstable; "
+                    "use a smaller lr to follow the gradient flow"
+                ),
+                stacklevel=stacklevel + 1,
+            )
+        self._next *= 2
+
+
 class StepBar:
     """The descent loops' progress bar (tqdm): steps against the budget, and the loss.
 

@@ -17,14 +17,12 @@ reduced engine (:func:`reluflow.gradient_descent` chooses it by cost); only
 from __future__ import annotations
 
 import time
-import warnings
 from typing import Any
 
 import numpy as np
 from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
 
 from ..data import ArrayData, Dataset
-from ..errors import StabilityWarning
 from ..network import Network
 from ..trajectory import SolverStats, Trajectory
 from .dynamics import (
@@ -33,6 +31,7 @@ from .dynamics import (
     KinkLog,
     Minibatches,
     Recorder,
+    StabilityCheck,
     StepBar,
     StopRules,
     descent_stop,
@@ -157,30 +156,14 @@ def weight_space_descent(
     record(0.0)
     batches = Minibatches(n, batch_size, batch_seed)
     kinks = KinkLog(n)
-    sharp_log: list[tuple[int, float]] = []
-    warned = False
-    next_check = 1
+    stability = StabilityCheck(check_stability, lr, loss_factor)
     status, message = "max_steps", ""
     k = 0
     bar = StepBar(progress, max_steps, bool(batch_size), floor)
     try:
         while True:
             t = k * lr
-            if check_stability and k + 1 >= next_check:
-                s = weight_sharpness(X, y, a, W)
-                sharp_log.append((k, s))
-                if not warned and s > 0 and lr > 2.0 / s:
-                    warned = True
-                    f = loss_factor
-                    warnings.warn(
-                        StabilityWarning(
-                            f"lr = {lr / f:g} exceeds 2 / sharpness = {2.0 / (s * f):.4g} at step {k} "
-                            f"(sharpness {s * f:.4g}): gradient descent may be unstable; "
-                            "use a smaller lr to follow the gradient flow"
-                        ),
-                        stacklevel=3,
-                    )
-                next_check *= 2
+            stability(k, lambda a=a, W=W: weight_sharpness(X, y, a, W), stacklevel=3)
             w = batches.next()
             rw_scale = 1.0 / n if w is None else w
             sig = U * mask
@@ -228,7 +211,7 @@ def weight_space_descent(
         record(t)
     dyn = "sgd" if batch_size else "descent"
     prov = run_provenance(dyn, data, net, **options, engine="weight")
-    prov["sharpness"] = sharp_log
+    prov["sharpness"] = stability.log
     return make_trajectory(
         dyn,
         data=data,
