@@ -1,0 +1,563 @@
+"""Compiled event loop of the closed-form initial phase on general data.
+
+The mathematics is that of :mod:`reluflow._general_phase` (docs/general-data.md
+§1–2): neuron ``j`` moves on the segment ``u_j = U + A(τ) V``, ``a_j(τ)``, with
+``V = K e / n`` and ``κ² = eᵀ K e / n²`` constant between its events; its next
+event is the first root of ``A(τ) = −U_i / V_i`` over its non-sliding
+coordinates (a quadratic in ``e^{κτ} − 1``); at the event its zero set is
+re-decided by single principal pivots on ``M = K_ΣΣ⁻¹`` (bordered inverse or
+its downdate), and ``e``, ``V`` change by the ``K`` rows of the coordinates
+whose label changed. :func:`advance` runs the events of all neurons in time
+order up to a time ``T`` without leaving the kernel; an event that the pivots
+do not settle (several coordinates crossing at once, a zero label, a singular
+pivot) is handed back to Python, which resolves it with
+:meth:`reluflow._field.Field.resolve_zero_set` as before.
+
+State layout (arrays owned by the caller, rows are neurons):
+
+* ``P`` (m, 7) float: ``t0, a0, q0, κ, v0, t_next, τ_next`` (segment start,
+  output weight and in-span norm there, rate, ``a'(0)``, next event time and
+  its time since ``t0``);
+* ``R`` (3, m, n) float: ``U, e, V``; ``B`` (2, m, n) bool: active, sliding;
+* ``X`` (2, m, n) int64: the sliding set ``Σ`` in the order of ``M``'s rows,
+  the coordinates crossing at the next event; ``C`` (m, 2) int64: their counts;
+* ``RHS`` (m, n) float: ``−K_Σ,S y_S``; ``Ms``: typed list, ``M`` of neuron
+  ``j`` row-major with stride ``|Σ_j|`` in ``Ms[j]`` (capacity grown here).
+
+Rollback (the outputs reached the bound inside a grid interval): the first
+event of a neuron after :func:`clear` copies its row into the ``s*`` arrays
+(``M`` only when about to change), and :func:`rollback` restores them and
+drops the later log entries.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import namedtuple
+
+import numpy as np
+from numba import njit
+
+from ._field import SLIDE_MARGIN
+
+# relative spread of crossing times flipped in one event of a neuron
+SAME_TIME = 1e-12
+# a crossing is searched among w = e^{κτ} − 1 within this relative distance of the least
+# one (log1p only there): (1 + w) log1p(w) / w <= 710 in float64, so 1e-6 is loose
+_W_SLACK = 1e-6
+
+T0, A0, Q0, KAP, V0, TNEXT, CTAU = range(7)
+N_P = 7
+DONE, FALLBACK, LOG_FULL = range(3)
+
+# zone of a coordinate of the zero set during the pivots
+_OUT, _LOW, _UP, _FREE = 0, 1, 2, 3
+
+Work = namedtuple("Work", "F fx idx zs rhs sa eF al kF mF mk acc coef wb tb")
+
+
+def work(n: int) -> Work:
+    """Work arrays of the kernel for ``n`` samples (``zs`` must start at 0)."""
+    ints = [np.zeros(n, dtype=np.int64) for _ in range(3)]
+    floats = [np.zeros(n) for _ in range(11)]
+    return Work(*ints[:3], np.zeros(n, dtype=np.int8), *floats)
+
+
+@njit(cache=True)
+def alpha_a(a0, v0, kap, tau):
+    """``(A(τ), a(τ))`` of a segment: ``A = a₀ τ sinhc(κτ) + v₀ τ² (cosh κτ − 1)/(κτ)²``."""
+    x = kap * tau
+    sh = math.sinh(x)
+    ch = math.cosh(x)
+    if x != 0:
+        s1 = sh / x
+        hx = math.sinh(0.5 * x)
+        c1 = 2.0 * hx * hx / (x * x)
+    else:
+        s1 = 1.0
+        c1 = 0.5
+    A = a0 * tau * s1 + v0 * tau * tau * c1
+    a = a0 * ch + v0 * tau * s1
+    return A, a
+
+
+@njit(cache=True)
+def _root_w(a0, kap, p, alpha_star):
+    """Least ``w = e^{κτ} − 1 > 0`` with ``p w² + 2 (a₀ − κ α*) w − 2 κ α* = 0`` (inf if none)."""
+    B = a0 - kap * alpha_star
+    C = -2.0 * kap * alpha_star
+    D = B * B - p * C
+    if not D >= 0:
+        return np.inf
+    sq = math.sqrt(D)
+    # the cancellation-free pair q/p, C/q
+    qq = -(B + sq) if B >= 0 else -(B - sq)
+    if p != 0.0:
+        w1 = qq / p
+        w2 = C / qq if qq != 0 else np.inf
+    else:
+        w1 = -C / (2.0 * B) if B != 0 else np.inf
+        w2 = np.inf
+    if not w1 > 0:
+        w1 = np.inf
+    if not w2 > 0:
+        w2 = np.inf
+    return min(w1, w2)
+
+
+@njit(cache=True)
+def segment(j, K, P, R, B, X, C, wb, tb):
+    """Constants ``κ, v₀`` of neuron ``j``'s segment, its next crossing time and coordinates.
+
+    The next crossing is the least root ``τ`` over the non-sliding coordinates
+    with ``V_i != 0``; every coordinate whose root is within ``SAME_TIME``
+    (relative) of it crosses in the same event. ``wb``, ``tb``: work arrays (n).
+    """
+    n = K.shape[0]
+    U, E, V = R[0, j], R[1, j], R[2, j]
+    slid = B[1, j]
+    kap = math.sqrt(max(np.dot(E, V) / n, 0.0))
+    v0 = np.dot(E, U) / n
+    P[j, KAP] = kap
+    P[j, V0] = v0
+    a0 = P[j, A0]
+    ncand = 0
+    tmin = np.inf
+    if kap == 0.0:
+        # nothing active: a_j is constant and A = a₀ τ
+        for i in range(n):
+            tb[i] = -1.0
+            if slid[i] or V[i] == 0:
+                continue
+            ncand += 1
+            tau = (-U[i] / V[i]) / a0 if a0 != 0 else np.inf
+            if not tau > 0:
+                tau = np.inf
+            tb[i] = tau
+            if tau < tmin:
+                tmin = tau
+    else:
+        p = a0 + v0 / kap
+        wmin = np.inf
+        for i in range(n):
+            if slid[i] or V[i] == 0:
+                wb[i] = -1.0
+                continue
+            ncand += 1
+            w = _root_w(a0, kap, p, -U[i] / V[i])
+            wb[i] = w
+            if w < wmin:
+                wmin = w
+        # τ = log1p(w)/κ increases with w: only the w near the least one can tie with it
+        wcut = wmin * (1.0 + _W_SLACK)
+        for i in range(n):
+            tb[i] = -1.0
+            if wb[i] >= 0 and wb[i] <= wcut:
+                tau = math.log1p(wb[i]) / kap
+                tb[i] = tau
+                if tau < tmin:
+                    tmin = tau
+    if ncand == 0:
+        P[j, TNEXT] = np.inf
+        P[j, CTAU] = np.inf
+        C[j, 1] = 0
+        return
+    thr = tmin * (1.0 + SAME_TIME)
+    c = 0
+    for i in range(n):
+        if tb[i] >= 0 and tb[i] <= thr:
+            X[1, j, c] = i
+            c += 1
+    P[j, TNEXT] = P[j, T0] + tmin
+    P[j, CTAU] = tmin
+    C[j, 1] = c
+
+
+@njit(cache=True)
+def state_at(t, P, R, B):
+    """``(a, u, q, f)`` of every neuron at ``t`` (no event before ``t``): ``f = a σ(u)``."""
+    m, n = R.shape[1], R.shape[2]
+    a = np.empty(m)
+    q = np.empty(m)
+    u = np.empty((m, n))
+    up = np.empty((m, n))
+    for j in range(m):
+        tau = t - P[j, T0]
+        A, aj = alpha_a(P[j, A0], P[j, V0], P[j, KAP], tau)
+        a[j] = aj
+        kap = P[j, KAP]
+        q[j] = P[j, Q0] + 2.0 * A * P[j, V0] + A * A * (kap * kap)
+        for i in range(n):
+            v = R[0, j, i] + A * R[2, j, i]
+            if B[1, j, i]:
+                v = 0.0
+            u[j, i] = v
+            up[j, i] = v if v > 0.0 else 0.0
+    f = np.dot(a, up)
+    return a, u, q, f
+
+
+@njit(cache=True)
+def _save(j, P, R, B, X, C, RHS, sP, sR, sB, sX, sC, sRHS):
+    """Copy neuron ``j``'s row into the snapshot (``M`` apart, see :func:`_save_m`)."""
+    sP[j] = P[j]
+    sR[:, j] = R[:, j]
+    sB[:, j] = B[:, j]
+    f, c = C[j, 0], C[j, 1]
+    sC[j, 0] = f
+    sC[j, 1] = c
+    sX[0, j, :f] = X[0, j, :f]
+    sX[1, j, :c] = X[1, j, :c]
+    sRHS[j, :f] = RHS[j, :f]
+
+
+@njit(cache=True)
+def _save_m(j, f, Ms, sMs, sflag, msaved):
+    """Snapshot ``M`` of neuron ``j`` (``f × f``) before its first change since the snapshot."""
+    if sflag[j] and not msaved[j]:
+        if sMs[j].size < f * f:
+            sMs[j] = np.empty(max(f * f, 1))
+        sMs[j][: f * f] = Ms[j][: f * f]
+        msaved[j] = True
+
+
+@njit(cache=True)
+def rollback(t_lo, P, R, B, X, C, RHS, Ms, sP, sR, sB, sX, sC, sRHS, sMs, sflag, msaved, Lt, Ls, ctr):
+    """Restore every snapshot neuron and drop the log entries after ``t_lo``."""
+    m = P.shape[0]
+    for j in range(m):
+        if not sflag[j]:
+            continue
+        P[j] = sP[j]
+        R[:, j] = sR[:, j]
+        B[:, j] = sB[:, j]
+        f, c = sC[j, 0], sC[j, 1]
+        C[j, 0] = f
+        C[j, 1] = c
+        X[0, j, :f] = sX[0, j, :f]
+        X[1, j, :c] = sX[1, j, :c]
+        RHS[j, :f] = sRHS[j, :f]
+        if msaved[j]:
+            if Ms[j].size < f * f:
+                Ms[j] = np.empty(max(f * f, 1))
+            Ms[j][: f * f] = sMs[j][: f * f]
+    k = ctr[0]
+    while k > 0 and Lt[k - 1] > t_lo:
+        k -= 1
+        if Ls[k]:
+            ctr[1] -= 1
+    ctr[0] = k
+
+
+@njit(cache=True)
+def _matvec(M, f, x, out):
+    """``out = M x`` for the row-major ``f × f`` matrix ``M`` (four partial sums per row)."""
+    for r in range(f):
+        o = r * f
+        s0 = 0.0
+        s1 = 0.0
+        s2 = 0.0
+        s3 = 0.0
+        c = 0
+        while c + 4 <= f:
+            s0 += M[o + c] * x[c]
+            s1 += M[o + c + 1] * x[c + 1]
+            s2 += M[o + c + 2] * x[c + 2]
+            s3 += M[o + c + 3] * x[c + 3]
+            c += 4
+        while c < f:
+            s0 += M[o + c] * x[c]
+            c += 1
+        out[r] = (s0 + s1) + (s2 + s3)
+
+
+@njit(cache=True)
+def _downdate(M, f, p, mk):
+    """``M ← M_{−p,−p} − M_{−p,p} M_{−p,p}ᵀ / M_pp`` in place (stride ``f`` → ``f − 1``)."""
+    mpp = M[p * f + p]
+    k = 0
+    for r in range(f):
+        if r != p:
+            mk[k] = M[r * f + p]
+            k += 1
+    # each target index is at most its source index: compact in increasing order
+    rr = 0
+    for r in range(f):
+        if r == p:
+            continue
+        cc = 0
+        for c in range(f):
+            if c == p:
+                continue
+            M[rr * (f - 1) + cc] = M[r * f + c] - mk[rr] * mk[cc] / mpp
+            cc += 1
+        rr += 1
+
+
+@njit(cache=True)
+def _border(M, f, mF, sc):
+    """Bordered inverse: ``[[M + m mᵀ/s, −m/s], [−mᵀ/s, 1/s]]`` in place (stride ``f`` → ``f + 1``)."""
+    g = f + 1
+    # each target index is at least its source index: expand in decreasing order
+    for r in range(f - 1, -1, -1):
+        for c in range(f - 1, -1, -1):
+            M[r * g + c] = M[r * f + c] + mF[r] * mF[c] / sc
+        M[r * g + f] = -mF[r] / sc
+    for c in range(f):
+        M[f * g + c] = -mF[c] / sc
+    M[f * g + f] = 1.0 / sc
+
+
+@njit(cache=True)
+def _add_rows(K, idx, coef, cnt, acc):
+    """``acc = Σ_k coef[k] K[idx[k]]`` (rows of ``K`` four at a time)."""
+    n = acc.size
+    for i in range(n):
+        acc[i] = 0.0
+    k = 0
+    while k + 4 <= cnt:
+        r0, r1, r2, r3 = K[idx[k]], K[idx[k + 1]], K[idx[k + 2]], K[idx[k + 3]]
+        c0, c1, c2, c3 = coef[k], coef[k + 1], coef[k + 2], coef[k + 3]
+        for i in range(n):
+            acc[i] += (c0 * r0[i] + c1 * r1[i]) + (c2 * r2[i] + c3 * r3[i])
+        k += 4
+    while k < cnt:
+        r0 = K[idx[k]]
+        c0 = coef[k]
+        for i in range(n):
+            acc[i] += c0 * r0[i]
+        k += 1
+
+
+@njit(cache=True)
+def _incremental(j, a, i, t, K, y, R, B, X, C, RHS, Ms, sMs, sflag, msaved, Lt, Lf, Lu, Ls, ctr, w):
+    """Resolve neuron ``j``'s zero set ``{i} ∪ Σ`` by single principal pivots on ``M = K_ΣΣ⁻¹``.
+
+    The modes solve the box complementarity problem of
+    :meth:`reluflow._field.Field.resolve_zero_set` with ``r = −y``: free
+    coordinates ``F`` (sliding) with ``α`` inside the hysteresis band and
+    ``e_F = −K_FF⁻¹ K_F,S y_S``; fixed ones inactive (``L``, velocity <= 0) or
+    active (``U``, velocity >= 0), the velocity being ``a (K e)_k / n``. From
+    ``F = Σ`` and ``i`` inactive, the violating coordinate of least index
+    changes side (Murty's rule) and ``M`` gets a bordered inverse or its
+    downdate. On success the modes, ``Σ``, ``M``, ``−K_ΣS y_S``, ``e``, ``V``
+    and the log are updated and True is returned; False (zero label, singular
+    pivot, no settling) leaves all but ``M`` as they were (the caller rebuilds
+    ``M``).
+    """
+    n = y.size
+    if y[i] == 0.0:
+        return False
+    E, V = R[1, j], R[2, j]
+    mask, slid = B[0, j], B[1, j]
+    F, fx, zs = w.F, w.fx, w.zs
+    rhs, sa, eF, al, kF, mF, mk, acc, coef = w.rhs, w.sa, w.eF, w.al, w.kF, w.mF, w.mk, w.acc, w.coef
+    f0 = C[j, 0]
+    f = f0
+    for p in range(f):
+        F[p] = X[0, j, p]
+        rhs[p] = RHS[j, p]
+        zs[F[p]] = _FREE
+    for k in range(n):
+        sa[k] = y[k] if mask[k] else 0.0
+    yi = y[i]
+    if mask[i]:
+        sa[i] = 0.0
+        for p in range(f):
+            rhs[p] = rhs[p] + K[F[p], i] * yi  # i leaves S (it starts in L)
+    attract_i = -a * yi / n > 0
+    zs[i] = _LOW
+    fx[0] = i
+    nfx = 1
+    lo_b, hi_b = SLIDE_MARGIN / 2, 1.0 - SLIDE_MARGIN / 2
+    vmax = 0.0
+    for k in range(n):
+        vmax = max(vmax, abs(V[k]))
+    tol = 1e-9 * (abs(a) * (vmax + K[i, i] * abs(yi) / n))
+    woken = False
+    settled = False
+    M = Ms[j]
+    for _ in range(4 * (f0 + 2)):
+        if f:
+            _matvec(M, f, rhs, eF)
+        kbest = n
+        for p in range(f):
+            al[p] = eF[p] / y[F[p]]
+            if not (al[p] > lo_b and al[p] < hi_b) and F[p] < kbest:
+                kbest = F[p]
+        for q in range(nfx):
+            k = fx[q]
+            # velocity a (K e_new)_k / n = a (V_k + K_k,Z (e_new − e)_Z / n)
+            s = 0.0
+            for p in range(f):
+                s += K[k, F[p]] * (eF[p] - E[F[p]])
+            for r in range(nfx):
+                c = fx[r]
+                s += K[k, c] * (sa[c] - E[c])
+            vel = a * (V[k] + s / n)
+            if zs[k] == _LOW:
+                bad = vel > tol and (k != i or attract_i or not woken)
+            else:
+                bad = vel < -tol and (k != i or attract_i)
+            if bad and k < kbest:
+                kbest = k
+        if kbest == n:
+            settled = True
+            break
+        k = kbest
+        if zs[k] == _FREE:
+            p = 0
+            while F[p] != k:
+                p += 1
+            to_up = al[p] >= hi_b
+            _save_m(j, f, Ms, sMs, sflag, msaved)
+            _downdate(M, f, p, mk)
+            for q in range(p, f - 1):
+                F[q] = F[q + 1]
+                rhs[q] = rhs[q + 1]
+            f -= 1
+            if to_up:
+                zs[k] = _UP
+                sa[k] = y[k]
+                for q in range(f):
+                    rhs[q] = rhs[q] - K[F[q], k] * y[k]
+            else:
+                zs[k] = _LOW
+            fx[nfx] = k
+            nfx += 1
+        elif k == i and not attract_i:
+            zs[i] = _UP  # a repelling coordinate pushed upwards activates
+            sa[i] = yi
+            for q in range(f):
+                rhs[q] = rhs[q] - K[F[q], i] * yi
+            woken = True
+        else:
+            if zs[k] == _UP:
+                sa[k] = 0.0
+                for q in range(f):
+                    rhs[q] = rhs[q] + K[F[q], k] * y[k]
+            q = 0
+            while fx[q] != k:
+                q += 1
+            for r in range(q, nfx - 1):
+                fx[r] = fx[r + 1]
+            nfx -= 1
+            for q in range(f):
+                kF[q] = K[F[q], k]
+            if f:
+                _matvec(M, f, kF, mF)
+            s = 0.0
+            for q in range(f):
+                s += kF[q] * mF[q]
+            sc = K[k, k] - s
+            if not sc > 1e-12 * K[k, k]:
+                break
+            _save_m(j, f, Ms, sMs, sflag, msaved)
+            if M.size < (f + 1) * (f + 1):
+                M2 = np.empty(max(2 * M.size, (f + 1) * (f + 1), 16))
+                M2[: f * f] = M[: f * f]
+                Ms[j] = M2
+                M = M2
+            _border(M, f, mF, sc)
+            rhs[f] = -np.dot(K[k], sa)
+            F[f] = k
+            zs[k] = _FREE
+            f += 1
+    if not settled:
+        for p in range(f):
+            zs[F[p]] = _OUT
+        for q in range(nfx):
+            zs[fx[q]] = _OUT
+        return False
+    # new labels on Z: y (active), e_F (sliding), 0 (inactive); V += K (e_new − e) / n
+    cnt = 0
+    for p in range(f):
+        c = F[p]
+        d = eF[p] - E[c]
+        E[c] = eF[p]
+        if d != 0.0:
+            w.idx[cnt] = c
+            coef[cnt] = d
+            cnt += 1
+    for q in range(nfx):
+        c = fx[q]
+        d = sa[c] - E[c]
+        E[c] = sa[c]
+        if d != 0.0:
+            w.idx[cnt] = c
+            coef[cnt] = d
+            cnt += 1
+    if cnt:
+        _add_rows(K, w.idx, coef, cnt, acc)
+        for k in range(n):
+            V[k] += acc[k] / n
+    for p in range(f):
+        V[F[p]] = 0.0
+    # modes and log, Z in increasing order
+    nl = ctr[0]
+    for c in range(n):
+        z = zs[c]
+        if z == _OUT:
+            continue
+        old_act, old_sl = mask[c], slid[c]
+        act, sl = z == _UP, z == _FREE
+        mask[c] = act
+        slid[c] = sl
+        if act != old_act or sl != old_sl:
+            Lt[nl] = t
+            Lf[nl] = j * n + c
+            Lu[nl] = act
+            Ls[nl] = sl and not old_sl
+            if Ls[nl]:
+                ctr[1] += 1
+            nl += 1
+        zs[c] = _OUT
+    ctr[0] = nl
+    for p in range(f):
+        X[0, j, p] = F[p]
+        RHS[j, p] = rhs[p]
+    C[j, 0] = f
+    return True
+
+
+@njit(cache=True)
+def advance(T, K, y, P, R, B, X, C, RHS, Ms, sP, sR, sB, sX, sC, sRHS, sMs, sflag, msaved, Lt, Lf, Lu, Ls, ctr, w):
+    """Process the events of every neuron at times ``<= T``, in time order.
+
+    Returns ``(DONE, -1)``; ``(FALLBACK, j)`` when neuron ``j`` has been moved to
+    its event (crossing coordinates at 0) and its zero set is left to the caller;
+    ``(LOG_FULL, j)`` when the log needs room before neuron ``j``'s event.
+    """
+    m, n = P.shape[0], K.shape[0]
+    while True:
+        j = 0
+        for k in range(1, m):
+            if P[k, TNEXT] < P[j, TNEXT]:
+                j = k
+        if not P[j, TNEXT] <= T:
+            return DONE, -1
+        f, c = C[j, 0], C[j, 1]
+        if ctr[0] + f + c > Lt.size:
+            return LOG_FULL, j
+        if not sflag[j]:
+            _save(j, P, R, B, X, C, RHS, sP, sR, sB, sX, sC, sRHS)
+            sflag[j] = True
+        tau = P[j, CTAU]
+        A, a = alpha_a(P[j, A0], P[j, V0], P[j, KAP], tau)
+        U, V, slid = R[0, j], R[2, j], B[1, j]
+        for i in range(n):
+            U[i] = 0.0 if slid[i] else U[i] + A * V[i]
+        for q in range(c):
+            U[X[1, j, q]] = 0.0
+        kap = P[j, KAP]
+        P[j, Q0] = P[j, Q0] + 2.0 * A * P[j, V0] + A * A * (kap * kap)
+        t = P[j, T0] + tau
+        P[j, T0] = t
+        P[j, A0] = a
+        if c == 1 and _incremental(
+            j, a, X[1, j, 0], t, K, y, R, B, X, C, RHS, Ms, sMs, sflag, msaved, Lt, Lf, Lu, Ls, ctr, w
+        ):
+            segment(j, K, P, R, B, X, C, w.wb, w.tb)
+            continue
+        _save_m(j, f, Ms, sMs, sflag, msaved)
+        return FALLBACK, j
