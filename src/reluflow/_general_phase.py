@@ -34,7 +34,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from numba.typed import List
 
 from . import _general_phase_numba as NB
 from ._dynamics import Recorder
@@ -88,21 +87,79 @@ class _Neurons:
         self.X = np.zeros((2, m, n), dtype=np.int64)  # sliding set in M's order, next crossing
         self.C = np.zeros((m, 2), dtype=np.int64)  # their counts
         self.RHS = np.zeros((m, n))  # −K_ΣS y_S
-        self.Ms = List([np.zeros(16) for _ in range(m)])  # K_ΣΣ⁻¹, row-major
+        # K_ΣΣ⁻¹ of each neuron in a pool row (empty at first), m + 2 rows to start with
+        self.pool = np.zeros((m + 2, min(n, 16) ** 2))
+        self.mr = np.full((2, m), -1, dtype=np.int64)
+        self.mr[0] = np.arange(m)
+        self.free = np.arange(m + 1, m - 1, -1, dtype=np.int64)
         # snapshots for rollback
         self.sP, self.sR, self.sB = np.zeros_like(self.P), np.zeros_like(self.R), np.zeros_like(self.B)
         self.sX, self.sC, self.sRHS = np.zeros_like(self.X), np.zeros_like(self.C), np.zeros_like(self.RHS)
-        self.sMs = List([np.zeros(16) for _ in range(m)])
         self.sflag = np.zeros(m, dtype=bool)
         self.msaved = np.zeros(m, dtype=bool)
         # event log: time, flat index j n + i, activated, entered sliding; (count, sliding entries)
         cap = 4 * n + 64
         self.Lt, self.Lf = np.zeros(cap), np.zeros(cap, dtype=np.int64)
         self.Lu, self.Ls = np.zeros(cap, dtype=bool), np.zeros(cap, dtype=bool)
-        self.ctr = np.zeros(2, dtype=np.int64)
+        # counts: log entries, sliding entries among them, free pool rows, recorded rows
+        self.ctr = np.array([0, 0, self.free.size, 0], dtype=np.int64)
+        self._rows(256)
         self.w = NB.work(n)
         for j in range(m):
             self._segment(j)
+
+    def _rows(self, cap: int) -> None:
+        """Room for ``cap`` recorded grid rows (time, a, in-span ‖w‖², loss, active counts)."""
+        k, m = int(self.ctr[3]), self.m
+        old = getattr(self, "rt", None)
+        new = (np.zeros(cap), np.zeros((cap, m)), np.zeros((cap, m)), np.zeros(cap),
+               np.zeros((cap, m), dtype=np.int64))  # fmt: skip
+        if old is not None:
+            for a, b in zip(new, (self.rt, self.ra, self.rq, self.rl, self.rc), strict=True):
+                a[:k] = b[:k]
+        self.rt, self.ra, self.rq, self.rl, self.rc = new
+
+    def _act(self, code: int, j: int) -> None:
+        """Make room (log, pool) or resolve an unsettled event, as the kernel asked."""
+        if code == NB.LOG_FULL:
+            k, cap = int(self.ctr[0]), 2 * self.Lt.size + self.n
+            for name in ("Lt", "Lf", "Lu", "Ls"):
+                old = getattr(self, name)
+                new = np.zeros(cap, dtype=old.dtype)
+                new[:k] = old[:k]
+                setattr(self, name, new)
+        elif code == NB.GROW:
+            self._grow(int(self.C[j, 0]) + 1)
+        elif code == NB.FALLBACK:
+            self._fallback(j)
+        else:
+            raise AssertionError(f"unexpected kernel code {code}")
+
+    def run_grid(self, rec: Recorder, t_cap: float, bound: np.ndarray) -> tuple[bool, float, float]:
+        """Follow the recorder's grid while the outputs stay small (:func:`NB.grid`).
+
+        Returns ``(reached_cap, lo, T)``: small up to ``t_cap`` (then ``lo = T = t_cap``),
+        or the bound reached in ``(lo, T]`` with the state at ``T``. Advances
+        ``rec.next_t`` past the recorded grid points.
+        """
+        gs = np.array([rec.next_t, 0.0, 0.0])
+        resume = False
+        while True:
+            code, j = NB.grid(
+                gs, rec.ratio, t_cap, bound, resume, self.K, self.y, self.P, self.R, self.B,
+                self.X, self.C, self.RHS, self.pool, self.mr, self.sP, self.sR, self.sB, self.sX,
+                self.sC, self.sRHS, self.sflag, self.msaved, self.free, self.Lt, self.Lf, self.Lu,
+                self.Ls, self.ctr, self.w, self.rt, self.ra, self.rq, self.rl, self.rc,
+            )  # fmt: skip
+            if code == NB.ROWS_FULL:
+                self._rows(2 * self.rt.size)
+                resume = False
+            elif code in (NB.NOT_SMALL, NB.AT_CAP):
+                rec.next_t = float(gs[0])
+                return code == NB.AT_CAP, float(gs[1]), float(gs[2])
+            else:
+                self._act(code, j)
+                resume = True
 
     def _segment(self, j: int) -> None:
         NB.segment(j, self.K, self.P, self.R, self.B, self.X, self.C, self.w.wb, self.w.tb)
@@ -111,32 +168,41 @@ class _Neurons:
         """Process every event at times <= T (snapshotting each touched neuron once)."""
         while True:
             code, j = NB.advance(
-                T, self.K, self.y, self.P, self.R, self.B, self.X, self.C, self.RHS, self.Ms,
-                self.sP, self.sR, self.sB, self.sX, self.sC, self.sRHS, self.sMs, self.sflag,
-                self.msaved, self.Lt, self.Lf, self.Lu, self.Ls, self.ctr, self.w,
+                T, self.K, self.y, self.P, self.R, self.B, self.X, self.C, self.RHS, self.pool,
+                self.mr, self.sP, self.sR, self.sB, self.sX, self.sC, self.sRHS, self.sflag,
+                self.msaved, self.free, self.Lt, self.Lf, self.Lu, self.Ls, self.ctr, self.w,
             )  # fmt: skip
             if code == NB.DONE:
                 return
-            if code == NB.LOG_FULL:
-                k, cap = int(self.ctr[0]), 2 * self.Lt.size + self.n
-                for name in ("Lt", "Lf", "Lu", "Ls"):
-                    old = getattr(self, name)
-                    new = np.zeros(cap, dtype=old.dtype)
-                    new[:k] = old[:k]
-                    setattr(self, name, new)
-                continue
-            self._fallback(j)
+            self._act(code, j)
+
+    def _grow(self, side: int) -> None:
+        """Room in the pool for a ``side × side`` matrix and two free rows."""
+        rows, cap = self.pool.shape
+        nfree = int(self.ctr[2])
+        if side * side <= cap and nfree >= 2:
+            return
+        cap2 = cap if side * side <= cap else max(side * side, 2 * cap)
+        rows2 = rows if nfree >= 2 else rows + max(2, self.m // 2)
+        pool = np.zeros((rows2, cap2))
+        pool[:rows, :cap] = self.pool
+        self.pool = pool
+        if rows2 > rows:
+            free = np.zeros(rows2, dtype=np.int64)
+            free[:nfree] = self.free[:nfree]
+            free[nfree : nfree + rows2 - rows] = np.arange(rows2 - 1, rows - 1, -1)
+            self.free = free
+            self.ctr[2] = nfree + rows2 - rows
 
     def clear(self) -> None:
         """Forget the snapshots: the current state is the new rollback point."""
-        self.sflag[:] = False
-        self.msaved[:] = False
+        NB.clear(self.sflag, self.msaved, self.mr, self.free, self.ctr)
 
     def rollback(self, t_lo: float) -> None:
         """Back to the snapshots (the state at ``t_lo``), dropping later log entries."""
         NB.rollback(
-            t_lo, self.P, self.R, self.B, self.X, self.C, self.RHS, self.Ms, self.sP, self.sR,
-            self.sB, self.sX, self.sC, self.sRHS, self.sMs, self.sflag, self.msaved, self.Lt,
+            t_lo, self.P, self.R, self.B, self.X, self.C, self.RHS, self.mr, self.sP, self.sR,
+            self.sB, self.sX, self.sC, self.sRHS, self.sflag, self.msaved, self.free, self.Lt,
             self.Ls, self.ctr,
         )  # fmt: skip
 
@@ -169,7 +235,9 @@ class _Neurons:
         self.X[0, j, : S.size] = S
         self.C[j, 0] = S.size
         self.RHS[j, : S.size] = rhs
-        self.Ms[j] = np.concatenate([minv.ravel(), np.zeros(16)])
+        self._grow(max(S.size, 1))
+        NB.set_m(j, np.ascontiguousarray(minv).ravel(), self.pool, self.mr, self.sflag,
+                 self.msaved, self.free, self.ctr)  # fmt: skip
         # e ← E_new, V ← V + K (E_new − e) / n over the changed entries
         dE = E_new - self.E[j]
         ch = np.flatnonzero(dE)
@@ -229,41 +297,24 @@ def general_initial_phase(
     bound = eps * np.maximum(np.abs(y), 1e-3 * ymax)
     nr = _Neurons(data, net, field)
 
-    def small(t: float) -> tuple[bool, tuple]:
-        a, _, q, f = nr.state_at(t)  # the recorder needs a, ‖w‖² and the outputs
-        return bool(np.all(np.abs(f) <= bound)), (a, q, f)
+    def small(t: float) -> bool:
+        return bool(np.all(np.abs(nr.state_at(t)[3]) <= bound))
 
-    rows: list[tuple] = []
-    lo = 0.0
-    t1 = None
-    while True:
-        T = rec.next_t
-        last = T >= t_cap
-        if last:
-            T = t_cap
-        nr.clear()
-        nr.advance(T)
-        ok, st = small(T)
-        if ok:
-            lo = T
-            if not last:
-                rows.append((T, st, nr.mask.sum(axis=1)))
-                rec.next_t *= rec.ratio
-                continue
-            t1 = T
-            break
-        # the outputs reached the bound in (lo, T]: bisect on the state saved at lo
-        if lo == 0.0:
-            nr.rollback(0.0)
-            return None
-        hi = T
+    at_cap, lo, hi = nr.run_grid(rec, t_cap, bound)
+    if at_cap:
+        t1 = lo
+    elif lo == 0.0:
+        # not small at the first grid point: no phase
+        nr.rollback(0.0)
+        return None
+    else:
+        # the outputs reached the bound in (lo, hi]: bisect on the state saved at lo
         nr.rollback(lo)
         nr.clear()
         for _ in range(60):
             mid = 0.5 * (lo + hi)
             nr.advance(mid)
-            ok, _ = small(mid)
-            if ok:
+            if small(mid):
                 lo = mid
                 nr.clear()
             else:
@@ -272,15 +323,14 @@ def general_initial_phase(
             if hi - lo <= 1e-9 * hi:
                 break
         t1 = lo
-        break
+    k = int(nr.ctr[3])
     a1, u1, q1, f1 = nr.state_at(t1)
-    rows.append((t1, (a1, q1, f1), nr.mask.sum(axis=1)))
-    times = np.array([r[0] for r in rows])
-    a_all = np.array([r[1][0] for r in rows])
-    wsq = np.array([nr.w_perp_sq + r[1][1] for r in rows])
-    res = np.array([r[1][2] for r in rows]) - y[None, :]
-    loss = (res * res).sum(axis=1) / (2 * data.n)
-    act = np.array([r[2] for r in rows])
+    r1 = f1 - y
+    times = np.append(nr.rt[:k], t1)
+    a_all = np.vstack([nr.ra[:k], a1])
+    wsq = np.vstack([nr.rq[:k], q1]) + nr.w_perp_sq
+    loss = np.append(nr.rl[:k], (r1 @ r1) / (2 * data.n))
+    act = np.vstack([nr.rc[:k], nr.mask.sum(axis=1)])
     rec.extend(times, loss, a_all, wsq, act)
     kt, kf, ku, ks, entries = nr.log()
     return GeneralPhase(

@@ -21,12 +21,18 @@ State layout (arrays owned by the caller, rows are neurons):
 * ``R`` (3, m, n) float: ``U, e, V``; ``B`` (2, m, n) bool: active, sliding;
 * ``X`` (2, m, n) int64: the sliding set ``Σ`` in the order of ``M``'s rows,
   the coordinates crossing at the next event; ``C`` (m, 2) int64: their counts;
-* ``RHS`` (m, n) float: ``−K_Σ,S y_S``; ``Ms``: typed list, ``M`` of neuron
-  ``j`` row-major with stride ``|Σ_j|`` in ``Ms[j]`` (capacity grown here).
+* ``RHS`` (m, n) float: ``−K_Σ,S y_S``;
+* ``pool`` (rows, cap) float: the matrices ``M``, row-major with stride ``|Σ_j|``
+  at the head of a pool row; ``mr`` (2, m) int64: the pool rows of each neuron's
+  current ``M`` and of its snapshot (−1: none); ``free``: a stack of unused pool
+  rows, ``ctr[2]`` of them. ``M`` changes out of place (a bordered inverse or
+  a downdate is written to a free row, the old row is freed or kept as the
+  snapshot), so that a snapshot never copies it.
 
 Rollback (the outputs reached the bound inside a grid interval): the first
 event of a neuron after :func:`clear` copies its row into the ``s*`` arrays
-(``M`` only when about to change), and :func:`rollback` restores them and
+(``M`` is not copied: its first change after the snapshot is written to a
+new buffer and the old one kept), and :func:`rollback` restores them and
 drops the later log entries.
 """
 
@@ -48,7 +54,7 @@ _W_SLACK = 1e-6
 
 T0, A0, Q0, KAP, V0, TNEXT, CTAU = range(7)
 N_P = 7
-DONE, FALLBACK, LOG_FULL = range(3)
+DONE, FALLBACK, LOG_FULL, GROW, ROWS_FULL, NOT_SMALL, AT_CAP = range(7)
 
 # zone of a coordinate of the zero set during the pivots
 _OUT, _LOW, _UP, _FREE = 0, 1, 2, 3
@@ -199,7 +205,7 @@ def state_at(t, P, R, B):
 
 @njit(cache=True)
 def _save(j, P, R, B, X, C, RHS, sP, sR, sB, sX, sC, sRHS):
-    """Copy neuron ``j``'s row into the snapshot (``M`` apart, see :func:`_save_m`)."""
+    """Copy neuron ``j``'s row into the snapshot (``M`` apart, see :func:`_put`)."""
     sP[j] = P[j]
     sR[:, j] = R[:, j]
     sB[:, j] = B[:, j]
@@ -212,18 +218,51 @@ def _save(j, P, R, B, X, C, RHS, sP, sR, sB, sX, sC, sRHS):
 
 
 @njit(cache=True)
-def _save_m(j, f, Ms, sMs, sflag, msaved):
-    """Snapshot ``M`` of neuron ``j`` (``f × f``) before its first change since the snapshot."""
-    if sflag[j] and not msaved[j]:
-        if sMs[j].size < f * f:
-            sMs[j] = np.empty(max(f * f, 1))
-        sMs[j][: f * f] = Ms[j][: f * f]
-        msaved[j] = True
+def _take(free, ctr):
+    """A free pool row."""
+    ctr[2] -= 1
+    return free[ctr[2]]
 
 
 @njit(cache=True)
-def rollback(t_lo, P, R, B, X, C, RHS, Ms, sP, sR, sB, sX, sC, sRHS, sMs, sflag, msaved, Lt, Ls, ctr):
-    """Restore every snapshot neuron and drop the log entries after ``t_lo``."""
+def _put(j, D, mr, sflag, msaved, free, ctr):
+    """Make pool row ``D`` neuron ``j``'s ``M``; the old row becomes the snapshot or is freed."""
+    old = mr[0, j]
+    mr[0, j] = D
+    if sflag[j] and not msaved[j]:
+        mr[1, j] = old
+        msaved[j] = True
+    else:
+        free[ctr[2]] = old
+        ctr[2] += 1
+
+
+@njit(cache=True)
+def set_m(j, Mflat, pool, mr, sflag, msaved, free, ctr):
+    """Give neuron ``j`` the row-major ``M`` in ``Mflat`` (needs a free row of room)."""
+    D = _take(free, ctr)
+    pool[D, : Mflat.size] = Mflat
+    _put(j, D, mr, sflag, msaved, free, ctr)
+
+
+@njit(cache=True)
+def clear(sflag, msaved, mr, free, ctr):
+    """Forget the snapshots (their ``M`` rows go back to the free stack)."""
+    for j in range(sflag.size):
+        if msaved[j]:
+            free[ctr[2]] = mr[1, j]
+            ctr[2] += 1
+            mr[1, j] = -1
+        sflag[j] = False
+        msaved[j] = False
+
+
+@njit(cache=True)
+def rollback(t_lo, P, R, B, X, C, RHS, mr, sP, sR, sB, sX, sC, sRHS, sflag, msaved, free, Lt, Ls, ctr):
+    """Restore every snapshot neuron and drop the log entries after ``t_lo``.
+
+    The snapshots stay (a later rollback to the same time may follow).
+    """
     m = P.shape[0]
     for j in range(m):
         if not sflag[j]:
@@ -238,9 +277,12 @@ def rollback(t_lo, P, R, B, X, C, RHS, Ms, sP, sR, sB, sX, sC, sRHS, sMs, sflag,
         X[1, j, :c] = sX[1, j, :c]
         RHS[j, :f] = sRHS[j, :f]
         if msaved[j]:
-            if Ms[j].size < f * f:
-                Ms[j] = np.empty(max(f * f, 1))
-            Ms[j][: f * f] = sMs[j][: f * f]
+            # the snapshot's M becomes current; its next change saves it again
+            free[ctr[2]] = mr[0, j]
+            ctr[2] += 1
+            mr[0, j] = mr[1, j]
+            mr[1, j] = -1
+            msaved[j] = False
     k = ctr[0]
     while k > 0 and Lt[k - 1] > t_lo:
         k -= 1
@@ -251,61 +293,47 @@ def rollback(t_lo, P, R, B, X, C, RHS, Ms, sP, sR, sB, sX, sC, sRHS, sMs, sflag,
 
 @njit(cache=True)
 def _matvec(M, f, x, out):
-    """``out = M x`` for the row-major ``f × f`` matrix ``M`` (four partial sums per row)."""
-    for r in range(f):
-        o = r * f
-        s0 = 0.0
-        s1 = 0.0
-        s2 = 0.0
-        s3 = 0.0
-        c = 0
-        while c + 4 <= f:
-            s0 += M[o + c] * x[c]
-            s1 += M[o + c + 1] * x[c + 1]
-            s2 += M[o + c + 2] * x[c + 2]
-            s3 += M[o + c + 3] * x[c + 3]
-            c += 4
-        while c < f:
-            s0 += M[o + c] * x[c]
-            c += 1
-        out[r] = (s0 + s1) + (s2 + s3)
+    """``out = M x`` for the row-major ``f × f`` matrix stored at the head of ``M``."""
+    out[:f] = np.dot(M[: f * f].reshape((f, f)), x[:f])
 
 
 @njit(cache=True)
-def _downdate(M, f, p, mk):
-    """``M ← M_{−p,−p} − M_{−p,p} M_{−p,p}ᵀ / M_pp`` in place (stride ``f`` → ``f − 1``)."""
+def _downdate(M, f, p, mk, D):
+    """``D ← M_{−p,−p} − M_{−p,p} M_{−p,p}ᵀ / M_pp`` (``f − 1`` square, row-major)."""
     mpp = M[p * f + p]
     k = 0
     for r in range(f):
         if r != p:
             mk[k] = M[r * f + p]
             k += 1
-    # each target index is at most its source index: compact in increasing order
-    rr = 0
-    for r in range(f):
-        if r == p:
-            continue
-        cc = 0
-        for c in range(f):
-            if c == p:
-                continue
-            M[rr * (f - 1) + cc] = M[r * f + c] - mk[rr] * mk[cc] / mpp
-            cc += 1
-        rr += 1
+    g = f - 1
+    for rr in range(g):
+        r = rr if rr < p else rr + 1
+        h = mk[rr] / mpp
+        src = M[r * f : r * f + f]  # row views: loops from 0 vectorise
+        dst = D[rr * g : rr * g + g]
+        for cc in range(p):
+            dst[cc] = src[cc] - h * mk[cc]
+        src1 = src[1:]
+        for cc in range(p, g):
+            dst[cc] = src1[cc] - h * mk[cc]
 
 
 @njit(cache=True)
-def _border(M, f, mF, sc):
-    """Bordered inverse: ``[[M + m mᵀ/s, −m/s], [−mᵀ/s, 1/s]]`` in place (stride ``f`` → ``f + 1``)."""
+def _border(M, f, mF, sc, D):
+    """Bordered inverse ``D ← [[M + m mᵀ/s, −m/s], [−mᵀ/s, 1/s]]`` (``f + 1`` square)."""
     g = f + 1
-    # each target index is at least its source index: expand in decreasing order
-    for r in range(f - 1, -1, -1):
-        for c in range(f - 1, -1, -1):
-            M[r * g + c] = M[r * f + c] + mF[r] * mF[c] / sc
-        M[r * g + f] = -mF[r] / sc
+    for r in range(f):
+        h = mF[r] / sc
+        src = M[r * f : r * f + f]
+        dst = D[r * g : r * g + g]
+        for c in range(f):
+            dst[c] = src[c] + h * mF[c]
+        dst[f] = -mF[r] / sc
+    last = D[f * g : f * g + g]
     for c in range(f):
-        M[f * g + c] = -mF[c] / sc
-    M[f * g + f] = 1.0 / sc
+        last[c] = -mF[c] / sc
+    last[f] = 1.0 / sc
 
 
 @njit(cache=True)
@@ -330,7 +358,7 @@ def _add_rows(K, idx, coef, cnt, acc):
 
 
 @njit(cache=True)
-def _incremental(j, a, i, t, K, y, R, B, X, C, RHS, Ms, sMs, sflag, msaved, Lt, Lf, Lu, Ls, ctr, w):
+def _incremental(j, a, i, t, K, y, R, B, X, C, RHS, pool, mr, sflag, msaved, free, Lt, Lf, Lu, Ls, ctr, w):
     """Resolve neuron ``j``'s zero set ``{i} ∪ Σ`` by single principal pivots on ``M = K_ΣΣ⁻¹``.
 
     The modes solve the box complementarity problem of
@@ -376,7 +404,7 @@ def _incremental(j, a, i, t, K, y, R, B, X, C, RHS, Ms, sMs, sflag, msaved, Lt, 
     tol = 1e-9 * (abs(a) * (vmax + K[i, i] * abs(yi) / n))
     woken = False
     settled = False
-    M = Ms[j]
+    M = pool[mr[0, j]]
     for _ in range(4 * (f0 + 2)):
         if f:
             _matvec(M, f, rhs, eF)
@@ -410,8 +438,10 @@ def _incremental(j, a, i, t, K, y, R, B, X, C, RHS, Ms, sMs, sflag, msaved, Lt, 
             while F[p] != k:
                 p += 1
             to_up = al[p] >= hi_b
-            _save_m(j, f, Ms, sMs, sflag, msaved)
-            _downdate(M, f, p, mk)
+            D = _take(free, ctr)
+            _downdate(M, f, p, mk, pool[D])
+            _put(j, D, mr, sflag, msaved, free, ctr)
+            M = pool[D]
             for q in range(p, f - 1):
                 F[q] = F[q + 1]
                 rhs[q] = rhs[q + 1]
@@ -452,13 +482,10 @@ def _incremental(j, a, i, t, K, y, R, B, X, C, RHS, Ms, sMs, sflag, msaved, Lt, 
             sc = K[k, k] - s
             if not sc > 1e-12 * K[k, k]:
                 break
-            _save_m(j, f, Ms, sMs, sflag, msaved)
-            if M.size < (f + 1) * (f + 1):
-                M2 = np.empty(max(2 * M.size, (f + 1) * (f + 1), 16))
-                M2[: f * f] = M[: f * f]
-                Ms[j] = M2
-                M = M2
-            _border(M, f, mF, sc)
+            D = _take(free, ctr)
+            _border(M, f, mF, sc, pool[D])
+            _put(j, D, mr, sflag, msaved, free, ctr)
+            M = pool[D]
             rhs[f] = -np.dot(K[k], sa)
             F[f] = k
             zs[k] = _FREE
@@ -521,12 +548,13 @@ def _incremental(j, a, i, t, K, y, R, B, X, C, RHS, Ms, sMs, sflag, msaved, Lt, 
 
 
 @njit(cache=True)
-def advance(T, K, y, P, R, B, X, C, RHS, Ms, sP, sR, sB, sX, sC, sRHS, sMs, sflag, msaved, Lt, Lf, Lu, Ls, ctr, w):
+def advance(T, K, y, P, R, B, X, C, RHS, pool, mr, sP, sR, sB, sX, sC, sRHS, sflag, msaved, free, Lt, Lf, Lu, Ls, ctr, w):
     """Process the events of every neuron at times ``<= T``, in time order.
 
     Returns ``(DONE, -1)``; ``(FALLBACK, j)`` when neuron ``j`` has been moved to
     its event (crossing coordinates at 0) and its zero set is left to the caller;
-    ``(LOG_FULL, j)`` when the log needs room before neuron ``j``'s event.
+    ``(LOG_FULL, j)`` when the log, ``(GROW, j)`` when the pool needs room
+    before neuron ``j``'s event.
     """
     m, n = P.shape[0], K.shape[0]
     while True:
@@ -539,6 +567,8 @@ def advance(T, K, y, P, R, B, X, C, RHS, Ms, sP, sR, sB, sX, sC, sRHS, sMs, sfla
         f, c = C[j, 0], C[j, 1]
         if ctr[0] + f + c > Lt.size:
             return LOG_FULL, j
+        if ctr[2] < 2 or pool.shape[1] < (f + 1) * (f + 1):
+            return GROW, j  # an event holds at most one more row, of at most (f + 1)²
         if not sflag[j]:
             _save(j, P, R, B, X, C, RHS, sP, sR, sB, sX, sC, sRHS)
             sflag[j] = True
@@ -555,9 +585,69 @@ def advance(T, K, y, P, R, B, X, C, RHS, Ms, sP, sR, sB, sX, sC, sRHS, sMs, sfla
         P[j, T0] = t
         P[j, A0] = a
         if c == 1 and _incremental(
-            j, a, X[1, j, 0], t, K, y, R, B, X, C, RHS, Ms, sMs, sflag, msaved, Lt, Lf, Lu, Ls, ctr, w
+            j, a, X[1, j, 0], t, K, y, R, B, X, C, RHS, pool, mr, sflag, msaved, free, Lt, Lf, Lu, Ls, ctr, w
         ):
             segment(j, K, P, R, B, X, C, w.wb, w.tb)
             continue
-        _save_m(j, f, Ms, sMs, sflag, msaved)
         return FALLBACK, j
+
+
+@njit(cache=True)
+def grid(
+    gs, ratio, t_cap, bound, resume, K, y, P, R, B, X, C, RHS, pool, mr, sP, sR, sB, sX, sC,
+    sRHS, sflag, msaved, free, Lt, Lf, Lu, Ls, ctr, w, rt, ra, rq, rl, rc,
+):  # fmt: skip
+    """Advance through the recorder's grid ``gs[0], gs[0]·ratio, …`` while the outputs are small.
+
+    At each grid time ``T`` (``t_cap`` at the last) the snapshots are cleared,
+    the events up to ``T`` processed, and ``|f_i| <= bound_i`` tested; a small
+    state is recorded (``t, a, ‖w‖² − ‖w^⊥‖², loss, active counts`` into row
+    ``ctr[3]`` of ``rt, ra, rq, rl, rc``) and the grid moves on. ``gs``:
+    ``[next grid time, last small time lo, current T]``. Returns ``NOT_SMALL``
+    (the bound is reached in ``(lo, T]``, the state is at ``T``), ``AT_CAP``
+    (small up to ``t_cap``), or a code of :func:`advance` / ``ROWS_FULL`` for
+    the caller to act on before calling again with ``resume`` (``ROWS_FULL``:
+    without).
+    """
+    m, n = P.shape[0], K.shape[0]
+    while True:
+        T = gs[0]
+        last = T >= t_cap
+        if last:
+            T = t_cap
+        gs[2] = T
+        if not resume:
+            if ctr[3] == rt.size:
+                return ROWS_FULL, -1
+            clear(sflag, msaved, mr, free, ctr)
+        resume = False
+        code, j = advance(
+            T, K, y, P, R, B, X, C, RHS, pool, mr, sP, sR, sB, sX, sC, sRHS, sflag, msaved,
+            free, Lt, Lf, Lu, Ls, ctr, w,
+        )  # fmt: skip
+        if code != DONE:
+            return code, j
+        a, _, q, f = state_at(T, P, R, B)
+        for i in range(n):
+            if not abs(f[i]) <= bound[i]:
+                return NOT_SMALL, -1
+        gs[1] = T
+        if last:
+            return AT_CAP, -1
+        k = ctr[3]
+        rt[k] = T
+        ra[k] = a
+        rq[k] = q
+        ss = 0.0
+        for i in range(n):
+            d = f[i] - y[i]
+            ss += d * d
+        rl[k] = ss / (2 * n)
+        for jj in range(m):
+            cnt = 0
+            for i in range(n):
+                if B[0, jj, i]:
+                    cnt += 1
+            rc[k, jj] = cnt
+        ctr[3] = k + 1
+        gs[0] = gs[0] * ratio
