@@ -41,6 +41,13 @@ from ._field import SLIDE_MARGIN, Field
 from .data import Dataset
 from .network import Network
 
+# initial room (grown on demand): side of the pool's matrices, log entries per sample, grid rows
+_POOL_SIDE0 = 16
+_LOG_PER_SAMPLE0 = 4
+_ROWS0 = 256
+# single principal pivots in the kernel (False: every event through Field.resolve_zero_set)
+_PIVOTS = True
+
 
 @dataclass(frozen=True)
 class GeneralPhase:
@@ -88,23 +95,24 @@ class _Neurons:
         self.C = np.zeros((m, 2), dtype=np.int64)  # their counts
         self.RHS = np.zeros((m, n))  # −K_ΣS y_S
         # K_ΣΣ⁻¹ of each neuron in a pool row (empty at first), m + 2 rows to start with
-        self.pool = np.zeros((m + 2, min(n, 16) ** 2))
+        self.pool = np.zeros((m + 2, min(n, _POOL_SIDE0) ** 2))
         self.mr = np.full((2, m), -1, dtype=np.int64)
         self.mr[0] = np.arange(m)
         self.free = np.arange(m + 1, m - 1, -1, dtype=np.int64)
         # snapshots for rollback
-        self.sP, self.sR, self.sB = np.zeros_like(self.P), np.zeros_like(self.R), np.zeros_like(self.B)
-        self.sX, self.sC, self.sRHS = np.zeros_like(self.X), np.zeros_like(self.C), np.zeros_like(self.RHS)
+        self.sP, self.sR, self.sB = (np.zeros_like(x) for x in (self.P, self.R, self.B))
+        self.sX, self.sC, self.sRHS = (np.zeros_like(x) for x in (self.X, self.C, self.RHS))
         self.sflag = np.zeros(m, dtype=bool)
         self.msaved = np.zeros(m, dtype=bool)
         # event log: time, flat index j n + i, activated, entered sliding; (count, sliding entries)
-        cap = 4 * n + 64
+        cap = _LOG_PER_SAMPLE0 * n + 1
         self.Lt, self.Lf = np.zeros(cap), np.zeros(cap, dtype=np.int64)
         self.Lu, self.Ls = np.zeros(cap, dtype=bool), np.zeros(cap, dtype=bool)
         # counts: log entries, sliding entries among them, free pool rows, recorded rows
         self.ctr = np.array([0, 0, self.free.size, 0], dtype=np.int64)
-        self._rows(256)
+        self._rows(_ROWS0)
         self.w = NB.work(n)
+        self.pivots = _PIVOTS
         for j in range(m):
             self._segment(j)
 
@@ -146,10 +154,10 @@ class _Neurons:
         resume = False
         while True:
             code, j = NB.grid(
-                gs, rec.ratio, t_cap, bound, resume, self.K, self.y, self.P, self.R, self.B,
-                self.X, self.C, self.RHS, self.pool, self.mr, self.sP, self.sR, self.sB, self.sX,
-                self.sC, self.sRHS, self.sflag, self.msaved, self.free, self.Lt, self.Lf, self.Lu,
-                self.Ls, self.ctr, self.w, self.rt, self.ra, self.rq, self.rl, self.rc,
+                gs, rec.ratio, t_cap, bound, resume, self.pivots, self.K, self.y, self.P, self.R,
+                self.B, self.X, self.C, self.RHS, self.pool, self.mr, self.sP, self.sR, self.sB,
+                self.sX, self.sC, self.sRHS, self.sflag, self.msaved, self.free, self.Lt, self.Lf,
+                self.Lu, self.Ls, self.ctr, self.w, self.rt, self.ra, self.rq, self.rl, self.rc,
             )  # fmt: skip
             if code == NB.ROWS_FULL:
                 self._rows(2 * self.rt.size)
@@ -168,9 +176,10 @@ class _Neurons:
         """Process every event at times <= T (snapshotting each touched neuron once)."""
         while True:
             code, j = NB.advance(
-                T, self.K, self.y, self.P, self.R, self.B, self.X, self.C, self.RHS, self.pool,
-                self.mr, self.sP, self.sR, self.sB, self.sX, self.sC, self.sRHS, self.sflag,
-                self.msaved, self.free, self.Lt, self.Lf, self.Lu, self.Ls, self.ctr, self.w,
+                T, self.pivots, self.K, self.y, self.P, self.R, self.B, self.X, self.C, self.RHS,
+                self.pool, self.mr, self.sP, self.sR, self.sB, self.sX, self.sC, self.sRHS,
+                self.sflag, self.msaved, self.free, self.Lt, self.Lf, self.Lu, self.Ls, self.ctr,
+                self.w,
             )  # fmt: skip
             if code == NB.DONE:
                 return
@@ -211,7 +220,7 @@ class _Neurons:
         return NB.state_at(t, self.P, self.R, self.B)
 
     def _fallback(self, j: int) -> None:
-        """Resolve neuron ``j``'s event (moved there by the kernel) with ``Field.resolve_zero_set``."""
+        """Resolve neuron ``j``'s event (the kernel moved it there) by ``Field.resolve_zero_set``."""
         n, K, y = self.n, self.K, self.y
         cross = self.X[1, j, : self.C[j, 1]].copy()
         a, t = float(self.P[j, NB.A0]), float(self.P[j, NB.T0])

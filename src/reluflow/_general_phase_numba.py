@@ -258,7 +258,9 @@ def clear(sflag, msaved, mr, free, ctr):
 
 
 @njit(cache=True)
-def rollback(t_lo, P, R, B, X, C, RHS, mr, sP, sR, sB, sX, sC, sRHS, sflag, msaved, free, Lt, Ls, ctr):
+def rollback(
+    t_lo, P, R, B, X, C, RHS, mr, sP, sR, sB, sX, sC, sRHS, sflag, msaved, free, Lt, Ls, ctr
+):
     """Restore every snapshot neuron and drop the log entries after ``t_lo``.
 
     The snapshots stay (a later rollback to the same time may follow).
@@ -358,7 +360,9 @@ def _add_rows(K, idx, coef, cnt, acc):
 
 
 @njit(cache=True)
-def _incremental(j, a, i, t, K, y, R, B, X, C, RHS, pool, mr, sflag, msaved, free, Lt, Lf, Lu, Ls, ctr, w):
+def _incremental(
+    j, a, i, t, K, y, R, B, X, C, RHS, pool, mr, sflag, msaved, free, Lt, Lf, Lu, Ls, ctr, w
+):
     """Resolve neuron ``j``'s zero set ``{i} ∪ Σ`` by single principal pivots on ``M = K_ΣΣ⁻¹``.
 
     The modes solve the box complementarity problem of
@@ -379,7 +383,8 @@ def _incremental(j, a, i, t, K, y, R, B, X, C, RHS, pool, mr, sflag, msaved, fre
     E, V = R[1, j], R[2, j]
     mask, slid = B[0, j], B[1, j]
     F, fx, zs = w.F, w.fx, w.zs
-    rhs, sa, eF, al, kF, mF, mk, acc, coef = w.rhs, w.sa, w.eF, w.al, w.kF, w.mF, w.mk, w.acc, w.coef
+    rhs, sa, eF, al, kF, mF, mk = w.rhs, w.sa, w.eF, w.al, w.kF, w.mF, w.mk
+    acc, coef = w.acc, w.coef
     f0 = C[j, 0]
     f = f0
     for p in range(f):
@@ -548,13 +553,16 @@ def _incremental(j, a, i, t, K, y, R, B, X, C, RHS, pool, mr, sflag, msaved, fre
 
 
 @njit(cache=True)
-def advance(T, K, y, P, R, B, X, C, RHS, pool, mr, sP, sR, sB, sX, sC, sRHS, sflag, msaved, free, Lt, Lf, Lu, Ls, ctr, w):
+def advance(
+    T, pivots, K, y, P, R, B, X, C, RHS, pool, mr, sP, sR, sB, sX, sC, sRHS, sflag, msaved, free,
+    Lt, Lf, Lu, Ls, ctr, w,
+):  # fmt: skip
     """Process the events of every neuron at times ``<= T``, in time order.
 
     Returns ``(DONE, -1)``; ``(FALLBACK, j)`` when neuron ``j`` has been moved to
     its event (crossing coordinates at 0) and its zero set is left to the caller;
     ``(LOG_FULL, j)`` when the log, ``(GROW, j)`` when the pool needs room
-    before neuron ``j``'s event.
+    before neuron ``j``'s event. ``pivots`` False hands every event to the caller.
     """
     m, n = P.shape[0], K.shape[0]
     while True:
@@ -584,8 +592,9 @@ def advance(T, K, y, P, R, B, X, C, RHS, pool, mr, sP, sR, sB, sX, sC, sRHS, sfl
         t = P[j, T0] + tau
         P[j, T0] = t
         P[j, A0] = a
-        if c == 1 and _incremental(
-            j, a, X[1, j, 0], t, K, y, R, B, X, C, RHS, pool, mr, sflag, msaved, free, Lt, Lf, Lu, Ls, ctr, w
+        if pivots and c == 1 and _incremental(
+            j, a, X[1, j, 0], t, K, y, R, B, X, C, RHS, pool, mr, sflag, msaved, free, Lt, Lf,
+            Lu, Ls, ctr, w,
         ):
             segment(j, K, P, R, B, X, C, w.wb, w.tb)
             continue
@@ -594,7 +603,7 @@ def advance(T, K, y, P, R, B, X, C, RHS, pool, mr, sP, sR, sB, sX, sC, sRHS, sfl
 
 @njit(cache=True)
 def grid(
-    gs, ratio, t_cap, bound, resume, K, y, P, R, B, X, C, RHS, pool, mr, sP, sR, sB, sX, sC,
+    gs, ratio, t_cap, bound, resume, pivots, K, y, P, R, B, X, C, RHS, pool, mr, sP, sR, sB, sX, sC,
     sRHS, sflag, msaved, free, Lt, Lf, Lu, Ls, ctr, w, rt, ra, rq, rl, rc,
 ):  # fmt: skip
     """Advance through the recorder's grid ``gs[0], gs[0]·ratio, …`` while the outputs are small.
@@ -622,7 +631,7 @@ def grid(
             clear(sflag, msaved, mr, free, ctr)
         resume = False
         code, j = advance(
-            T, K, y, P, R, B, X, C, RHS, pool, mr, sP, sR, sB, sX, sC, sRHS, sflag, msaved,
+            T, pivots, K, y, P, R, B, X, C, RHS, pool, mr, sP, sR, sB, sX, sC, sRHS, sflag, msaved,
             free, Lt, Lf, Lu, Ls, ctr, w,
         )  # fmt: skip
         if code != DONE:
