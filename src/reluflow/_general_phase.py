@@ -113,6 +113,7 @@ class _Neurons:
         self._rows(_ROWS0)
         self.w = NB.work(n)
         self.pivots = _PIVOTS
+        self._no_bound = np.full(n, np.inf)
         for j in range(m):
             self._segment(j)
 
@@ -143,6 +144,14 @@ class _Neurons:
         else:
             raise AssertionError(f"unexpected kernel code {code}")
 
+    def _grid(self, gs, t_cap, bound, resume, ratio=1.0) -> tuple[int, int]:
+        return NB.grid(
+            gs, float(ratio), float(t_cap), bound, bool(resume), bool(self.pivots), self.K, self.y, self.P, self.R, self.B,
+            self.X, self.C, self.RHS, self.pool, self.mr, self.sP, self.sR, self.sB, self.sX,
+            self.sC, self.sRHS, self.sflag, self.msaved, self.free, self.Lt, self.Lf, self.Lu,
+            self.Ls, self.ctr, self.w, self.rt, self.ra, self.rq, self.rl, self.rc,
+        )  # fmt: skip
+
     def run_grid(self, rec: Recorder, t_cap: float, bound: np.ndarray) -> tuple[bool, float, float]:
         """Follow the recorder's grid while the outputs stay small (:func:`NB.grid`).
 
@@ -153,12 +162,7 @@ class _Neurons:
         gs = np.array([rec.next_t, 0.0, 0.0])
         resume = False
         while True:
-            code, j = NB.grid(
-                gs, rec.ratio, t_cap, bound, resume, self.pivots, self.K, self.y, self.P, self.R,
-                self.B, self.X, self.C, self.RHS, self.pool, self.mr, self.sP, self.sR, self.sB,
-                self.sX, self.sC, self.sRHS, self.sflag, self.msaved, self.free, self.Lt, self.Lf,
-                self.Lu, self.Ls, self.ctr, self.w, self.rt, self.ra, self.rq, self.rl, self.rc,
-            )  # fmt: skip
+            code, j = self._grid(gs, t_cap, bound, resume, rec.ratio)
             if code == NB.ROWS_FULL:
                 self._rows(2 * self.rt.size)
                 resume = False
@@ -174,14 +178,10 @@ class _Neurons:
 
     def advance(self, T: float) -> None:
         """Process every event at times <= T (snapshotting each touched neuron once)."""
+        gs = np.array([T, 0.0, 0.0])
         while True:
-            code, j = NB.advance(
-                T, self.pivots, self.K, self.y, self.P, self.R, self.B, self.X, self.C, self.RHS,
-                self.pool, self.mr, self.sP, self.sR, self.sB, self.sX, self.sC, self.sRHS,
-                self.sflag, self.msaved, self.free, self.Lt, self.Lf, self.Lu, self.Ls, self.ctr,
-                self.w,
-            )  # fmt: skip
-            if code == NB.DONE:
+            code, j = self._grid(gs, T, self._no_bound, True)
+            if code in (NB.NOT_SMALL, NB.AT_CAP):
                 return
             self._act(code, j)
 

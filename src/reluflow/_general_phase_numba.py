@@ -7,8 +7,8 @@ event is the first root of ``A(τ) = −U_i / V_i`` over its non-sliding
 coordinates (a quadratic in ``e^{κτ} − 1``); at the event its zero set is
 re-decided by single principal pivots on ``M = K_ΣΣ⁻¹`` (bordered inverse or
 its downdate), and ``e``, ``V`` change by the ``K`` rows of the coordinates
-whose label changed. :func:`advance` runs the events of all neurons in time
-order up to a time ``T`` without leaving the kernel; an event that the pivots
+whose label changed. :func:`grid` runs the events of all neurons in time
+order through the recorder's time grid without leaving the kernel; an event that the pivots
 do not settle (several coordinates crossing at once, a zero label, a singular
 pivot) is handed back to Python, which resolves it with
 :meth:`reluflow._field.Field.resolve_zero_set` as before.
@@ -54,7 +54,7 @@ _W_SLACK = 1e-6
 
 T0, A0, Q0, KAP, V0, TNEXT, CTAU = range(7)
 N_P = 7
-DONE, FALLBACK, LOG_FULL, GROW, ROWS_FULL, NOT_SMALL, AT_CAP = range(7)
+FALLBACK, LOG_FULL, GROW, ROWS_FULL, NOT_SMALL, AT_CAP = range(6)
 
 # zone of a coordinate of the zero set during the pivots
 _OUT, _LOW, _UP, _FREE = 0, 1, 2, 3
@@ -122,8 +122,8 @@ def segment(j, K, P, R, B, X, C, wb, tb):
     n = K.shape[0]
     U, E, V = R[0, j], R[1, j], R[2, j]
     slid = B[1, j]
-    kap = math.sqrt(max(np.dot(E, V) / n, 0.0))
-    v0 = np.dot(E, U) / n
+    kap = math.sqrt(max(_dot(E, V, n) / n, 0.0))
+    v0 = _dot(E, U, n) / n
     P[j, KAP] = kap
     P[j, V0] = v0
     a0 = P[j, A0]
@@ -199,22 +199,34 @@ def state_at(t, P, R, B):
                 v = 0.0
             u[j, i] = v
             up[j, i] = v if v > 0.0 else 0.0
-    f = np.dot(a, up)
+    f = np.zeros(n)
+    for j in range(m):
+        aj = a[j]
+        for i in range(n):
+            f[i] += aj * up[j, i]
     return a, u, q, f
 
 
 @njit(cache=True)
-def _save(j, P, R, B, X, C, RHS, sP, sR, sB, sX, sC, sRHS):
-    """Copy neuron ``j``'s row into the snapshot (``M`` apart, see :func:`_put`)."""
-    sP[j] = P[j]
-    sR[:, j] = R[:, j]
-    sB[:, j] = B[:, j]
+def _copy(j, P, R, B, X, C, RHS, dP, dR, dB, dX, dC, dRHS):
+    """Copy neuron ``j``'s row of the state into ``d*`` (snapshot, or back), ``M`` apart."""
+    n = R.shape[2]
+    for k in range(P.shape[1]):
+        dP[j, k] = P[j, k]
+    for k in range(3):
+        for i in range(n):
+            dR[k, j, i] = R[k, j, i]
+    for k in range(2):
+        for i in range(n):
+            dB[k, j, i] = B[k, j, i]
     f, c = C[j, 0], C[j, 1]
-    sC[j, 0] = f
-    sC[j, 1] = c
-    sX[0, j, :f] = X[0, j, :f]
-    sX[1, j, :c] = X[1, j, :c]
-    sRHS[j, :f] = RHS[j, :f]
+    dC[j, 0] = f
+    dC[j, 1] = c
+    for p in range(f):
+        dX[0, j, p] = X[0, j, p]
+        dRHS[j, p] = RHS[j, p]
+    for p in range(c):
+        dX[1, j, p] = X[1, j, p]
 
 
 @njit(cache=True)
@@ -269,15 +281,7 @@ def rollback(
     for j in range(m):
         if not sflag[j]:
             continue
-        P[j] = sP[j]
-        R[:, j] = sR[:, j]
-        B[:, j] = sB[:, j]
-        f, c = sC[j, 0], sC[j, 1]
-        C[j, 0] = f
-        C[j, 1] = c
-        X[0, j, :f] = sX[0, j, :f]
-        X[1, j, :c] = sX[1, j, :c]
-        RHS[j, :f] = sRHS[j, :f]
+        _copy(j, sP, sR, sB, sX, sC, sRHS, P, R, B, X, C, RHS)
         if msaved[j]:
             # the snapshot's M becomes current; its next change saves it again
             free[ctr[2]] = mr[0, j]
@@ -294,9 +298,30 @@ def rollback(
 
 
 @njit(cache=True)
+def _dot(x, y, f):
+    """``Σ_{c<f} x_c y_c`` in four interleaved partial sums (a fixed order)."""
+    s0 = 0.0
+    s1 = 0.0
+    s2 = 0.0
+    s3 = 0.0
+    c = 0
+    while c + 4 <= f:
+        s0 += x[c] * y[c]
+        s1 += x[c + 1] * y[c + 1]
+        s2 += x[c + 2] * y[c + 2]
+        s3 += x[c + 3] * y[c + 3]
+        c += 4
+    while c < f:
+        s0 += x[c] * y[c]
+        c += 1
+    return (s0 + s1) + (s2 + s3)
+
+
+@njit(cache=True)
 def _matvec(M, f, x, out):
     """``out = M x`` for the row-major ``f × f`` matrix stored at the head of ``M``."""
-    out[:f] = np.dot(M[: f * f].reshape((f, f)), x[:f])
+    for r in range(f):
+        out[r] = _dot(M[r * f : r * f + f], x, f)
 
 
 @njit(cache=True)
@@ -491,7 +516,7 @@ def _incremental(
             _border(M, f, mF, sc, pool[D])
             _put(j, D, mr, sflag, msaved, free, ctr)
             M = pool[D]
-            rhs[f] = -np.dot(K[k], sa)
+            rhs[f] = -_dot(K[k], sa, n)
             F[f] = k
             zs[k] = _FREE
             f += 1
@@ -553,52 +578,13 @@ def _incremental(
 
 
 @njit(cache=True)
-def advance(
-    T, pivots, K, y, P, R, B, X, C, RHS, pool, mr, sP, sR, sB, sX, sC, sRHS, sflag, msaved, free,
-    Lt, Lf, Lu, Ls, ctr, w,
-):  # fmt: skip
-    """Process the events of every neuron at times ``<= T``, in time order.
-
-    Returns ``(DONE, -1)``; ``(FALLBACK, j)`` when neuron ``j`` has been moved to
-    its event (crossing coordinates at 0) and its zero set is left to the caller;
-    ``(LOG_FULL, j)`` when the log, ``(GROW, j)`` when the pool needs room
-    before neuron ``j``'s event. ``pivots`` False hands every event to the caller.
-    """
-    m, n = P.shape[0], K.shape[0]
-    while True:
-        j = 0
-        for k in range(1, m):
-            if P[k, TNEXT] < P[j, TNEXT]:
-                j = k
-        if not P[j, TNEXT] <= T:
-            return DONE, -1
-        f, c = C[j, 0], C[j, 1]
-        if ctr[0] + f + c > Lt.size:
-            return LOG_FULL, j
-        if ctr[2] < 2 or pool.shape[1] < (f + 1) * (f + 1):
-            return GROW, j  # an event holds at most one more row, of at most (f + 1)²
-        if not sflag[j]:
-            _save(j, P, R, B, X, C, RHS, sP, sR, sB, sX, sC, sRHS)
-            sflag[j] = True
-        tau = P[j, CTAU]
-        A, a = alpha_a(P[j, A0], P[j, V0], P[j, KAP], tau)
-        U, V, slid = R[0, j], R[2, j], B[1, j]
-        for i in range(n):
-            U[i] = 0.0 if slid[i] else U[i] + A * V[i]
-        for q in range(c):
-            U[X[1, j, q]] = 0.0
-        kap = P[j, KAP]
-        P[j, Q0] = P[j, Q0] + 2.0 * A * P[j, V0] + A * A * (kap * kap)
-        t = P[j, T0] + tau
-        P[j, T0] = t
-        P[j, A0] = a
-        if pivots and c == 1 and _incremental(
-            j, a, X[1, j, 0], t, K, y, R, B, X, C, RHS, pool, mr, sflag, msaved, free, Lt, Lf,
-            Lu, Ls, ctr, w,
-        ):
-            segment(j, K, P, R, B, X, C, w.wb, w.tb)
-            continue
-        return FALLBACK, j
+def _next_neuron(P):
+    """The neuron with the earliest next event (the first of equal ones)."""
+    j = np.int64(0)
+    for k in range(1, P.shape[0]):
+        if P[k, TNEXT] < P[j, TNEXT]:
+            j = np.int64(k)
+    return j
 
 
 @njit(cache=True)
@@ -609,14 +595,20 @@ def grid(
     """Advance through the recorder's grid ``gs[0], gs[0]·ratio, …`` while the outputs are small.
 
     At each grid time ``T`` (``t_cap`` at the last) the snapshots are cleared,
-    the events up to ``T`` processed, and ``|f_i| <= bound_i`` tested; a small
-    state is recorded (``t, a, ‖w‖² − ‖w^⊥‖², loss, active counts`` into row
-    ``ctr[3]`` of ``rt, ra, rq, rl, rc``) and the grid moves on. ``gs``:
-    ``[next grid time, last small time lo, current T]``. Returns ``NOT_SMALL``
-    (the bound is reached in ``(lo, T]``, the state is at ``T``), ``AT_CAP``
-    (small up to ``t_cap``), or a code of :func:`advance` / ``ROWS_FULL`` for
-    the caller to act on before calling again with ``resume`` (``ROWS_FULL``:
-    without).
+    the events of every neuron at times ``<= T`` processed in time order, and
+    ``|f_i| <= bound_i`` tested; a small state is recorded (``t, a,
+    ‖w‖² − ‖w^⊥‖², loss, active counts`` into row ``ctr[3]`` of ``rt, ra, rq,
+    rl, rc``) and the grid moves on. ``gs``: ``[next grid time, last small time
+    lo, current T]``.
+
+    Returns ``(NOT_SMALL, -1)``: the bound is reached in ``(lo, T]``, the state
+    is at ``T``; ``(AT_CAP, -1)``: small up to ``t_cap``. Or, for the caller to
+    act on before calling again with ``resume`` (which keeps the snapshots and
+    the interval): ``(FALLBACK, j)``, neuron ``j`` has been moved to its event
+    (crossing coordinates at 0) and its zero set is left to the caller (always
+    so with ``pivots`` False); ``(LOG_FULL, j)``, ``(GROW, j)``: the log, the
+    pool need room before neuron ``j``'s event. ``(ROWS_FULL, -1)``: the rows
+    need room (call again without ``resume``).
     """
     m, n = P.shape[0], K.shape[0]
     while True:
@@ -630,12 +622,40 @@ def grid(
                 return ROWS_FULL, -1
             clear(sflag, msaved, mr, free, ctr)
         resume = False
-        code, j = advance(
-            T, pivots, K, y, P, R, B, X, C, RHS, pool, mr, sP, sR, sB, sX, sC, sRHS, sflag, msaved,
-            free, Lt, Lf, Lu, Ls, ctr, w,
-        )  # fmt: skip
-        if code != DONE:
-            return code, j
+        while True:  # the events up to T
+            j = _next_neuron(P)
+            if not P[j, TNEXT] <= T:
+                break
+            f, c = C[j, 0], C[j, 1]
+            if ctr[0] + f + c > Lt.size:
+                return LOG_FULL, j
+            if ctr[2] < 2 or pool.shape[1] < (f + 1) * (f + 1):
+                return GROW, j  # an event holds at most one more row, of at most (f + 1)²
+            if not sflag[j]:
+                _copy(j, P, R, B, X, C, RHS, sP, sR, sB, sX, sC, sRHS)
+                sflag[j] = True
+            tau = P[j, CTAU]
+            A, a = alpha_a(P[j, A0], P[j, V0], P[j, KAP], tau)
+            U, V, slid = R[0, j], R[2, j], B[1, j]
+            for i in range(n):
+                U[i] = 0.0 if slid[i] else U[i] + A * V[i]
+            for q in range(c):
+                U[X[1, j, q]] = 0.0
+            kap = P[j, KAP]
+            P[j, Q0] = P[j, Q0] + 2.0 * A * P[j, V0] + A * A * (kap * kap)
+            t = P[j, T0] + tau
+            P[j, T0] = t
+            P[j, A0] = a
+            if not (
+                pivots
+                and c == 1
+                and _incremental(
+                    j, a, X[1, j, 0], t, K, y, R, B, X, C, RHS, pool, mr, sflag, msaved, free,
+                    Lt, Lf, Lu, Ls, ctr, w,
+                )  # fmt: skip
+            ):
+                return FALLBACK, j
+            segment(j, K, P, R, B, X, C, w.wb, w.tb)
         a, _, q, f = state_at(T, P, R, B)
         for i in range(n):
             if not abs(f[i]) <= bound[i]:
