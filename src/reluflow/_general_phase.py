@@ -191,7 +191,8 @@ class _Neurons:
         nfree = int(self.ctr[2])
         if side * side <= cap and nfree >= 2:
             return
-        cap2 = cap if side * side <= cap else max(side * side, 2 * cap)
+        # matrices grow by ~13 % a side: little room unused, a few dozen copies at most
+        cap2 = cap if side * side <= cap else min(max(side * side, int(1.27 * cap)), self.n**2)
         rows2 = rows if nfree >= 2 else rows + max(2, self.m // 2)
         pool = np.zeros((rows2, cap2))
         pool[:rows, :cap] = self.pool
