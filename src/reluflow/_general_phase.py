@@ -27,6 +27,11 @@ in-span norm ``q = u_j K⁺ u_jᵀ`` follows ``q(A) = q₀ + 2 A v₀ + A² κ²
 The phase ends at the first time ``t₁`` where some ``|f_i|`` reaches ``eps``
 times its label (``eps = 1e-2 · rtol``), located on the recorder's grid and then
 by bisection, as on orthogonal data (:mod:`reluflow._linear`).
+
+The event loop, the grid and the zero-set pivots (``K_ΣΣ⁻¹`` kept by bordered
+inverses and downdates) run compiled in :mod:`reluflow._general_phase_numba`;
+this module holds the state, the bisection and the rare events the pivots do
+not settle, which go to :meth:`Field.resolve_zero_set`.
 """
 
 from __future__ import annotations

@@ -8,10 +8,13 @@ coordinates (a quadratic in ``e^{κτ} − 1``); at the event its zero set is
 re-decided by single principal pivots on ``M = K_ΣΣ⁻¹`` (bordered inverse or
 its downdate), and ``e``, ``V`` change by the ``K`` rows of the coordinates
 whose label changed. :func:`grid` runs the events of all neurons in time
-order through the recorder's time grid without leaving the kernel; an event that the pivots
-do not settle (several coordinates crossing at once, a zero label, a singular
-pivot) is handed back to Python, which resolves it with
-:meth:`reluflow._field.Field.resolve_zero_set` as before.
+order through the recorder's time grid without leaving the kernel; an event
+that the pivots do not settle (several coordinates crossing at once, a zero
+label, a singular pivot) is handed back to Python, which resolves it with
+:meth:`reluflow._field.Field.resolve_zero_set`. Per event the cost is
+O(n |Σ_j|) (the change of ``V``) plus O(|Σ_j|²) per pivot and per product
+with ``M``; no BLAS call, and every sum in a fixed order, so that the result
+does not depend on the BLAS build or its threads.
 
 State layout (arrays owned by the caller, rows are neurons):
 
@@ -48,8 +51,9 @@ from ._field import SLIDE_MARGIN
 
 # relative spread of crossing times flipped in one event of a neuron
 SAME_TIME = 1e-12
-# a crossing is searched among w = e^{κτ} − 1 within this relative distance of the least
-# one (log1p only there): (1 + w) log1p(w) / w <= 710 in float64, so 1e-6 is loose
+# the crossings are searched among the roots w = e^{κτ} − 1 within this relative distance
+# of the least one (log1p only there): a τ within SAME_TIME of the least has its w within
+# SAME_TIME (1 + w) log1p(w) / w <= 710 SAME_TIME of it in float64, well inside 1e-6
 _W_SLACK = 1e-6
 
 T0, A0, Q0, KAP, V0, TNEXT, CTAU = range(7)
