@@ -525,10 +525,8 @@ def _incremental(
             zs[k] = _FREE
             f += 1
     if not settled:
-        for p in range(f):
-            zs[F[p]] = _OUT
-        for q in range(nfx):
-            zs[fx[q]] = _OUT
+        for c in range(n):  # (a singular pivot leaves its coordinate in neither list)
+            zs[c] = _OUT
         return False
     # new labels on Z: y (active), e_F (sliding), 0 (inactive); V += K (e_new − e) / n
     cnt = 0
