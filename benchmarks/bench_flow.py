@@ -16,6 +16,9 @@ at λ = 1e-8, 1e-1000 and 1e-10000 on the same data (n = 1000 and 4000, median o
 three runs): per-neuron log-scales and closed-form plateaus make the cost of a
 run independent of log(1/λ) once the neurons' activations are separated.
 
+Each case also records its CPU time (``cpu_s``, this process) and the 1-minute load
+average: on a shared machine the wall time includes waiting for a core.
+
 Usage: python benchmarks/bench_flow.py [--quick] [--scales] [--json OUT]
 (--quick: n = 200 for the side by side comparison, n = 1000 numba only, one run each.)
 """
@@ -85,23 +88,25 @@ def scale_cost(sizes: tuple[int, ...] = (1000, 4000), repeats: int = 3) -> list[
     gradient_flow(d0, init_network(d0, 3, "1e-1000", seed=0))  # compile / load the cache
     rows = []
     for n in sizes:
-        base = None
+        base = base_cpu = None
         for scale in SCALES:
             r = run_case(n, width(n), "numba", repeats, scale=scale)
-            base = base or r["wall_s"]
+            base, base_cpu = base or r["wall_s"], base_cpu or r["cpu_s"]
             r["vs_1e-8"] = r["wall_s"] / base
+            r["cpu_vs_1e-8"] = r["cpu_s"] / base_cpu
             r.pop("_traj")
             rows.append(r)
     return rows
 
 
 def format_scale_cost(rows: list[dict]) -> str:
-    hdr = f"{'n':>6} {'m':>4} {'lambda':>9} {'wall s':>8} {'steps':>6} {'plateaus':>8} {'kinks':>6} {'status':>8} {'vs 1e-8':>8}"
+    hdr = f"{'n':>6} {'m':>4} {'lambda':>9} {'wall s':>8} {'cpu s':>7} {'steps':>6} {'plateaus':>8} {'kinks':>6} {'status':>8} {'vs 1e-8':>8} {'cpu vs':>7} {'load':>5}"
     out = [hdr, "-" * len(hdr)]
     for r in rows:
         out.append(
-            f"{r['n']:>6} {r['m']:>4} {r['scale']:>9} {r['wall_s']:>8.3f} {r['steps']:>6} "
-            f"{r['plateau_jumps']:>8} {r['kinks']:>6} {r['status']:>8} {r['vs_1e-8']:>7.2f}x"
+            f"{r['n']:>6} {r['m']:>4} {r['scale']:>9} {r['wall_s']:>8.3f} {r['cpu_s']:>7.3f} "
+            f"{r['steps']:>6} {r['plateau_jumps']:>8} {r['kinks']:>6} {r['status']:>8} "
+            f"{r['vs_1e-8']:>7.2f}x {r['cpu_vs_1e-8']:>6.2f}x {r['loadavg_1m']:>5.2f}"
         )
     return "\n".join(out)
 
@@ -109,11 +114,12 @@ def format_scale_cost(rows: list[dict]) -> str:
 def run_case(n: int, m: int, engine: str, repeats: int, scale: float | str = SCALE) -> dict:
     d = orthogonal_data(n, seed=0)
     net = init_network(d, m, scale, seed=0)
-    times, tr = [], None
+    times, cpu, tr = [], [], None
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         tr = gradient_flow(d, net, engine=engine)
         times.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
     assert tr is not None
     return {
         "n": n,
@@ -123,6 +129,10 @@ def run_case(n: int, m: int, engine: str, repeats: int, scale: float | str = SCA
         "repeats": repeats,
         "wall_s": statistics.median(times),
         "wall_all_s": times,
+        # on a shared machine the CPU time of this process and the load tell how much of
+        # the wall time was waiting for a core
+        "cpu_s": statistics.median(cpu),
+        "loadavg_1m": os.getloadavg()[0],
         "status": tr.status,
         "t_end": float(tr.t[-1]),
         "tau_end": float(tr.tau[-1]),
@@ -198,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
         else "numba compile: cold compile not measured"
     )
     print(f"numba first call in this process: {first:.2f} s (loads the on-disk cache if present)\n")
-    hdr = f"{'n':>6} {'m':>4} {'engine':>7} {'wall s':>9} {'steps':>7} {'evals':>7} {'kinks':>6} {'status':>8} {'tau_end':>8} {'numpy/numba':>11}"
+    hdr = f"{'n':>6} {'m':>4} {'engine':>7} {'wall s':>9} {'cpu s':>7} {'steps':>7} {'evals':>7} {'kinks':>6} {'status':>8} {'tau_end':>8} {'numpy/numba':>11} {'load':>5}"
     print(hdr)
     print("-" * len(hdr))
     for r in rows:
@@ -206,8 +216,9 @@ def main(argv: list[str] | None = None) -> int:
         if r["engine"] == "numpy":
             ratio = f"{r['wall_s'] / nb['wall_s']:.1f}x"
         print(
-            f"{r['n']:>6} {r['m']:>4} {r['engine']:>7} {r['wall_s']:>9.3f} {r['steps']:>7} "
-            f"{r['evaluations']:>7} {r['kinks']:>6} {r['status']:>8} {r['tau_end']:>8.3f} {ratio:>11}"
+            f"{r['n']:>6} {r['m']:>4} {r['engine']:>7} {r['wall_s']:>9.3f} {r['cpu_s']:>7.3f} "
+            f"{r['steps']:>7} {r['evaluations']:>7} {r['kinks']:>6} {r['status']:>8} "
+            f"{r['tau_end']:>8.3f} {ratio:>11} {r['loadavg_1m']:>5.2f}"
         )
     print(
         f"\nagreement at n = {side_n}: "

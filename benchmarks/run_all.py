@@ -96,12 +96,13 @@ def _measure_single(fn, spec: dict[str, Any], mark_start) -> dict[str, Any]:
     data = orthogonal_data(spec["n"], seed=spec.get("seed", 0))
     rss0 = BT.reset_peak()
     mark_start()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     out = fn(data)
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     peak = BT.peak_mib()
     return {
         "wall_s": wall,
+        "cpu_s": cpu,
         "rss_before_mib": rss0,
         "peak_rss_mib": peak,
         "peak_delta_mib": peak - rss0,
@@ -343,7 +344,9 @@ def part4(cfg: dict[str, Any], log) -> dict[str, Any]:
 # --------------------------------------------------------------------------- part 3
 
 
-def _spec(method: str, n: int, preps: dict[int, dict]) -> dict[str, Any]:
+def _spec(
+    method: str, n: int, preps: dict[int, dict], threads: int | None = None
+) -> dict[str, Any]:
     if method == "flow":
         return {"n": n, "m": BT.width(n)}
     if method == "torch":
@@ -357,6 +360,7 @@ def _spec(method: str, n: int, preps: dict[int, dict]) -> dict[str, Any]:
             "max_steps": math.ceil(BT.HORIZON * p["ref"]["t_end"] / lr) + 2,
             "steps_pred": p["step"]["steps"],
             "cap_s": None,
+            "threads": threads,
         }
     return {"n": n, "m": LIMIT_M, "seed": 0}
 
@@ -364,14 +368,20 @@ def _spec(method: str, n: int, preps: dict[int, dict]) -> dict[str, Any]:
 def where_it_stops(
     method: str, cfg: dict[str, Any], preps: dict[int, dict], reuse: dict[int, dict], log
 ) -> dict[str, Any]:
-    """Double n from the start size until a run passes the time limit or the memory cap."""
+    """Double n from the start size until a run passes the time limit or the memory cap.
+
+    The time is the wall time, or with ``cfg["clock"] == "cpu"`` the measured
+    process's CPU time (``key``): each point keeps both where measured.
+    """
     limit_s, mem_cap, run_cap = cfg["limit_s"], cfg["mem_cap_mib"], cfg["run_cap_mib"]
+    clock = cfg.get("clock", "wall")
+    key = f"{clock}_s"
     n = cfg["starts"][method]
     points: list[dict[str, Any]] = []
     stop = None
     for _ in range(cfg["max_doublings"] + 1):
         m = _m_of(method, n)
-        prev = [p for p in points if p.get("wall_s") is not None]
+        prev = [p for p in points if p.get(key) is not None]
         pt: dict[str, Any] = {"n": n, "m": m}
         pred_mib = None
         if prev:
@@ -389,15 +399,15 @@ def where_it_stops(
             # too big to run safely here: extrapolate the time from the last two sizes
             a, b = prev[-2:] if len(prev) > 1 else (None, prev[-1])
             p_exp = (
-                max(1.0, math.log(b["wall_s"] / a["wall_s"]) / math.log(b["n"] / a["n"]))
+                max(1.0, math.log(b[key] / a[key]) / math.log(b["n"] / a["n"]))
                 if a is not None
                 else 1.0
             )
-            wall = b["wall_s"] * (n / b["n"]) ** p_exp
+            wall = b[key] * (n / b["n"]) ** p_exp
             pt.update(
                 status="estimated",
                 estimated=True,
-                wall_s=wall,
+                **{key: wall},
                 peak_rss_mib=pred_mib,
                 rss_before_mib=b["rss_before_mib"],
                 time_exponent=p_exp,
@@ -412,17 +422,18 @@ def where_it_stops(
                 break
             n *= 2
             continue
+        load_before = os.getloadavg()[0]
         if method == "torch" and n in reuse:
             res = dict(reuse[n], reused_from_part1=True)
         else:
             if method == "torch" and n not in preps:
-                if prev and prev[-1]["wall_s"] * (n / prev[-1]["n"]) ** 2 > 2 * limit_s:
+                if prev and prev[-1][key] * (n / prev[-1]["n"]) ** 2 > 2 * limit_s:
                     # per-step cost grows like n² (X @ Wᵀ) and the step count does not fall
-                    wall = prev[-1]["wall_s"] * (n / prev[-1]["n"]) ** 2
+                    wall = prev[-1][key] * (n / prev[-1]["n"]) ** 2
                     pt.update(
                         status="estimated",
                         estimated=True,
-                        wall_s=wall,
+                        **{key: wall},
                         note="per-step cost ∝ n², same step count as the previous size",
                     )
                     points.append(pt)
@@ -433,8 +444,16 @@ def where_it_stops(
                 preps[n] = BT.prepare(n)
                 log(f"  torch n = {n}: reference and step {time.perf_counter() - t0:.1f} s")
             res = measure(
-                method, _spec(method, n, preps), cfg, limit_s=limit_s, mem_cap_mib=run_cap
+                method,
+                _spec(method, n, preps, cfg["threads"]),
+                cfg,
+                limit_s=limit_s,
+                mem_cap_mib=run_cap,
+                clock=clock,
             )
+        # the 1-minute load average before and after the measurement (2 shared cores: a
+        # load above 1 means the measured wall time includes waiting for a core)
+        pt.update(loadavg_1m_before=load_before, loadavg_1m=os.getloadavg()[0])
         if method == "torch":
             pt.update(lr=preps[n]["step"]["lr"], steps_pred=preps[n]["step"]["steps"])
         if res.get("timed_out") or res.get("memory_capped"):
@@ -443,36 +462,42 @@ def where_it_stops(
                 estimated=False,
                 wall_s=None,
                 wall_s_lower_bound=res["wall_s_lower_bound"],
+                cpu_s_lower_bound=res.get("cpu_s_lower_bound"),
                 peak_rss_mib_seen=res["peak_rss_mib_seen"],
             )
             points.append(pt)
             log(
                 f"  {method} n = {n}: stopped ({pt['status']}) after "
-                f"{res['wall_s_lower_bound']:.0f} s"
+                f"{res['wall_s_lower_bound']:.0f} s wall, "
+                f"{res.get('cpu_s_lower_bound') or math.nan:.0f} s CPU (load {load_before:.2f} → "
+                f"{pt['loadavg_1m']:.2f})"
             )
             stop = "time" if res.get("timed_out") else "memory"
             break
         pt.update(
-            status="ok" if res["wall_s"] <= limit_s else "over_limit",
+            status="ok" if res[key] <= limit_s else "over_limit",
             estimated=False,
             wall_s=res["wall_s"],
+            cpu_s=res.get("cpu_s"),
             peak_rss_mib=res["peak_rss_mib"],
             rss_before_mib=res["rss_before_mib"],
             run_status=res.get("status"),
             reused_from_part1=bool(res.get("reused_from_part1")),
         )
         points.append(pt)
-        log(f"  {method} n = {n}: {res['wall_s']:.2f} s, peak {res['peak_rss_mib']:.0f} MiB")
-        if res["wall_s"] > limit_s:
+        log(
+            f"  {method} n = {n}: {res['wall_s']:.2f} s wall, "
+            f"{res.get('cpu_s') or math.nan:.2f} s CPU, peak {res['peak_rss_mib']:.0f} MiB "
+            f"(load {load_before:.2f} → {pt['loadavg_1m']:.2f})"
+        )
+        if res[key] > limit_s:
             stop = "time"
             break
         n *= 2
     ok = [
         p
         for p in points
-        if p["status"] in ("ok", "estimated")
-        and p.get("wall_s") is not None
-        and p["wall_s"] <= limit_s
+        if p["status"] in ("ok", "estimated") and p.get(key) is not None and p[key] <= limit_s
     ]
     best = ok[-1] if ok else None
     return {
@@ -482,6 +507,7 @@ def where_it_stops(
         "largest_n": best["n"] if best else None,
         "largest_n_estimated": bool(best and best["estimated"]),
         "stopped_by": stop or "max_doublings",
+        "clock": clock,
         "stop_estimated": bool(points and points[-1]["estimated"]),
     }
 
@@ -500,6 +526,7 @@ def part3(
         reuse = {r["n"]: r["torch"] for r in p1["rows"] if not r["extrapolated"]}
     out = {
         "limit_s": cfg["limit_s"],
+        "clock": cfg.get("clock", "wall"),
         "mem_cap_gib": cfg["mem_cap_mib"] / GIB,
         "run_cap_gib": cfg["run_cap_mib"] / GIB,
         "methods": [],
@@ -520,9 +547,12 @@ def part3(
 
 def format_part3(res: dict[str, Any]) -> str:
     lim = res["limit_s"]
+    clock = res.get("clock", "wall")
+    key = f"{clock}_s"
     hdr = (
-        f"{'method':<31} {'largest n ≤ ' + format(lim, 'g') + ' s':>17} {'its time s':>11} "
-        f"{'its peak MiB':>13}   next size"
+        f"{'method':<31} {'largest n ≤ ' + format(lim, 'g') + ' s':>17} "
+        f"{'its ' + clock + ' s':>11} "
+        f"{'its peak MiB':>13} {'load':>5}   next size"
     )
     out = [hdr, "-" * len(hdr)]
     for r in res["methods"]:
@@ -535,11 +565,12 @@ def format_part3(res: dict[str, Any]) -> str:
         est = " (est.)" if r["largest_n_estimated"] else ""
         if best:
             col = (
-                f"{best['n']:>10,}{est:<7} {best['wall_s']:>11.2f} "
-                f"{best.get('peak_rss_mib', float('nan')):>13.0f}"
+                f"{best['n']:>10,}{est:<7} {best[key]:>11.2f} "
+                f"{best.get('peak_rss_mib', float('nan')):>13.0f} "
+                f"{best.get('loadavg_1m', float('nan')):>5.2f}"
             )
         else:
-            col = f"{'none':>17} {'':>11} {'':>13}"
+            col = f"{'none':>17} {'':>11} {'':>13} {'':>5}"
         if nxt is None:
             why = f"(stopped after {len(pts)} sizes)"
         elif nxt["status"] == "memory":
@@ -548,16 +579,24 @@ def format_part3(res: dict[str, Any]) -> str:
                 f"(estimated) > {res['mem_cap_gib']:g} GiB"
             )
         elif nxt["status"] == "timed_out":
-            why = f"n = {nxt['n']:,}: > {lim:g} s (stopped at {nxt['wall_s_lower_bound']:.0f} s)"
+            at = nxt.get(f"{key}_lower_bound") or nxt["wall_s_lower_bound"]
+            why = f"n = {nxt['n']:,}: > {lim:g} s (stopped at {at:.0f} s)"
         elif nxt["status"] == "estimated":
-            why = f"n = {nxt['n']:,}: ≈ {nxt['wall_s']:.0f} s (estimated, not run)"
+            why = f"n = {nxt['n']:,}: ≈ {nxt[key]:.0f} s (estimated, not run)"
         else:
-            why = f"n = {nxt['n']:,}: {nxt['wall_s']:.1f} s"
+            why = f"n = {nxt['n']:,}: {nxt[key]:.1f} s"
         out.append(f"{r['label']:<31} {col}   {why}")
     out.append(
         f"flow, GD: m = 2⌈log2 n⌉+4, λ = 1e-8, to the same target as part 1 (GD) / default "
         f"stopping rules (flow); limit: m = {LIMIT_M}. est.: memory predicted from the previous "
-        f"size above the run cap ({res['run_cap_gib']:.1f} GiB here), time extrapolated"
+        f"size above the run cap ({res['run_cap_gib']:.1f} GiB here), time extrapolated; "
+        "load: 1-minute load average after the measurement"
+        + (
+            "; times are the measured process's CPU time (a shared machine's wall time "
+            "includes waiting for a core)"
+            if clock == "cpu"
+            else ""
+        )
     )
     return "\n".join(out)
 
@@ -667,6 +706,13 @@ def main(argv: list[str] | None = None) -> int:
         help="measure in this process (no isolation, no time limit enforcement)",
     )
     ap.add_argument("--limit-s", type=float, help="part 3 time limit (default 60 s)")
+    ap.add_argument(
+        "--clock",
+        choices=("wall", "cpu"),
+        default="wall",
+        help="part 3: count the time limit in wall time (default) or in the measured "
+        "process's CPU time (on a machine shared with other work)",
+    )
     ap.add_argument("--mem-cap-gib", type=float, default=24.0, help="part 3 memory cap")
     ap.add_argument(
         "--run-cap-gib",
@@ -679,7 +725,7 @@ def main(argv: list[str] | None = None) -> int:
         default=BT.TIME_CAP_S,
         help="part 1: extrapolate a torch run predicted to take longer",
     )
-    ap.add_argument("--threads", type=int, help="torch threads (default: all cores)")
+    ap.add_argument("--threads", type=int, help="torch threads, parts 1 and 3 (default: all cores)")
     args = ap.parse_args(argv)
     name = "smoke" if args.smoke else "quick" if args.quick else "full"
     cfg = dict(
@@ -690,6 +736,7 @@ def main(argv: list[str] | None = None) -> int:
         torch_cap_s=args.torch_cap_s,
         threads=args.threads,
         mem_cap_mib=args.mem_cap_gib * GIB,
+        clock=args.clock,
     )
     if args.limit_s is not None:
         cfg["limit_s"] = args.limit_s
@@ -737,7 +784,11 @@ def main(argv: list[str] | None = None) -> int:
         f"{meta['mem_total_gib']:.0f} GiB, torch {meta['torch']}, numba {meta['numba']}; "
         f"commit {str(meta['git_commit'])[:8]}{' + local changes' if meta['git_dirty'] else ''}"
         f"; load average {meta['loadavg_start'][0]:.2f} → {meta['loadavg_end'][0]:.2f} "
-        f"(highest at a measurement {meta['max_loadavg_1m_at_measurements'] or 0:.2f})"
+        + (
+            f"(highest at a measurement {meta['max_loadavg_1m_at_measurements']:.2f})"
+            if meta["max_loadavg_1m_at_measurements"] is not None
+            else ""
+        )
     )
     if meta["source_changed_during_run"]:
         print("WARNING: reluflow's source changed during this run: the numbers mix versions")
@@ -748,7 +799,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\n2. Jump process vs straightforward NumPy (m = {LIMIT_M})")
         print(format_part2(results["part2"]))
     if "part3" in results:
-        print(f"\n3. Where it stops ({cfg['limit_s']:g} s, {args.mem_cap_gib:g} GiB)")
+        print(
+            f"\n3. Where it stops ({cfg['limit_s']:g} s {args.clock} time, "
+            f"{args.mem_cap_gib:g} GiB)"
+        )
         print(format_part3(results["part3"]))
     if "part4" in results:
         print(f"\n4. General data: Gaussian, d = 10 n, λ = {BG.SCALE:g}, float64")

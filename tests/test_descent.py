@@ -50,9 +50,15 @@ def test_activation_events_agree_between_flow_and_small_step_descent():
 def test_sgd_is_seeded_and_reaches_low_loss():
     data = rf.orthogonal_data(20, seed=1)
     net = rf.init_network(data, 10, 1e-4, seed=1)
-    a = rf.gradient_descent(data, net, 0.5, batch_size=5, batch_seed=3, steps=4000, check_stability=False)
-    b = rf.gradient_descent(data, net, 0.5, batch_size=5, batch_seed=3, steps=4000, check_stability=False)
-    c = rf.gradient_descent(data, net, 0.5, batch_size=5, batch_seed=4, steps=4000, check_stability=False)
+    a = rf.gradient_descent(
+        data, net, 0.5, batch_size=5, batch_seed=3, steps=4000, check_stability=False
+    )
+    b = rf.gradient_descent(
+        data, net, 0.5, batch_size=5, batch_seed=3, steps=4000, check_stability=False
+    )
+    c = rf.gradient_descent(
+        data, net, 0.5, batch_size=5, batch_seed=4, steps=4000, check_stability=False
+    )
     assert a.dynamics == "sgd"
     np.testing.assert_array_equal(a.final.a, b.final.a)
     assert not np.array_equal(a.final.a, c.final.a)
@@ -86,7 +92,9 @@ def test_sharpness_matches_finite_differences_of_the_gradient():
 
     th = np.concatenate([net.a, W0.ravel()])
     eps = 1e-6
-    H = np.column_stack([(grad(th + eps * e) - grad(th - eps * e)) / (2 * eps) for e in np.eye(th.size)])
+    H = np.column_stack(
+        [(grad(th + eps * e) - grad(th - eps * e)) / (2 * eps) for e in np.eye(th.size)]
+    )
     top = np.linalg.eigvalsh(0.5 * (H + H.T))[-1]
     assert rf.sharpness(data, net) == pytest.approx(top, rel=1e-6)
 
@@ -145,3 +153,31 @@ def test_sgd_does_not_stop_on_a_plateau():
     plateau = np.diff(np.r_[0.0, ev_b["t"].to_numpy()]).max()  # the first saddle, from t = 0
     assert plateau > 3 * a.provenance["config"]["noise_floor_window"] * 1.0  # longer than patience
     assert a.final_loss == pytest.approx(b.final_loss, rel=1e-9)
+
+
+@pytest.fixture(scope="module")
+def chattering():
+    # sphere data with a bias: the flow ends in sliding modes (coordinates held at a
+    # kink), which descent crosses at most steps instead of following
+    data = rf.sphere_data(8, 3, labels="balanced", bias=True, seed=0)
+    net = rf.init_network(data, 8, 1e-4, seed=0)
+    flow = rf.gradient_flow(data, net)
+    assert flow.status == "stalled" and flow.stats.sliding > 0
+    return data, net, flow
+
+
+@pytest.mark.parametrize("engine", ["reduced", "weight"])
+def test_descent_that_chatters_across_a_kink_stops_as_stalled(chattering, engine):
+    data, net, flow = chattering
+    errs = []
+    for lr in (0.1, 0.05, 0.025):
+        gd = rf.gradient_descent(
+            data, net, lr, check_stability=False, max_steps=50_000, engine=engine
+        )
+        assert gd.status == "stalled" and gd.success, gd.message
+        assert "chatters" in gd.message
+        assert gd.stats.kinks > gd.stats.steps / 4  # it does chatter
+        # it stopped on the flow's final plateau: same resting point up to O(lr)
+        assert gd.final_loss == pytest.approx(flow.final_loss, rel=2e-2 * lr)
+        errs.append(np.abs(gd.final.a - flow.final.a).max())
+    assert errs[0] > errs[1] > errs[2] and errs[0] < 0.1 * 0.1, errs

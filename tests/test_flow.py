@@ -283,6 +283,37 @@ def test_closed_form_initial_phase_matches_a_tight_solve(init):
     np.testing.assert_allclose(phase.kink_t, t_cf, rtol=1e-8)
 
 
+@pytest.mark.parametrize("scale", ["1e-8", "1e-300"])
+def test_closed_form_phase_output_tests_agree_with_its_state(scale):
+    # The end of the closed-form phase is searched with an O(m) upper bound on the
+    # outputs first, then the outputs from u/ã = u0/ã + s B/ã (s the slope of a live
+    # coordinate): both confronted with the outputs of the phase's state, over times
+    # from far below the phase's end to past it.
+    from reluflow._linear import _Segments, _SmallOutputs, initial_phase
+
+    data = rf.orthogonal_data(60, labels="gaussian", norms="uniform", seed=3)
+    net = rf.init_network(data, 7, scale, seed=3)
+    phase = initial_phase(data, net, eps=1e-10, t_start=1e-3, t_cap=math.inf)
+    seg = _Segments(data, net)
+    y = np.asarray(data.y)
+    bound = 1e-10 * np.maximum(np.abs(y), 1e-3 * np.abs(y).max())
+    small = _SmallOutputs(seg, bound)
+    times = phase.t1 * np.geomspace(1e-4, 1.05, 80)
+    ratio = small.bound_ratio(times)
+    exact = []
+    for t in times:
+        ell, a_hat, u_hat = seg.state(t)
+        with np.errstate(under="ignore"):
+            f = (np.exp(2.0 * ell) * a_hat) @ np.maximum(u_hat, 0.0)
+        exact.append(np.max(np.abs(f) / bound))
+    exact = np.array(exact)
+    assert np.all(exact <= ratio * (1 + 1e-12))
+    assert exact[-1] > 1 and ratio[0] < 1e-3  # the scan starts far inside the bound
+    decided = np.abs(exact - 1) > 1e-9
+    assert np.array_equal([small(t) for t in times[decided]], exact[decided] <= 1)
+    assert small(phase.t1) and not small(phase.t1 * 1.05)
+
+
 @pytest.mark.parametrize("engine", ["numpy", "numba"])
 def test_closed_form_start_changes_nothing_but_the_cost(engine):
     data = rf.orthogonal_data(80, seed=6)

@@ -90,3 +90,27 @@ def test_weight_space_flow_equals_the_reference_flow():
     orth = rf.orthogonal_data(4)
     with pytest.raises(InputError, match="engine='weight' needs general data"):
         rf.gradient_flow(orth, rf.init_network(orth, 2, 1e-3), engine="weight")
+
+
+@pytest.mark.parametrize("batch_size", [None, 30])
+def test_weight_space_descent_shows_the_reduced_loops_progress_bar(problem, capsys, batch_size):
+    data, net = problem
+    bars = {}
+    for engine in ("reduced", "weight"):
+        for progress in (True, False):
+            rf.gradient_descent(
+                data,
+                net,
+                0.1,
+                steps=300,
+                engine=engine,
+                batch_size=batch_size,
+                check_stability=False,
+                progress=progress,
+            )
+            bars[engine, progress] = capsys.readouterr().err
+    desc = "sgd" if batch_size else "descent"
+    for engine in ("reduced", "weight"):
+        # the same bar: its name, the steps counted against the requested 300
+        assert f"{desc}:" in bars[engine, True] and "/300 [" in bars[engine, True]
+        assert bars[engine, False] == ""

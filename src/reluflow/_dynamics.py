@@ -121,6 +121,47 @@ def descent_stop(
     return None
 
 
+class StepBar:
+    """The descent loops' progress bar (tqdm): steps against the budget, and the loss.
+
+    ``total`` is ``steps`` or the budget ``max_steps`` (the ETA is then an upper
+    bound); every half second the postfix shows the loss and, for SGD with its
+    noise-floor rule ``floor``, the windows settled and the fewest steps before it
+    can stop. ``progress=False`` draws nothing.
+    """
+
+    def __init__(self, progress: bool, total: int, sgd: bool, floor: Any = None):
+        from tqdm.auto import tqdm
+
+        self.progress, self.floor = progress, floor
+        self.bar = tqdm(
+            total=total,
+            disable=not progress,
+            desc="sgd" if sgd else "descent",
+            unit=" steps",
+            unit_scale=True,
+            leave=False,
+        )
+        self.shown = time.perf_counter()
+
+    def step(self, loss: float) -> None:
+        """One step done; ``loss`` is the loss before it."""
+        self.bar.update(1)
+        if self.progress and time.perf_counter() - self.shown > 0.5:
+            self.shown = time.perf_counter()
+            note = f"loss={loss:.3e}"
+            if self.floor is not None:
+                f = self.floor
+                note += (
+                    f" noise floor: {f.windows_settled}/{f.PATIENCE} windows settled,"
+                    f" stop in >= {f.earliest_stop} steps"
+                )
+            self.bar.set_postfix_str(note, refresh=False)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
 def noise_floor_message(window: int, patience: int, loss: float) -> str:
     return (
         f"SGD reached its noise floor: over {patience} windows of "
@@ -248,6 +289,88 @@ class StallWatch:
         return t > self.mark_t and t >= 2 * self.mark_t and self.mark_loss - loss <= rules.loss_tol
 
 
+class ChatterWatch:
+    """Full-batch descent's stall rule on averages, for iterates that chatter across kinks.
+
+    Where the flow slides along a kink (a coordinate ``u_ji`` held at 0 by gradients
+    of opposite signs on its two sides, docs/sliding-modes.md), explicit steps cannot
+    stay on it: descent crosses the kink every step or few, its gradient alternates
+    and stays ``O(1)``, and :class:`StallWatch`'s instantaneous speeds never fall
+    below ``stall_rate`` although the iterate no longer moves on average (its mean
+    motion is the flow's sliding motion, plus ``O(η)``). This rule looks at windows
+    ``[K, 2K)`` of steps, ``K = 8, 16, 32, …`` (``t`` doubles from one window to the
+    next), and the run has stalled at step ``2K`` when
+
+    * every live neuron's mean relative speed over the window,
+      ``max|θ_j(2K) − θ_j(K)| / (K η) / max|θ_j(2K)|``, is at most ``stall_rate``
+      (a neuron leaving a saddle grows at a relative rate ``>= rate_unit``, a
+      thousand times that), and
+    * the window's mean loss fell from the previous window's by at most
+      ``max(loss_tol, 2σ)``, ``σ`` the standard error of that difference from the
+      8 block means of each window (the oscillation of the loss that the chatter
+      causes; a loss that still falls smoothly falls by more than that).
+
+    ``kinks`` counts the switches over the last window, for the message.
+    """
+
+    BLOCKS = 8
+
+    def __init__(self, rules: StopRules, m: int, n: int, lr: float):
+        self.rules, self.m, self.n, self.lr = rules, m, n, lr
+        self.start = 8  # the current window is [start, 2 start)
+        self.mark: np.ndarray | None = None
+        self.sums = np.zeros(self.BLOCKS)
+        self.prev: tuple[float, float] | None = None
+        self.kinks = 0
+        self._kinks_mark = 0
+        self.mean_loss = math.nan
+
+    def check(self, k: int, yv_of: Any, loss: float, kinks: int) -> bool:
+        """Step ``k`` with loss ``loss`` and ``kinks`` switches so far; ``yv_of()``: flat ``(a, u)``.
+
+        True when the run has stalled by the rule above (checked at ``k = 2K``).
+        """
+        if k < self.start:
+            return False
+        if k == self.start and self.mark is None:
+            self.mark, self._kinks_mark = yv_of().copy(), kinks
+        if k < 2 * self.start:
+            self.sums[(k - self.start) * self.BLOCKS // self.start] += loss
+            return False
+        # k == 2K: close the window [K, 2K), open [2K, 4K)
+        K = self.start
+        blocks = self.sums / (K / self.BLOCKS)
+        now = (float(blocks.mean()), float(blocks.std(ddof=1)) / math.sqrt(self.BLOCKS))
+        yv = yv_of()
+        v = (yv - self.mark) / (K * self.lr)
+        size = neuron_scale(yv, self.m, self.n)
+        speed = neuron_scale(v, self.m, self.n)
+        live = size > 0
+        still = bool((speed[live] <= self.rules.stall_rate * size[live]).all())
+        prev, self.prev = self.prev, now
+        self.kinks, self._kinks_mark = kinks - self._kinks_mark, kinks
+        self.mean_loss = now[0]
+        self.start, self.mark = 2 * K, yv.copy()
+        self.sums[:] = 0.0
+        self.sums[0] = loss
+        if not still or prev is None:
+            return False
+        return prev[0] - now[0] <= max(self.rules.loss_tol, 2.0 * math.hypot(prev[1], now[1]))
+
+    def message(self) -> str:
+        return (
+            f"nothing moves any more on average: over the last doubling of t "
+            f"({self.start // 2} steps) every neuron's mean relative speed was < stall_rate and "
+            f"the mean loss ({self.mean_loss:.6e}) fell by less than its oscillation or "
+            f"loss_tol; descent chatters across kinks ({self.kinks} switches in that window: "
+            "a sliding mode of the flow, which the steps cross instead of following)"
+            if self.kinks
+            else f"nothing moves any more on average: over the last doubling of t "
+            f"({self.start // 2} steps) every neuron's mean relative speed was < stall_rate and "
+            f"the mean loss ({self.mean_loss:.6e}) fell by less than its oscillation or loss_tol"
+        )
+
+
 def neuron_scale(yv: np.ndarray, m: int, n: int) -> np.ndarray:
     """``max(|a_j|, max_i |u_ji|)`` per neuron of a flat ``(a, u)`` vector."""
     return np.maximum(np.abs(yv[:m]), np.abs(yv[m:].reshape(m, n)).max(axis=1))
@@ -299,7 +422,7 @@ class Recorder:
         with np.errstate(under="ignore"):
             w2 = np.exp(2.0 * ell)
         r = (w2 * a_hat) @ (u_hat * mask) - self.data.y
-        wsq_hat = self.w_perp_sq_hat(ell) + self.data.quad_form(u_hat)
+        wsq_hat = self.w_perp_sq_hat(ell) + self.data.quad_form_rows(u_hat)
         self.extend_scaled(
             np.array([t]),
             np.array([float(r @ r) / (2 * r.shape[0])]),
@@ -396,12 +519,14 @@ class KinkLog:
         self.flat: list[np.ndarray] = []
         self.up: list[np.ndarray] = []
         self.sliding: list[np.ndarray] = []
+        self.count = 0
 
     def add(
         self, t: float, flat: np.ndarray, up: np.ndarray, sliding: np.ndarray | None = None
     ) -> None:
         """Record the coordinates ``flat`` (flat indices ``j·n + i``) switching at ``t``."""
         if flat.size:
+            self.count += flat.size
             self.t.append(np.full(flat.size, t))
             self.flat.append(np.asarray(flat, dtype=np.int64))
             self.up.append(np.asarray(up, dtype=bool))
@@ -414,13 +539,14 @@ class KinkLog:
     def add_many(self, t: np.ndarray, flat: np.ndarray, up: np.ndarray) -> None:
         """Record switches at the times ``t`` (one per coordinate), none entering sliding."""
         if flat.size:
+            self.count += flat.size
             self.t.append(np.asarray(t, dtype=float))
             self.flat.append(np.asarray(flat, dtype=np.int64))
             self.up.append(np.asarray(up, dtype=bool))
             self.sliding.append(np.zeros(flat.size, dtype=bool))
 
     def __len__(self) -> int:
-        return sum(f.size for f in self.flat)
+        return self.count
 
     def arrays(self) -> dict[str, np.ndarray]:
         def cat(xs: list[np.ndarray], dtype: Any) -> np.ndarray:

@@ -15,6 +15,7 @@ crossing 0) can be located exactly on the step's dense output.
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 from scipy.linalg import solve_triangular
 from scipy.optimize import lsq_linear
 
@@ -148,10 +149,10 @@ class Field:
                 numerically singular).
         """
         c = a_j * r[Z] / self.n
-        m_j = mask_j.astype(float).copy()
+        m_j = mask_j.astype(float)  # a copy
         m_j[Z] = 0.0
-        g0 = -a_j * ((m_j * r / self.n) @ self.K[:, Z])
-        KZ = self.K[np.ix_(Z, Z)]
+        g0 = -a_j * (self.K[Z] @ (m_j * r / self.n))  # K symmetric: rows, not columns
+        KZ = self.K[Z[:, None], Z]
         attract = c > 0
         beta = np.zeros(Z.size)
         beta[~attract] = 0.0
@@ -159,7 +160,7 @@ class Field:
             rep = ~attract
             g = g0 - KZ[:, rep] @ beta[rep]
             if attract.any():
-                beta[attract] = _box_qp(KZ[np.ix_(attract, attract)], g[attract], c[attract])
+                beta[attract] = _box_qp(KZ[attract][:, attract], g[attract], c[attract])
             w = g0 - KZ @ beta
             wake = rep & (beta == 0.0) & (w > 0.0)
             if not wake.any():
@@ -228,47 +229,117 @@ def _box_qp_pivoting(K: np.ndarray, g: np.ndarray, c: np.ndarray) -> np.ndarray 
 
     Optimality: ``w = Kβ − g`` with ``w_i >= 0`` where ``β_i = 0``, ``w_i <= 0`` where
     ``β_i = c_i`` and ``w_i = 0`` in between. Each iteration solves the free block
-    exactly and moves every violating coordinate to the other side; after three
-    iterations without fewer violations it moves only the violating coordinate of
+    exactly (Cholesky) and moves every violating coordinate to the other side; after
+    three iterations without fewer violations it moves only the violating coordinate of
     largest index (Murty's rule, finite for positive definite ``K``). Returns None
-    if it has not settled after ``10 k + 10`` iterations.
+    if it has not settled after ``10 k + 10`` iterations, or if a free block is not
+    numerically positive definite.
     """
+    K = np.ascontiguousarray(K, dtype=float)
+    g = np.ascontiguousarray(g, dtype=float)
+    c = np.ascontiguousarray(c, dtype=float)
+    beta = np.empty(g.size)
+    return beta if _pivoting(K, g, c, beta) else None
+
+
+@njit(cache=True)
+def _pivoting(K, g, c, beta):  # pragma: no cover - compiled
+    """:func:`_box_qp_pivoting` into ``beta``; returns whether it settled."""
     k = g.size
-    lo = np.zeros(k, dtype=bool)  # at 0
-    up = np.zeros(k, dtype=bool)  # at c
+    lo = np.zeros(k, dtype=np.bool_)  # at 0
+    up = np.zeros(k, dtype=np.bool_)  # at c
+    bad_lo = np.zeros(k, dtype=np.bool_)
+    bad_up = np.zeros(k, dtype=np.bool_)
+    bad_l = np.zeros(k, dtype=np.bool_)
+    bad_u = np.zeros(k, dtype=np.bool_)
+    fi = np.empty(k, dtype=np.int64)
+    fx = np.empty(k, dtype=np.int64)
+    L = np.empty((k, k))
+    x = np.empty(k)
+    w = np.empty(k)
+    gmax = 0.0
+    kcmax = 0.0
+    for i in range(k):
+        gmax = max(gmax, abs(g[i]))
+        acc = 0.0
+        for q in range(k):
+            acc += K[i, q] * c[q]
+        kcmax = max(kcmax, abs(acc))
+    tol = 1e-13 * (gmax + kcmax)
     best, stalled = k + 1, 0
     for _ in range(10 * k + 10):
-        free = ~lo & ~up
-        beta = np.where(up, c, 0.0)
-        if free.any():
-            rhs = g[free] - K[np.ix_(free, ~free)] @ beta[~free]
-            try:
-                beta[free] = np.linalg.solve(K[np.ix_(free, free)], rhs)
-            except np.linalg.LinAlgError:
-                return None
-        w = K @ beta - g
-        scale = np.abs(g).max(initial=0.0) + np.abs(K @ c).max(initial=0.0)
-        tol = 1e-13 * scale
-        bad_lo = free & (beta < 0.0)
-        bad_up = free & (beta > c)
-        bad_l = lo & (w < -tol)
-        bad_u = up & (w > tol)
-        bad = bad_lo | bad_up | bad_l | bad_u
-        nbad = int(bad.sum())
+        nf = 0
+        nx = 0
+        for i in range(k):
+            beta[i] = c[i] if up[i] else 0.0
+            if lo[i] or up[i]:
+                fx[nx] = i
+                nx += 1
+            else:
+                fi[nf] = i
+                nf += 1
+        if nf > 0:
+            # K_ff β_f = g_f − K_fx β_x by Cholesky (K_ff is positive definite)
+            for a in range(nf):
+                ia = fi[a]
+                acc = g[ia]
+                for b in range(nx):
+                    acc -= K[ia, fx[b]] * beta[fx[b]]
+                x[a] = acc
+                for b in range(a + 1):
+                    v = K[ia, fi[b]]
+                    for q in range(b):
+                        v -= L[a, q] * L[b, q]
+                    if a == b:
+                        if not v > 0.0:
+                            return False
+                        L[a, a] = np.sqrt(v)
+                    else:
+                        L[a, b] = v / L[b, b]
+            for a in range(nf):
+                acc = x[a]
+                for q in range(a):
+                    acc -= L[a, q] * x[q]
+                x[a] = acc / L[a, a]
+            for a in range(nf - 1, -1, -1):
+                acc = x[a]
+                for q in range(a + 1, nf):
+                    acc -= L[q, a] * x[q]
+                x[a] = acc / L[a, a]
+            for a in range(nf):
+                beta[fi[a]] = x[a]
+        nbad = 0
+        for i in range(k):
+            acc = 0.0
+            for q in range(k):
+                acc += K[i, q] * beta[q]
+            w[i] = acc - g[i]
+            free = not lo[i] and not up[i]
+            bad_lo[i] = free and beta[i] < 0.0
+            bad_up[i] = free and beta[i] > c[i]
+            bad_l[i] = lo[i] and w[i] < -tol
+            bad_u[i] = up[i] and w[i] > tol
+            if bad_lo[i] or bad_up[i] or bad_l[i] or bad_u[i]:
+                nbad += 1
         if nbad == 0:
-            return np.clip(beta, 0.0, c)
+            for i in range(k):
+                beta[i] = min(max(beta[i], 0.0), c[i])
+            return True
         if nbad < best:
             best, stalled = nbad, 0
         else:
             stalled += 1
+        last = -1
         if stalled >= 3:
-            i = int(np.flatnonzero(bad)[-1])
-            pick = np.zeros(k, dtype=bool)
-            pick[i] = True
-            bad_lo, bad_up, bad_l, bad_u = bad_lo & pick, bad_up & pick, bad_l & pick, bad_u & pick
-        lo = (lo & ~bad_l) | bad_lo
-        up = (up & ~bad_u) | bad_up
-    return None
+            for i in range(k):
+                if bad_lo[i] or bad_up[i] or bad_l[i] or bad_u[i]:
+                    last = i
+        for i in range(k):
+            if last >= 0 and i != last:
+                continue
+            lo[i] = (lo[i] and not bad_l[i]) or bad_lo[i]
+            up[i] = (up[i] and not bad_u[i]) or bad_up[i]
+    return False
 
 
 def _solve(A: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -286,10 +286,9 @@ def _run(
                     a, u, y, Kg, maskb, 1.0 / n, scnt, sidx, sinv, alpha, r_buf,
                     np.empty(max(1, sidx.shape[1])),
                 )  # fmt: skip
-                left = np.zeros(m, dtype=bool)
                 al_left = alpha_exit if exit_slide else alpha
-                for j in np.flatnonzero(scnt):
-                    left[j] = E.exited(al_left[j, : scnt[j]]).any()
+                in_set = np.arange(al_left.shape[1]) < scnt[:, None]
+                left = (E.exited(al_left) & in_set).any(axis=1)
                 try:
                     switched, up, slid = E.resolve(
                         field, r_buf.copy(), left, yflat, m, n, mask, sliding, flip
@@ -487,7 +486,7 @@ def _sliding_arrays(K: np.ndarray, sliding: np.ndarray, cache: dict, old=None, r
         key = S.tobytes()
         hit = cache.get(j)
         if hit is None or hit[0] != key:
-            hit = (key, np.linalg.inv(K[S][:, S]))
+            hit = (key, np.linalg.inv(K[S[:, None], S]))
             cache[j] = hit
         elif not fresh:
             continue

@@ -35,6 +35,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from ._events import EVENT_RTOL
 from ._field import SLIDE_MARGIN
 
 RUNNING, T_MAX, MAX_STEPS, LOSS_TOL, STALLED, NONFINITE, UNDERFLOW, EVENT = range(8)
@@ -45,6 +46,62 @@ N_FS = 10
 # integer state slots
 I_STEPS, I_REJ, I_EVALS, I_NREC, I_NFLIP, I_EXIT = range(6)
 N_IST = 6
+
+
+@njit(cache=True)
+def _matvec(M, v, c, out):
+    """``out[:c] = M[:c, :c] v[:c]``, each sum in index order (four rows at a time)."""
+    p = 0
+    while p + 4 <= c:
+        m0, m1, m2, m3 = M[p], M[p + 1], M[p + 2], M[p + 3]
+        s0 = s1 = s2 = s3 = 0.0
+        for s in range(c):
+            vs = v[s]
+            s0 += m0[s] * vs
+            s1 += m1[s] * vs
+            s2 += m2[s] * vs
+            s3 += m3[s] * vs
+        out[p], out[p + 1], out[p + 2], out[p + 3] = s0, s1, s2, s3
+        p += 4
+    while p < c:
+        mp = M[p]
+        acc = 0.0
+        for s in range(c):
+            acc += mp[s] * v[s]
+        out[p] = acc
+        p += 1
+
+
+@njit(cache=True)
+def _sub_rows(x, K, rows, q, c):
+    """``x −= Σ_p q_p K[rows_p]`` for ``p < c``, subtracted in the order of ``p``.
+
+    Eight rows per sweep of ``x`` (each entry still sees the subtractions one after
+    the other in the order of ``p``: the result is that of ``c`` successive axpys).
+    """
+    n = x.shape[0]
+    p = 0
+    while p + 8 <= c:
+        r0, r1, r2, r3 = K[rows[p]], K[rows[p + 1]], K[rows[p + 2]], K[rows[p + 3]]
+        r4, r5, r6, r7 = K[rows[p + 4]], K[rows[p + 5]], K[rows[p + 6]], K[rows[p + 7]]
+        q0, q1, q2, q3 = q[p], q[p + 1], q[p + 2], q[p + 3]
+        q4, q5, q6, q7 = q[p + 4], q[p + 5], q[p + 6], q[p + 7]
+        for i in range(n):
+            xi = x[i] - q0 * r0[i]
+            xi = xi - q1 * r1[i]
+            xi = xi - q2 * r2[i]
+            xi = xi - q3 * r3[i]
+            xi = xi - q4 * r4[i]
+            xi = xi - q5 * r5[i]
+            xi = xi - q6 * r6[i]
+            x[i] = xi - q7 * r7[i]
+        p += 8
+    while p < c:
+        rp = K[rows[p]]
+        qp = q[p]
+        for i in range(n):
+            x[i] -= qp * rp[i]
+        p += 1
 
 
 @njit(cache=True)
@@ -76,6 +133,9 @@ def evaluate(a, u, ka, ku, kz, y, Kg, mask, inv_n, scnt, sidx, sinv, alpha, r, G
                 G[j, i] = 0.0
         ka[j] = -acc
     np.dot(G, Kg, ku)
+    smax = max(1, sidx.shape[1])
+    v = np.empty(smax)
+    q = np.empty(smax)
     for j in range(m):
         naj = -a[j]
         for i in range(n):
@@ -84,22 +144,17 @@ def evaluate(a, u, ka, ku, kz, y, Kg, mask, inv_n, scnt, sidx, sinv, alpha, r, G
         c = scnt[j]
         if c > 0:
             # Filippov hold of the sliding set S: q = K_SS⁻¹ du_S, du −= q K_S·, dz_S −= q
-            for p in range(c):
-                qp = 0.0
-                for s in range(c):
-                    qp += sinv[j, p, s] * ku[j, sidx[j, s]]
-                alpha[j, p] = qp  # q for now
-            for p in range(c):
-                qp = alpha[j, p]
-                row = sidx[j, p]
-                for i in range(n):
-                    ku[j, i] -= qp * Kg[row, i]
-                kz[j, row] -= qp
+            kuj = ku[j]
+            for s in range(c):
+                v[s] = kuj[sidx[j, s]]
+            _matvec(sinv[j], v, c, q)
+            _sub_rows(kuj, Kg, sidx[j], q, c)
             for p in range(c):
                 i = sidx[j, p]
-                ku[j, i] = 0.0
+                kz[j, i] -= q[p]
+                kuj[i] = 0.0
                 den = a[j] * (r[i] * inv_n)
-                al = alpha[j, p] / den if den != 0.0 else np.nan
+                al = q[p] / den if den != 0.0 else np.nan
                 alpha[j, p] = al if al == al else np.inf
     return ss
 
@@ -325,6 +380,21 @@ def locate(cand, nc, sgn, u0s, Q, h, sc_old, n, rtol, atol, flips):
 
 
 @njit(cache=True)
+def _stage_sum(Ku, coef, s, j, out):
+    """``out[i] = Σ_{q<s} coef_q Ku[q, j, i]``, each sum in the order of ``q`` from 0."""
+    n = out.shape[0]
+    k0 = Ku[0, j]
+    c0 = coef[0]
+    for i in range(n):
+        out[i] = 0.0 + c0 * k0[i]
+    for q in range(1, s):
+        kq = Ku[q, j]
+        cq = coef[q]
+        for i in range(n):
+            out[i] += cq * kq[i]
+
+
+@njit(cache=True)
 def run(
     A, B, E, P, y, Kg, w_perp_sq, balance0,
     a, u, z, Ka, Ku, Kz, na, nu, nz, mask, sliding, scnt, sidx, sinv, alpha,
@@ -352,6 +422,8 @@ def run(
     sgn = np.empty(ncap)
     u0s = np.empty(ncap)
     Q = np.empty((ncap, 4))
+    coef = np.empty(7)
+    accv = np.empty(n)
     any_sliding = False
     for j in range(m):
         if scnt[j] > 0:
@@ -369,16 +441,19 @@ def run(
         h = min(h, t_end - t)
         # ---- one Dormand-Prince trial step with mask and sliding set frozen
         for s in range(1, 7):
+            for q in range(s):
+                coef[q] = A[s, q] if s < 6 else B[q]
             for j in range(m):
                 acc = 0.0
                 for q in range(s):
-                    acc += A[s, q] * Ka[q, j] if s < 6 else B[q] * Ka[q, j]
+                    acc += coef[q] * Ka[q, j]
                 sa[j] = a[j] + h * acc
+                # Σ_q coef_q Ku[q, j, i] summed in the order of q, entry by entry
+                _stage_sum(Ku, coef, s, j, accv)
+                uj = u[j]
+                suj = su[j]
                 for i in range(n):
-                    accu = 0.0
-                    for q in range(s):
-                        accu += (A[s, q] if s < 6 else B[q]) * Ku[q, j, i]
-                    su[j, i] = u[j, i] + h * accu
+                    suj[i] = uj[i] + h * accv[i]
             if s == 6:
                 for j in range(m):
                     na[j] = sa[j]
@@ -399,13 +474,11 @@ def run(
             for q in range(7):
                 acc += E[q] * Ka[q, j]
             e = abs(h * acc)
+            _stage_sum(Ku, E, 7, j, accv)
             for i in range(n):
                 s0 = max(s0, abs(u[j, i]))
                 s1 = max(s1, abs(nu[j, i]))
-                acc = 0.0
-                for q in range(7):
-                    acc += E[q] * Ku[q, j, i]
-                e = max(e, abs(h * acc))
+                e = max(e, abs(h * accv[i]))
             sc_old[j] = s0
             sc = max(atol + rtol * max(s0, s1), 1e-300)
             v = e / sc
@@ -445,7 +518,9 @@ def run(
         theta = 1.0
         nflip = 0
         if nc > 0:
-            theta, nflip = locate(cand, nc, sgn, u0s, Q, h, sc_old, n, rtol, atol, flips)
+            theta, nflip = locate(
+                cand, nc, sgn, u0s, Q, h, sc_old, n, min(rtol, EVENT_RTOL), atol, flips
+            )
         exit_check = False
         if any_sliding:
             for j in range(m):
@@ -514,26 +589,55 @@ def sliding_alpha(a, u, y, Kg, mask, inv_n, scnt, sidx, sinv, alpha, r, dus):
         for i in range(n):
             if mask[j, i]:
                 r[i] += aj * u[j, i]
+    act = np.empty(n, dtype=np.int64)
+    ra = np.empty(n)
+    q = np.empty(max(1, sidx.shape[1]))
     for j in range(m):
         c = scnt[j]
         if c == 0:
             continue
-        naj = -a[j]
+        na = 0
+        for i in range(n):
+            if mask[j, i]:
+                act[na] = i
+                ra[na] = r[i]
+                na += 1
+        _masked_dots(Kg, sidx[j], c, act, ra, na, -a[j], inv_n, dus)
+        _matvec(sinv[j], dus, c, q)
         for p in range(c):
-            row = sidx[j, p]
-            acc = 0.0
-            for i in range(n):
-                if mask[j, i]:
-                    acc += r[i] * Kg[row, i]
-            dus[p] = naj * acc * inv_n
-        for p in range(c):
-            qp = 0.0
-            for s in range(c):
-                qp += sinv[j, p, s] * dus[s]
             i = sidx[j, p]
             den = a[j] * (r[i] * inv_n)
-            al = qp / den if den != 0.0 else np.nan
+            al = q[p] / den if den != 0.0 else np.nan
             alpha[j, p] = al if al == al else np.inf
+
+
+@njit(cache=True)
+def _masked_dots(K, rows, c, act, ra, na, scale, inv_n, out):
+    """``out[p] = scale · (Σ_k ra_k K[rows_p, act_k]) · inv_n`` for ``p < c``, each sum in
+    the order of ``k`` (four rows at a time)."""
+    p = 0
+    while p + 4 <= c:
+        k0, k1, k2, k3 = K[rows[p]], K[rows[p + 1]], K[rows[p + 2]], K[rows[p + 3]]
+        s0 = s1 = s2 = s3 = 0.0
+        for k in range(na):
+            i = act[k]
+            rk = ra[k]
+            s0 += rk * k0[i]
+            s1 += rk * k1[i]
+            s2 += rk * k2[i]
+            s3 += rk * k3[i]
+        out[p] = scale * s0 * inv_n
+        out[p + 1] = scale * s1 * inv_n
+        out[p + 2] = scale * s2 * inv_n
+        out[p + 3] = scale * s3 * inv_n
+        p += 4
+    while p < c:
+        kp = K[rows[p]]
+        acc = 0.0
+        for k in range(na):
+            acc += ra[k] * kp[act[k]]
+        out[p] = scale * acc * inv_n
+        p += 1
 
 
 @njit(cache=True)
@@ -687,11 +791,35 @@ def _exit_polys(P, h, a, u, Ka, Ku, y, Kg, mask, scnt, sidx, sinv):
 
 
 @njit(cache=True)
+def _sliding_samples(scnt, sidx, n):
+    """The samples sliding in some neuron (sorted)."""
+    seen = np.zeros(n, dtype=np.bool_)
+    for j in range(scnt.shape[0]):
+        for p in range(scnt[j]):
+            seen[sidx[j, p]] = True
+    return np.flatnonzero(seen)
+
+
+@njit(cache=True)
 def _excess_poly(th, R, N, ca, scnt, sidx, alpha):
     """:func:`_excess` at θ from the polynomials of :func:`_exit_polys`."""
+    used = _sliding_samples(scnt, sidx, R.shape[0])
+    return _excess_poly_at(th, R, N, ca, scnt, sidx, alpha, used, used.size, np.empty(R.shape[0]))
+
+
+@njit(cache=True)
+def _excess_poly_at(th, R, N, ca, scnt, sidx, alpha, used, nused, rv):
+    """:func:`_excess_poly` with ``used[:nused]`` the samples sliding in some neuron:
+    ``r_i(θ)`` is evaluated once per sample (into ``rv``), not once per sliding pair."""
     m = scnt.shape[0]
     lo_b = -SLIDE_MARGIN
     hi_b = 1.0 + SLIDE_MARGIN
+    for k in range(nused):
+        i = used[k]
+        ri = 0.0
+        for d in range(8, -1, -1):
+            ri = ri * th + R[i, d]
+        rv[i] = ri
     ex = -np.inf
     for j in range(m):
         c = scnt[j]
@@ -701,11 +829,9 @@ def _excess_poly(th, R, N, ca, scnt, sidx, alpha):
         for k in range(4, -1, -1):
             aj = aj * th + ca[j, k]
         for p in range(c):
-            i = sidx[j, p]
-            ri = 0.0
+            ri = rv[sidx[j, p]]
             nv = 0.0
             for k in range(8, -1, -1):
-                ri = ri * th + R[i, k]
                 nv = nv * th + N[j, p, k]
             al = -nv / ri if aj * ri != 0.0 else np.nan
             al = al if al == al else np.inf
@@ -725,14 +851,17 @@ def locate_exit_poly(P, h, theta_max, a, u, Ka, Ku, y, Kg, mask, scnt, sidx, sin
     resolution sees the exit that was located).
     """
     R, N, ca = _exit_polys(P, h, a, u, Ka, Ku, y, Kg, mask, scnt, sidx, sinv)
+    used = _sliding_samples(scnt, sidx, R.shape[0])
+    nused = used.size
+    rv = np.empty(R.shape[0])
     lo = 0.0
-    g_lo = _excess_poly(0.0, R, N, ca, scnt, sidx, alpha)
+    g_lo = _excess_poly_at(0.0, R, N, ca, scnt, sidx, alpha, used, nused, rv)
     hi = -1.0
     g_hi = 0.0
     step = theta_max / 4.0
     for k in range(1, 5):
         g = k * step if k < 4 else theta_max
-        e = _excess_poly(g, R, N, ca, scnt, sidx, alpha)
+        e = _excess_poly_at(g, R, N, ca, scnt, sidx, alpha, used, nused, rv)
         if e > 0:
             hi = g
             g_hi = e
@@ -751,7 +880,7 @@ def locate_exit_poly(P, h, theta_max, a, u, Ka, Ku, y, Kg, mask, scnt, sidx, sin
             mid = 0.5 * (lo + hi)
         if not (lo < mid < hi):
             mid = 0.5 * (lo + hi)
-        e = _excess_poly(mid, R, N, ca, scnt, sidx, alpha)
+        e = _excess_poly_at(mid, R, N, ca, scnt, sidx, alpha, used, nused, rv)
         if e > 0:
             hi = mid
             g_hi = e
@@ -766,5 +895,5 @@ def locate_exit_poly(P, h, theta_max, a, u, Ka, Ku, y, Kg, mask, scnt, sidx, sin
             side = -1
     # leave in alpha the fractions at the returned point, in the arithmetic of the
     # search: the caller decides which neurons left their sliding mode from them
-    _excess_poly(hi, R, N, ca, scnt, sidx, alpha)
+    _excess_poly_at(hi, R, N, ca, scnt, sidx, alpha, used, nused, rv)
     return hi

@@ -19,8 +19,12 @@ Work per step: the field evaluation of stage ``s`` is fused with the
 construction of stage ``s + 1`` (one pass over the active coordinates writes
 ``K_s`` and the next stage state, a second, cache-hot pass per neuron scatters
 the next residual); the last stage is fused with the error norm, the neuron
-scales, the stall speeds and the kink candidates (whose dense-output
-coefficients are formed from the stage values already in registers). After
+scales and the kink candidates (whose dense-output coefficients are formed from
+the stage values already in registers), and a cache-hot pass per neuron forms
+what the step's end needs (Rayleigh quotient of the growth frame, speed, largest
+output), so that renormalisation, growth frame and plateau test touch the
+coordinates only where a frame changes. Trajectory rows form the dense output
+coordinate by coordinate as they sum. After
 an accepted step without kink the new state and ``K_0 = K_6`` are swapped in,
 not copied; after a kink one pass builds the state at the event, drops the
 crossed coordinates and scatters the residual, and one more gives ``K_0``.
@@ -90,22 +94,6 @@ def _dense_weights(P, th, b):
 
 
 @njit(cache=True)
-def _dense_state(h, b, a, uc, cnt, Ka, Ku, slot, sa, su):
-    """The step's dense output ``y0 + h Σ_s b_s K_s`` (stage ``s`` in slot ``slot[s]``)."""
-    m = a.shape[0]
-    for j in range(m):
-        acc = 0.0
-        for s in range(7):
-            acc += b[s] * Ka[slot[s], j]
-        sa[j] = a[j] + h * acc
-        for k in range(cnt[j]):
-            acc = 0.0
-            for s in range(7):
-                acc += b[s] * Ku[slot[s], j, k]
-            su[j, k] = uc[j, k] + h * acc
-
-
-@njit(cache=True)
 def _grow_rows(rec_t, rec_loss, rec_a, rec_w, rec_act, nrec):
     if nrec < rec_t.shape[0]:
         return rec_t, rec_loss, rec_a, rec_w, rec_act
@@ -130,6 +118,11 @@ def _row(
     el,
     sa,
     su,
+    h,
+    b,
+    Ka,
+    Ku,
+    slot,
     idx,
     cnt,
     y,
@@ -150,7 +143,9 @@ def _row(
     """Write one trajectory row (t, loss, ln|a_j|, ‖w_j‖, n_active) at ``nrec``; return the drift.
 
     As the reference ``Recorder.add_scaled``: neuron ``j`` is ``e^{el_j}`` times
-    ``(sa_j, su_j)``; ``‖ŵ_j‖² = e^{lwps_j − 2 el_j} + e^{ldsq_j − 2 el_j} + Σ_k su_jk² / ‖x‖²``
+    ``(sa_j, su_j)``, or, with ``h > 0``, times the step's dense output from there,
+    ``(sa, su) + h Σ_s b_s K_s`` (stage ``s`` in slot ``slot[s]``; formed on the fly,
+    coordinate by coordinate); ``‖ŵ_j‖² = e^{lwps_j − 2 el_j} + e^{ldsq_j − 2 el_j} + Σ_k su_jk² / ‖x‖²``
     and the drift is ``max_j e^{2 el_j} |â² − ‖ŵ‖² − b̂0_j| / max_j e^{2 el_j}(â² + ‖ŵ‖²)``
     with ``b̂0_j = sb0_j e^{lb0_j − 2 el_j}`` the initial balance in the same units.
     """
@@ -160,14 +155,25 @@ def _row(
         r[i] = 0.0
     top_dev = -np.inf
     top_size = -np.inf
+    dense = h > 0
     for j in range(m):
         aj = sa[j]
+        if dense:
+            acc = 0.0
+            for s in range(7):
+                acc += b[s] * Ka[slot[s], j]
+            aj = aj + h * acc
         e2 = 2.0 * el[j]
         wj = _ex(e2)
         q = 0.0
         for k in range(cnt[j]):
             i = idx[j, k]
             v = su[j, k]
+            if dense:
+                acc = 0.0
+                for s in range(7):
+                    acc += b[s] * Ku[slot[s], j, k]
+                v = v + h * acc
             r[i] += (wj * aj) * v
             q += v * v * invD[i]
         ws = (_ex(lwps[j] - e2) + _ex(ldsq[j] - e2)) + q
@@ -425,37 +431,68 @@ def _stage_pass(s, h, A, B, a, U, SU, sa, idx, cnt, rw, g, r, Ka, Ku, slot, gr, 
             r[idx[j, k]] += wa * SU[j, k]
 
 
+@njit(cache=True, inline="always")
+def _numbers(j, aj, kaj, gj, SU, KU, idx, cnt, invb):
+    """Neuron ``j``'s numbers for :func:`_settle` and :func:`_plateau_ready` at the state
+    ``(aj, SU[j])`` with ``K = (kaj, KU[j]) = F − gj x``: the Rayleigh quotient of the true
+    field ``F = K + gj x`` (numerator, denominator), its speed ``max|F_j|`` and
+    ``max_i σ(û_ji)/bound_i`` (the order of the sums is that of the reference loop)."""
+    va = kaj + gj * aj
+    num = aj * va
+    den = aj * aj
+    sp = abs(va)
+    cp = 0.0
+    for k in range(cnt[j]):
+        x = SU[j, k]
+        vu = KU[j, k] + gj * x
+        num += x * vu
+        den += x * x
+        sp = max(sp, abs(vu))
+        if x > 0:
+            cp = max(cp, x * invb[idx[j, k]])
+    return num, den, sp, cp
+
+
 @njit(cache=True)
-def _velocity_pass(sa, SU, idx, cnt, rw, g, KA, KU, gr):
-    """Field at ``(sa, SU)`` (residual done) into ``KA, KU``, minus ``gr x``."""
+def _velocity_pass(sa, SU, idx, cnt, rw, g, KA, KU, gr, invb, sact, rnum, rden, spd, cpos):
+    """Field at ``(sa, SU)`` (residual done) into ``KA, KU``, minus ``gr x``, and the
+    per-neuron numbers of :func:`_settle` (see :func:`run`)."""
     for j in range(sa.shape[0]):
         naj = -sa[j]
         gj = gr[j]
         acc = 0.0
+        s1 = abs(sa[j])
         for k in range(cnt[j]):
             i = idx[j, k]
             x = SU[j, k]
             acc += x * rw[i]
             KU[j, k] = naj * g[i] - gj * x
+            s1 = max(s1, abs(x))
         KA[j] = -acc - gj * sa[j]
+        sact[j] = s1
+        rnum[j], rden[j], spd[j], cpos[j] = _numbers(j, sa[j], KA[j], gj, SU, KU, idx, cnt, invb)
 
 
 @njit(cache=True)
-def _settle(ell, gr, a, U, cnt, KA, KU, ldmax, sc0, spd0, log_gf):
+def _settle(
+    ell, gr, a, U, cnt, KA, KU, ldmax, sc0, sact, rnum, rden, spd0, cpos, spd_pl, log_gf
+):
     """After a step: power-of-two renormalisation, then the growth frame of the next step.
 
-    As ``reluflow.flow._renormalise_rows`` and ``_retune_rows``: a neuron whose size
-    ``max(|â|, max|û|, inactive part)`` left [1/4, 4] is scaled by ``2^−e`` (``ℓ += e ln 2``);
-    ``g_j`` becomes the Rayleigh quotient of the true field over ``a_j`` and the active
-    coordinates for the neurons below ``e^{log_gf}`` of the largest, 0 for the others,
-    and ``K_0 = F − g x``. Sets ``sc0`` (sizes) and ``spd0`` (true speeds).
+    As ``reluflow.flow._renormalise_rows`` and ``_retune_rows``, from the per-neuron
+    numbers the last field evaluation formed (:func:`_numbers`; ``sact = max(|â|,
+    max|û|)`` over the active coordinates): a neuron whose size ``max(sact, inactive
+    part)`` left [1/4, 4] is scaled by ``2^−e`` (``ℓ += e ln 2``; exact, its numbers
+    scale with it); ``g_j`` becomes the Rayleigh quotient for the neurons below
+    ``e^{log_gf}`` of the largest, 0 for the others, and ``K_0 = F − g x`` (rewritten
+    where ``g_j`` or its previous value is not 0). Sets ``sc0`` (sizes), ``spd0``
+    (true speeds) and ``spd_pl`` (the same, formed from the new ``K_0``, for
+    :func:`_plateau_ready`).
     """
     m = a.shape[0]
     top = -np.inf
     for j in range(m):
-        size = max(abs(a[j]), _ex(ldmax[j] - ell[j]))
-        for k in range(cnt[j]):
-            size = max(size, abs(U[j, k]))
+        size = max(sact[j], _ex(ldmax[j] - ell[j]))
         if size > 4.0 or (size < 0.25 and size > 0):
             e = math.frexp(size)[1] - 1
             fac = math.ldexp(1.0, -e)
@@ -465,33 +502,31 @@ def _settle(ell, gr, a, U, cnt, KA, KU, ldmax, sc0, spd0, log_gf):
                 U[j, k] *= fac
                 KU[j, k] *= fac
             ell[j] += e * _LN2
-            size = max(abs(a[j]), _ex(ldmax[j] - ell[j]))
-            for k in range(cnt[j]):
-                size = max(size, abs(U[j, k]))
+            sact[j] *= fac
+            spd0[j] *= fac
+            cpos[j] *= fac
+            size = max(sact[j], _ex(ldmax[j] - ell[j]))
         sc0[j] = size
         if size > 0:
             top = max(top, ell[j] + math.log(size))
     for j in range(m):
-        gj = gr[j]
-        va = KA[j] + gj * a[j]
-        num = a[j] * va
-        den = a[j] * a[j]
-        sp = abs(va)
-        for k in range(cnt[j]):
-            x = U[j, k]
-            vu = KU[j, k] + gj * x
-            num += x * vu
-            den += x * x
-            sp = max(sp, abs(vu))
-        spd0[j] = sp
         size = sc0[j]
         small = size > 0 and ell[j] + math.log(size) <= top + log_gf
         if size == 0:
             small = 0.0 <= top + log_gf  # ln 0 = −inf <= anything
-        gn = num / den if (small and den > 0) else 0.0
+        gn = rnum[j] / rden[j] if (small and rden[j] > 0) else 0.0
+        gj = gr[j]
+        if gj == 0 and gn == 0:
+            spd_pl[j] = spd0[j]  # K_0 = F already
+            continue
+        va = KA[j] + gj * a[j]
         KA[j] = va - gn * a[j]
+        sp = abs(KA[j] + gn * a[j])
         for k in range(cnt[j]):
-            KU[j, k] = (KU[j, k] + gj * U[j, k]) - gn * U[j, k]
+            x = U[j, k]
+            KU[j, k] = (KU[j, k] + gj * x) - gn * x
+            sp = max(sp, abs(KU[j, k] + gn * x))
+        spd_pl[j] = sp
         gr[j] = gn
 
 
@@ -552,25 +587,17 @@ def _activations(act_t, t, h, th_end, ell, gr, a, Ka, slot, P, log_level, b):
 
 
 @njit(cache=True)
-def _plateau_ready(ell, a, U, idx, cnt, KA, KU, gr, sc0, invb, eps, rest_tol):
-    """``reluflow._plateau.plateau_ready``: some neuron small, every other at rest."""
-    m = a.shape[0]
+def _plateau_ready(ell, a, cpos, spd, sc0, eps, rest_tol):
+    """``reluflow._plateau.plateau_ready``: some neuron small, every other at rest.
+
+    From the numbers of :func:`_settle` (``cpos``: ``max_i σ(û_ji)/bound_i``; ``spd``:
+    the speed ``max|F_j|``; ``sc0``: the size).
+    """
     any_small = False
-    for j in range(m):
-        c = 0.0
-        for k in range(cnt[j]):
-            x = U[j, k]
-            if x > 0:
-                c = max(c, x * invb[idx[j, k]])
-        c *= _ex(2.0 * ell[j]) * abs(a[j])
-        if c <= eps:
+    for j in range(a.shape[0]):
+        if cpos[j] * (_ex(2.0 * ell[j]) * abs(a[j])) <= eps:
             any_small = True
-            continue
-        gj = gr[j]
-        sp = abs(KA[j] + gj * a[j])
-        for k in range(cnt[j]):
-            sp = max(sp, abs(KU[j, k] + gj * U[j, k]))
-        if not (sp <= rest_tol * sc0[j]):
+        elif not (spd[j] <= rest_tol * sc0[j]):
             return False
     return any_small
 
@@ -651,11 +678,16 @@ def run(
             X[0, j, k] = uc[j, k]
     slot = np.arange(7)  # stage s lives in Ka[slot[s]], Ku[slot[s]]
     sa = np.empty(m)
-    ga = np.empty(m)
-    gu = np.empty((m, n))  # dense output at grid points
     gl = np.empty(m)  # log-scales at a grid point
-    sc1 = np.empty(m)
+    # per neuron at the state after a step (formed by its last field evaluation): the
+    # size over a and the active coordinates, the Rayleigh quotient of the true field
+    # (numerator, denominator), its speed and the largest output relative to its bound
+    sact = np.empty(m)
+    rnum = np.empty(m)
+    rden = np.empty(m)
     spd0 = np.empty(m)
+    spd_pl = np.empty(m)
+    cpos = np.empty(m)
     atl = np.empty(m)
     W = np.empty((7, m))
     b = np.empty(7)
@@ -668,13 +700,6 @@ def run(
     lo = np.empty(ncap)
     hi = np.empty(ncap)
     hitpos = np.empty(ncap, dtype=np.int64)
-
-    for j in range(m):
-        gj = gr[j]
-        sp = abs(Ka[0, j] + gj * a[j])
-        for k in range(cnt[j]):
-            sp = max(sp, abs(Ku[0, j, k] + gj * uc[j, k]))
-        spd0[j] = sp
 
     t = fs[F_T]
     h = fs[F_H]
@@ -734,7 +759,7 @@ def run(
             naj = -sa[j]
             gj = gr[j]
             acc = 0.0
-            s1 = _nmax(abs(sa[j]), _ex(ldmax[j] - (ell[j] + gj * h)))
+            s1 = abs(sa[j])
             e = 0.0
             for k in range(cnt[j]):
                 i = idx[j, k]
@@ -793,7 +818,10 @@ def run(
                 + e6 * da
             )
             e = _nmax(abs(ea), e)
-            sc1[j] = s1
+            sact[j] = s1
+            # (cache-hot: the row was just written)
+            rnum[j], rden[j], spd0[j], cpos[j] = _numbers(j, sa[j], da, gj, SU, K6, idx, cnt, invb)
+            s1 = _nmax(s1, _ex(ldmax[j] - (ell[j] + gj * h)))
             sc = _nmax(atl[j] + rtol * _nmax(sc0[j], s1), 1e-300)
             ratio = _nmax(ratio, e / sc)
         if not np.isfinite(ratio):
@@ -826,15 +854,14 @@ def run(
         while next_t <= t_hi:
             if next_t > t:
                 _dense_weights(P, (next_t - t) / h, b)
-                _dense_state(h, b, a, U, cnt, Ka, Ku, slot, ga, gu)
                 for j in range(m):
                     gl[j] = ell[j] + gr[j] * (next_t - t)
                 rec_t, rec_loss, rec_a, rec_w, rec_act = _grow_rows(
                     rec_t, rec_loss, rec_a, rec_w, rec_act, nrec
                 )
                 drift = _row(
-                    next_t, gl, ga, gu, idx, cnt, y, invD, lwps, ldsq, lb0, sb0, rr, drift,
-                    rec_t, rec_loss, rec_a, rec_w, rec_act, nrec,
+                    next_t, gl, a, U, h, b, Ka, Ku, slot, idx, cnt, y, invD, lwps, ldsq, lb0,
+                    sb0, rr, drift, rec_t, rec_loss, rec_a, rec_w, rec_act, nrec,
                 )
                 nrec += 1
                 npts += 1
@@ -898,15 +925,18 @@ def run(
             U = X[cur]
             ss = _finish_residual(r, y, D, inv_n, rw, g)
             loss = ss / (2 * n)
-            _velocity_pass(a, U, idx, cnt, rw, g, Ka[slot[0]], Ku[slot[0]], gr)
+            _velocity_pass(
+                a, U, idx, cnt, rw, g, Ka[slot[0]], Ku[slot[0]], gr, invb, sact, rnum, rden,
+                spd0, cpos,
+            )  # fmt: skip
             ist[I_EVALS] += 1
             if record_kinks and (npts == 0 or last_pt < t):
                 rec_t, rec_loss, rec_a, rec_w, rec_act = _grow_rows(
                     rec_t, rec_loss, rec_a, rec_w, rec_act, nrec
                 )
                 drift = _row(
-                    t, ell, a, U, idx, cnt, y, invD, lwps, ldsq, lb0, sb0, rr, drift,
-                    rec_t, rec_loss, rec_a, rec_w, rec_act, nrec,
+                    t, ell, a, U, 0.0, b, Ka, Ku, slot, idx, cnt, y, invD, lwps, ldsq, lb0,
+                    sb0, rr, drift, rec_t, rec_loss, rec_a, rec_w, rec_act, nrec,
                 )
                 nrec += 1
             h = max(h_prop, h * (1.0 - theta_star)) if theta_star < 1 else h_prop
@@ -922,7 +952,10 @@ def run(
             t = t + h
             h = h_prop
         U = X[cur]
-        _settle(ell, gr, a, U, cnt, Ka[slot[0]], Ku[slot[0]], ldmax, sc0, spd0, log_gf)
+        _settle(
+            ell, gr, a, U, cnt, Ka[slot[0]], Ku[slot[0]], ldmax, sc0, sact, rnum, rden, spd0,
+            cpos, spd_pl, log_gf,
+        )  # fmt: skip
         if loss <= loss_tol:
             code = LOSS_TOL
             break
@@ -959,9 +992,7 @@ def run(
         skip = max(ist[I_SKIP] - 1, 0)
         ist[I_SKIP] = skip
         if check_plateau and not event and skip == 0:
-            if _plateau_ready(
-                ell, a, U, idx, cnt, Ka[slot[0]], Ku[slot[0]], gr, sc0, invb, eps_out, rest_tol
-            ):
+            if _plateau_ready(ell, a, cpos, spd_pl, sc0, eps_out, rest_tol):
                 code = PLATEAU
                 break
 
@@ -979,8 +1010,8 @@ def run(
             rec_t, rec_loss, rec_a, rec_w, rec_act, nrec
         )
         drift = _row(
-            t, ell, a, uc, idx, cnt, y, invD, lwps, ldsq, lb0, sb0, rr, drift,
-            rec_t, rec_loss, rec_a, rec_w, rec_act, nrec,
+            t, ell, a, uc, 0.0, b, Ka, Ku, slot, idx, cnt, y, invD, lwps, ldsq, lb0, sb0, rr,
+            drift, rec_t, rec_loss, rec_a, rec_w, rec_act, nrec,
         )
         nrec += 1
     fs[F_T] = t

@@ -43,6 +43,7 @@ from .network import Network
 # geometric scan for the end of the phase: points per decade, most decades
 _SCAN_PER_DECADE = 10
 _SCAN_DECADES = 60
+_SCAN_BLOCK = 32
 
 
 @dataclass(frozen=True)
@@ -153,13 +154,12 @@ class _Segments:
         b_lo = np.concatenate([np.zeros((m, 1)), np.where(self.deaths, lev, np.nan)], axis=1)
         self.b_lo = b_lo
         # ã at each segment start: ã² = ã_k² + γ²(B² − B_k²) + 2C(B − B_k) along segment k
+        # (a running sum, in segment order: NaN from a neuron's last death on)
         at = np.abs(a0)
-        a_sq = np.empty((m, K + 1))
-        a_sq[:, 0] = at**2
-        for k in range(K):
-            lo, hi = b_lo[:, k], b_lo[:, k + 1]
-            step = self.g2[:, k] * (hi - lo) * (hi + lo) + 2.0 * self.c[:, k] * (hi - lo)
-            a_sq[:, k + 1] = np.where(self.deaths[:, k], a_sq[:, k] + step, np.nan)
+        lo, hi = b_lo[:, :-1], b_lo[:, 1:]
+        step = self.g2[:, :K] * (hi - lo) * (hi + lo) + 2.0 * self.c[:, :K] * (hi - lo)
+        a_sq = np.cumsum(np.concatenate([(at**2)[:, None], step], axis=1), axis=1)
+        a_sq[:, 1:][~self.deaths] = np.nan
         self.valid = bool(np.all((a_sq > 0) | np.isnan(a_sq)))
         self.a_lo = np.sqrt(np.where(a_sq > 0, a_sq, np.nan))
         self.v_lo = self.g2 * b_lo + self.c
@@ -180,9 +180,21 @@ class _Segments:
             [np.zeros((m, 1)), np.cumsum(np.nan_to_num(dur), axis=1)], axis=1
         )
         self.t_lo[:, 1:][~self.deaths] = np.inf
-        self.z_lo = z
         with np.errstate(divide="ignore", invalid="ignore"):
             self.kappa = self.a_lo**2 - np.where(self.g2 > 0, self.v_lo**2 / self.g2, 0.0)
+            logs = [np.log(self.a_lo), np.log(z), np.log(2.0 * gam)]
+        # the segments' numbers in one array, gathered at once by _log_a_and_b (the
+        # attributes are views into it)
+        self._per_segment = np.stack(
+            [gam, self.g2, self.a_lo, self.v_lo, self.t_lo, b_lo, self.kappa, *logs]
+        )
+        self.gam, self.g2, self.a_lo, self.v_lo, self.t_lo, self.b_lo, self.kappa = (
+            self._per_segment[:7]
+        )
+
+    def segment(self, t: float) -> np.ndarray:
+        """Each neuron's segment at time ``t``."""
+        return (self.t_lo <= t).sum(axis=1) - 1
 
     def _log_a_and_b(
         self, j: np.ndarray, k: np.ndarray, t: np.ndarray
@@ -193,26 +205,38 @@ class _Segments:
         ``1/ã = 2γ e^{−ln Z} / (1 + q)``, ``v/ã = γ (1 − q)/(1 + q)`` with ``q = γ²κ e^{−2 ln Z}``
         and ``B/ã = (B_k − v_k/γ²)/ã + (v/ã)/γ²``.
         """
-        g, g2 = self.gam[j, k], self.g2[j, k]
-        a_k, v_k, dt = self.a_lo[j, k], self.v_lo[j, k], t - self.t_lo[j, k]
-        b_k = self.b_lo[j, k]
+        g, g2, a_k, v_k, t_k, b_k, kap_k, la, lz_k, l2g_k = self._per_segment[:, j, k]
+        dt = t - t_k
+        grow = g > 0
+        if grow.all():  # (the usual case: no masks)
+            return self._growing(g, g2, v_k, b_k, kap_k, lz_k, l2g_k, dt)
         # γ = 0: ã constant (nothing live), B grows linearly
-        la = np.log(a_k)
         inv_a = 1.0 / a_k
         b_over_a = b_k / a_k + dt
-        grow = g > 0
         if grow.any():
-            gg, gg2 = g[grow], g2[grow]
-            kap = self.kappa[j, k][grow]
-            lz = np.log(self.z_lo[j, k][grow]) + gg * dt[grow]
-            with np.errstate(over="ignore", under="ignore"):
-                q = gg * gg * kap * np.exp(-2.0 * lz)
-            la[grow] = lz - np.log(2.0 * gg) + np.log1p(q)
-            inv = 2.0 * gg * np.exp(-lz) / (1.0 + q)
-            inv_a[grow] = inv
-            v_over_a = gg * (1.0 - q) / (1.0 + q)
-            b_over_a[grow] = (b_k[grow] - v_k[grow] / gg2) * inv + v_over_a / gg2
+            la[grow], b_over_a[grow], inv_a[grow] = self._growing(
+                *(x[grow] for x in (g, g2, v_k, b_k, kap_k, lz_k, l2g_k, dt))
+            )
         return la, b_over_a, inv_a
+
+    @staticmethod
+    def _growing(
+        g: np.ndarray,
+        g2: np.ndarray,
+        v_k: np.ndarray,
+        b_k: np.ndarray,
+        kap: np.ndarray,
+        lz_k: np.ndarray,
+        l2g: np.ndarray,
+        dt: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`_log_a_and_b` where ``γ > 0``."""
+        lz = lz_k + g * dt
+        with np.errstate(over="ignore", under="ignore"):
+            q = g * g * kap * np.exp(-2.0 * lz)
+        inv = 2.0 * g * np.exp(-lz) / (1.0 + q)
+        v_over_a = g * (1.0 - q) / (1.0 + q)
+        return lz - l2g + np.log1p(q), (b_k - v_k / g2) * inv + v_over_a / g2, inv
 
     def record(self, rec: Recorder, times: np.ndarray) -> None:
         """Append rows at ``times`` to ``rec`` without forming ``u`` at each time.
@@ -225,57 +249,63 @@ class _Segments:
         ``Σ f_i²`` is below ``eps²`` of it, under the rounding of the loss.
         """
         y, x_sq = rec.data.y, rec.data.sq_norms()
-        T = times.size
-        ell_all, a_hat_all = np.empty((T, self.m)), np.empty((T, self.m))
-        wsq_all = np.empty((T, self.m))
-        act_all = np.empty((T, self.m), dtype=np.int64)
+        T, m, K = times.size, self.m, self.K
+        cols = np.arange(m)
+        k = np.empty((T, m), dtype=np.intp)
+        for j in range(m):
+            k[:, j] = np.searchsorted(self.t_lo[j], times, side="right") - 1
+        la, bo, ia = (
+            x.reshape(T, m)
+            for x in self._log_a_and_b(np.tile(cols, T), k.ravel(), np.repeat(times, m))
+        )
+        live, u0, sl = self.live, self.u0, self.slope
+        keep = live & ~np.isfinite(self.level)  # right-sign coordinates: alive throughout
+        const_sq = np.array([(u0[j] ** 2 / x_sq)[~live[j]].sum() for j in range(m)])
+        const_sq = const_sq + self.wps_hat
+        const_y = np.array([(y * np.maximum(u0[j], 0.0))[~live[j]].sum() for j in range(m)])
+        const_act = keep.sum(axis=1) + ((u0 > 0) & ~live).sum(axis=1)
+        kj = self.deaths.sum(axis=1)
+        lev = np.where(self.deaths, np.take_along_axis(self.level, self.order, axis=1), np.inf)
+        # B itself only orders the deaths: B = (B/ã) ã, compared in the sign of B/ã
+        # against the levels (B and the levels are O(1) while deaths happen)
+        with np.errstate(over="ignore"):
+            b = bo * np.exp(la)
+        first = np.empty((T, m), dtype=np.intp)  # first death still to come
+        for j in range(m):
+            first[:, j] = np.searchsorted(lev[j, : kj[j]], b[:, j], side="right")
+
+        def alive(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            """Sums of ``v`` (m, n) over the coordinates alive throughout (per neuron, in
+            sample order) and over those still to die at each time (suffix sums in death
+            order, 0 after the last), (m,) and (T, m)."""
+            kept = np.array([v[j, keep[j]].sum() for j in range(m)])
+            dying = np.where(self.deaths, np.take_along_axis(v, self.order, axis=1), 0.0)
+            suffix = np.zeros((m, K + 1))
+            suffix[:, :K] = np.cumsum(dying[:, ::-1], axis=1)[:, ::-1]
+            return kept, suffix[cols, first]
+
+        # terms of u² / ‖x‖² = (u0 + sl B)² / ‖x‖² and of y u = y (u0 + sl B)
+        kept, later = alive(u0**2 / x_sq)
+        c0 = const_sq + kept + later
+        c1, c2, s1 = (np.add(*alive(v)) for v in (2 * u0 * sl / x_sq, sl**2 / x_sq, y * sl))
+        kept, later = alive(y * u0)
+        s0 = const_y + kept + later
+        wsq = c0 * ia * ia + bo * c1 * ia + bo * bo * c2
+        ys = s0 * ia + bo * s1
+        ell = self.ell0 + la
+        with np.errstate(under="ignore"):
+            fys = self.sign * np.exp(2.0 * ell) * ys
         fy = np.zeros(T)
-        for j in range(self.m):
-            k = np.searchsorted(self.t_lo[j], times, side="right") - 1
-            la, bo, ia = self._log_a_and_b(np.full(T, j), k, times)
-            live, u0, sl = self.live[j], self.u0[j], self.slope[j]
-            neg = np.isfinite(self.level[j])
-            keep = live & ~neg  # right-sign coordinates: alive throughout
-            # terms of u² / ‖x‖² = (u0 + sl B)² / ‖x‖² and of y u = y (u0 + sl B)
-            q0, q1, q2 = u0**2 / x_sq, 2 * u0 * sl / x_sq, sl**2 / x_sq
-            p0, p1 = y * u0, y * sl
-            const_sq = float((u0**2 / x_sq)[~live].sum()) + float(self.wps_hat[j])
-            const_y = float((y * np.maximum(u0, 0.0))[~live].sum())
-            const_act = int(np.count_nonzero(keep) + np.count_nonzero((u0 > 0) & ~live))
-            kj = int(self.deaths[j].sum())
-            idx = self.order[j, :kj]
-            lev = self.level[j, idx]
-
-            def suffix(v: np.ndarray, idx: np.ndarray = idx) -> np.ndarray:
-                return np.concatenate([np.cumsum(v[idx][::-1])[::-1], [0.0]])
-
-            # B itself only orders the deaths: B = (B/ã) ã, compared in the sign of B/ã
-            # against the levels (B and the levels are O(1) while deaths happen)
-            with np.errstate(over="ignore"):
-                b = bo * np.exp(la)
-            first = np.searchsorted(lev, b, side="right")  # first death still to come
-            c0 = const_sq + q0[keep].sum() + suffix(q0)[first]
-            c1 = q1[keep].sum() + suffix(q1)[first]
-            c2 = q2[keep].sum() + suffix(q2)[first]
-            wsq = c0 * ia * ia + bo * c1 * ia + bo * bo * c2
-            ys = (const_y + p0[keep].sum() + suffix(p0)[first]) * ia + bo * (
-                p1[keep].sum() + suffix(p1)[first]
-            )
-            ell = self.ell0[j] + la
-            ell_all[:, j] = ell
-            a_hat_all[:, j] = self.sign[j]
-            wsq_all[:, j] = wsq
-            act_all[:, j] = const_act + (kj - first)
-            with np.errstate(under="ignore"):
-                fy += self.sign[j] * np.exp(2.0 * ell) * ys
+        for j in range(m):
+            fy += fys[:, j]
         loss = (float(y @ y) - 2.0 * fy) / (2 * self.n)
-        rec.extend_scaled(times, loss, ell_all, a_hat_all, wsq_all, act_all)
+        a_hat = np.broadcast_to(self.sign, (T, m))
+        rec.extend_scaled(times, loss, ell, a_hat, wsq, const_act + (kj - first))
 
     def state(self, t: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(ℓ, â, û)`` of every neuron at time ``t``, ``(a, u) = e^{ℓ}(â, û)``, ``|â| = 1``."""
         rows = np.arange(self.m)
-        k = (self.t_lo <= t).sum(axis=1) - 1  # current segment
-        la, bo, ia = self._log_a_and_b(rows, k, np.full(self.m, t))
+        la, bo, ia = self._log_a_and_b(rows, self.segment(t), np.full(self.m, t))
         with np.errstate(over="ignore"):
             b = bo * np.exp(la)
         alive = self.live & ((self.level > b[:, None]) | np.isinf(self.level))
@@ -295,6 +325,67 @@ class _Segments:
         tt = t[hit]
         srt = np.argsort(tt, kind="stable")
         return tt[srt], (j * self.n + i)[srt]
+
+
+class _SmallOutputs:
+    """Whether every output of the phase is within its bound at time ``t``: ``|f_i| <= b_i``.
+
+    ``f_i = Σ_j s_j e^{2ℓ_j} σ(u_ji)/ã_j`` with ``u_ji/ã_j = u0_ji (1/ã_j) + s_ji (B_j/ã_j)``,
+    ``s_ji`` the slope of a live coordinate (0 for the others): positive exactly while the
+    coordinate is alive (a wrong-sign one dies where ``u0 + s B`` reaches 0, and the
+    formula stays negative after). A sufficient test
+    comes first, in O(m): ``σ(u_ji)/ã_j <= u0⁺_ji/ã_j + |s_ji| |B_j/ã_j|``, so
+    ``max_i |f_i|/b_i <= Σ_j e^{2ℓ_j} (p_j/ã_j + q_j |B_j/ã_j|)`` with
+    ``p_j = max_i u0⁺_ji/b_i``, ``q_j = max_i |s_ji|/b_i``; below 1/2 (far above any
+    rounding of the exact test) the outputs are small. Most of the scan for the end
+    of the phase sits there, decades before the outputs approach their bound.
+    """
+
+    def __init__(self, seg: _Segments, bound: np.ndarray):
+        self.seg, self.bound = seg, bound
+        inv = 1.0 / bound
+        self.p = (np.maximum(seg.u0, 0.0) * inv).max(axis=1, initial=0.0)
+        self.s = np.where(seg.live, seg.slope, 0.0)
+        self.q = (np.abs(self.s) * inv).max(axis=1, initial=0.0)
+        self.rows = np.arange(seg.m)
+        self.u: np.ndarray | None = None  # work arrays of the exact test
+        self.tmp: np.ndarray | None = None
+
+    def surely(self, times: np.ndarray) -> np.ndarray:
+        """The sufficient test alone, at several times at once."""
+        return self.bound_ratio(times) <= 0.5
+
+    def bound_ratio(self, times: np.ndarray) -> np.ndarray:
+        """The upper bound ``Σ_j e^{2ℓ_j} (p_j/ã_j + q_j |B_j/ã_j|)`` on ``max_i |f_i|/b_i``."""
+        seg = self.seg
+        T, m = times.size, seg.m
+        k = np.empty((T, m), dtype=np.intp)
+        for j in range(m):
+            k[:, j] = np.searchsorted(seg.t_lo[j], times, side="right") - 1
+        la, bo, ia = (
+            x.reshape(T, m)
+            for x in seg._log_a_and_b(np.tile(self.rows, T), k.ravel(), np.repeat(times, m))
+        )
+        with np.errstate(under="ignore", over="ignore", invalid="ignore"):
+            w = np.exp(2.0 * (seg.ell0 + la))
+            return (w * (ia * self.p + np.abs(bo) * self.q)).sum(axis=1)
+
+    def __call__(self, t: float) -> bool:
+        seg = self.seg
+        la, bo, ia = seg._log_a_and_b(self.rows, seg.segment(t), np.full(seg.m, t))
+        with np.errstate(under="ignore", over="ignore", invalid="ignore"):
+            w = np.exp(2.0 * (seg.ell0 + la))
+            if float((w * (ia * self.p + np.abs(bo) * self.q)).sum()) <= 0.5:
+                return True
+            if self.u is None:
+                self.u, self.tmp = np.empty((seg.m, seg.n)), np.empty((seg.m, seg.n))
+            u, tmp = self.u, self.tmp
+            np.multiply(seg.u0, ia[:, None], out=u)
+            np.multiply(self.s, bo[:, None], out=tmp)
+            u += tmp
+            np.maximum(u, 0.0, out=u)
+            f = (w * seg.sign) @ u
+        return bool(np.all(np.abs(f) <= self.bound))  # False on NaN (an overflowed output)
 
 
 def initial_phase(
@@ -322,23 +413,25 @@ def initial_phase(
     ymax = float(np.abs(y).max(initial=0.0))
     if ymax == 0.0:
         return None
-    bound = eps * np.maximum(np.abs(y), 1e-3 * ymax)
-
-    def small(t: float) -> bool:
-        ell, a_hat, u_hat = seg.state(t)
-        with np.errstate(under="ignore", over="ignore", invalid="ignore"):
-            f = (np.exp(2.0 * ell) * a_hat) @ np.maximum(u_hat, 0.0)
-        return bool(np.all(np.abs(f) <= bound))  # False on NaN (an overflowed output)
+    small = _SmallOutputs(seg, eps * np.maximum(np.abs(y), 1e-3 * ymax))
 
     ratio = 10.0 ** (1.0 / _SCAN_PER_DECADE)
     lo, hi = 0.0, t_start
-    for _ in range(_SCAN_PER_DECADE * _SCAN_DECADES):
+    # the scan's points, tested in blocks by the sufficient test first (the points where
+    # it passes need nothing more)
+    sure = np.zeros(0, dtype=bool)
+    for step in range(_SCAN_PER_DECADE * _SCAN_DECADES):
         if hi >= t_cap:
             hi = t_cap
             if small(hi):
                 lo = hi
             break
-        if not small(hi):
+        if step == sure.size:
+            block = [hi]
+            while len(block) < _SCAN_BLOCK and block[-1] * ratio < t_cap:
+                block.append(block[-1] * ratio)
+            sure = np.concatenate([sure, small.surely(np.array(block))])
+        if not (sure[step] or small(hi)):
             break
         lo, hi = hi, hi * ratio
     else:

@@ -52,6 +52,13 @@ class Jump:
     v_over_g: np.ndarray  # (k, n)
     w: np.ndarray  # (k, n)
 
+    def scale(self, ds: float) -> tuple[np.ndarray, np.ndarray]:
+        """``(Δℓ, â)`` of the small neurons ``ds`` after the start (``â`` as in :meth:`state`)."""
+        g = self.gam
+        with np.errstate(under="ignore", over="ignore"):
+            e2 = np.exp(-2.0 * g * ds)
+        return g * ds, self.alpha + self.beta * e2
+
     def state(self, ds: float | np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(Δℓ, â, û)`` of the small neurons ``ds`` after the start (ds scalar)."""
         g = self.gam
@@ -143,40 +150,58 @@ def try_jump(
     beta = np.where(gam > 0, 0.5 * (au - cu), 0.0)
     vg = np.where(gam[:, None] > 0, v / safe[:, None], 0.0)
     w = uu - np.where(gam > 0, cu, 0.0)[:, None] * vg
+    del c, v  # (k, n) each: the peak memory of a run is here
     jump = Jump(s_max, idx, gam, alpha, beta, vg, w)
+    ell_s = ell[idx]
+    # before the first kink no coordinate changes sign, so σ(û(s)) keeps the coordinates
+    # positive at the start: the outputs are f(s) = Σ_k e^{2(ℓ_k + γ_k s)} â_k(s)
+    # ((α_k − β_k e^{−2γ_k s}) (v/γ)⁺_k + e^{−γ_k s} w⁺_k), two products with fixed arrays
+    vg_on = np.where(uu > 0, mask[idx], 0.0)
+    w_on = w * vg_on
+    vg_on *= vg
+    limit = eps * bound
+    m2g, mg = -2.0 * gam, -gam
+
+    def visible(s: float) -> bool:
+        e2 = np.exp(m2g * s)
+        wa = np.exp(2.0 * (ell_s + gam * s)) * (alpha + beta * e2)
+        f = (wa * (alpha - beta * e2)) @ vg_on + (wa * np.exp(mg * s)) @ w_on
+        return not bool(np.all(np.abs(f) <= limit))
+
+    with np.errstate(under="ignore", over="ignore", invalid="ignore"):
+        if s_max <= 10.0 * h or visible(10.0 * h):
+            # the scan below would stop at its first point, 10 h or a kink before it, and
+            # the stretch be refused as shorter than 50 h: known before locating the kink
+            return None
 
     # first sign change of a coordinate that moves: u(s) e^{γs}-units = A X + B/X + C, X = e^{γs}
     s_kink = _first_crossing(alpha[:, None] * vg, -beta[:, None] * vg, w, gam, uu, vg)
     s_cap = min(s_max, s_kink)
-    ell_s = ell[idx]
-
-    def visible(s: float) -> bool:
-        dl, ah, uh = jump.state(s)
-        with np.errstate(under="ignore", over="ignore", invalid="ignore"):
-            f = (np.exp(2.0 * (ell_s + dl)) * ah) @ (np.maximum(uh, 0.0) * mask[idx])
-        return not bool(np.all(np.abs(f) <= eps * bound))
 
     # geometric scan, then bisection, for the first time the small outputs reach eps
     lo, hi = 0.0, min(s_cap, 10.0 * h)
-    for _ in range(200):
-        if hi >= s_cap or visible(hi):
-            break
-        lo, hi = hi, min(s_cap, 4.0 * hi)
-    else:
-        return None  # nothing becomes visible: the flow has ended (the stall rule decides)
-    if hi >= s_cap and not visible(s_cap):
-        if math.isinf(s_cap):
-            return None
-        lo = s_cap
-    else:
-        for _ in range(60):
-            if hi - lo <= 1e-9 * hi:
+    with np.errstate(under="ignore", over="ignore", invalid="ignore"):
+        for _ in range(200):
+            if hi >= s_cap or visible(hi):
                 break
-            mid = 0.5 * (lo + hi)
-            if visible(mid):
-                hi = mid
-            else:
-                lo = mid
+            lo, hi = hi, min(s_cap, 4.0 * hi)
+        else:
+            return None  # nothing becomes visible: the flow has ended (the stall rule decides)
+        if hi < _MIN_GAIN * h:
+            return None  # the stretch would end before hi: too short
+        if hi >= s_cap and not visible(s_cap):
+            if math.isinf(s_cap):
+                return None
+            lo = s_cap
+        else:
+            for _ in range(60):
+                if hi - lo <= 1e-9 * hi:
+                    break
+                mid = 0.5 * (lo + hi)
+                if visible(mid):
+                    hi = mid
+                else:
+                    lo = mid
     if lo < _MIN_GAIN * h:
         return None
     if lo == s_kink:

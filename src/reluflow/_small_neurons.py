@@ -190,7 +190,7 @@ class NeuronIntegrator:
                 sgn = np.where(m0[cand], 1.0, -1.0)
                 theta, nflip = NB.locate(
                     cand, cand.size, sgn, np.ascontiguousarray(u0r[cand]), Q, hs,
-                    np.array([s0]), n, self.rtol, self.atol, flips,
+                    np.array([s0]), n, min(self.rtol, E.EVENT_RTOL), self.atol, flips,
                 )  # fmt: skip
             flip = flips[:nflip].copy()
             cnt, _, _, alpha = sl

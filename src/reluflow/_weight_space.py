@@ -25,9 +25,11 @@ from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
 
 from ._dynamics import (
     STALLED_MESSAGE,
+    ChatterWatch,
     KinkLog,
     Minibatches,
     Recorder,
+    StepBar,
     StopRules,
     descent_stop,
     make_trajectory,
@@ -112,11 +114,13 @@ def weight_space_descent(
     loss_factor: float,
     options: dict,
     floor: Any = None,
+    progress: bool = False,
 ) -> Trajectory:
     """The loop of :func:`reluflow.gradient_descent` in weight space (half-mean loss, step ``lr``).
 
     ``loss_factor`` only converts the numbers printed in a
-    :class:`~reluflow.errors.StabilityWarning` to the caller's loss convention.
+    :class:`~reluflow.errors.StabilityWarning` to the caller's loss convention;
+    ``progress`` shows the same progress bar as the reduced loop.
     """
     wall0 = time.perf_counter()
     X = data.X
@@ -135,6 +139,7 @@ def weight_space_descent(
     rec = Recorder(geo, net, points_per_decade, t0=max(lr, 1e-3 / rules.gamma_all))  # type: ignore[arg-type]
     geo.value = np.einsum("ij,ij->i", W, W)
     stall = rules.stall_watch()
+    chatter = ChatterWatch(rules, m, n, lr)
     mask = (U > 0).astype(float)
 
     def record(t: float) -> None:
@@ -157,59 +162,67 @@ def weight_space_descent(
     next_check = 1
     status, message = "max_steps", ""
     k = 0
-    while True:
-        t = k * lr
-        if check_stability and k + 1 >= next_check:
-            s = weight_sharpness(X, y, a, W)
-            sharp_log.append((k, s))
-            if not warned and s > 0 and lr > 2.0 / s:
-                warned = True
-                f = loss_factor
-                warnings.warn(
-                    StabilityWarning(
-                        f"lr = {lr / f:g} exceeds 2 / sharpness = {2.0 / (s * f):.4g} at step {k} "
-                        f"(sharpness {s * f:.4g}): gradient descent may be unstable; "
-                        "use a smaller lr to follow the gradient flow"
-                    ),
-                    stacklevel=3,
-                )
-            next_check *= 2
-        w = batches.next()
-        rw_scale = 1.0 / n if w is None else w
-        sig = U * mask
-        r = a @ sig - y
-        rw = r * rw_scale
-        loss = float(r @ r) / (2 * n)
-        stop = descent_stop(loss, a, k, t, rules, max_steps, steps, net)
-        if stop is not None:
-            status, message = stop
-            break
-        da = -(sig @ rw)
-        G = (mask * rw[None, :]) * (-a[:, None])  # (m, n): du = G K, dW = G X
-        dW = G @ X
-        W_next = W + lr * dW
-        U_next = W_next @ X.T
-        if batch_size is None:
-            du = (U_next - U) / lr
-            geo.value = np.einsum("ij,ij->i", dW, dW)
-            v = np.concatenate([da, du.ravel()])
-            yv = np.concatenate([a, U.ravel()])
-            if stall.check(v, yv, geo, m, t, loss):  # type: ignore[arg-type]
-                status, message = "stalled", STALLED_MESSAGE
+    bar = StepBar(progress, max_steps, bool(batch_size), floor)
+    try:
+        while True:
+            t = k * lr
+            if check_stability and k + 1 >= next_check:
+                s = weight_sharpness(X, y, a, W)
+                sharp_log.append((k, s))
+                if not warned and s > 0 and lr > 2.0 / s:
+                    warned = True
+                    f = loss_factor
+                    warnings.warn(
+                        StabilityWarning(
+                            f"lr = {lr / f:g} exceeds 2 / sharpness = {2.0 / (s * f):.4g} at step {k} "
+                            f"(sharpness {s * f:.4g}): gradient descent may be unstable; "
+                            "use a smaller lr to follow the gradient flow"
+                        ),
+                        stacklevel=3,
+                    )
+                next_check *= 2
+            w = batches.next()
+            rw_scale = 1.0 / n if w is None else w
+            sig = U * mask
+            r = a @ sig - y
+            rw = r * rw_scale
+            loss = float(r @ r) / (2 * n)
+            stop = descent_stop(loss, a, k, t, rules, max_steps, steps, net)
+            if stop is not None:
+                status, message = stop
                 break
-        elif floor is not None and floor.add(loss, a):
-            status = "noise_floor"
-            message = noise_floor_message(floor.window, floor.PATIENCE, loss)
-            break
-        a = a + lr * da
-        W, U = W_next, U_next
-        new_mask = (U > 0).astype(float)
-        changed = np.flatnonzero(new_mask != mask)
-        kinks.add((k + 1) * lr, changed, new_mask.ravel()[changed] > 0)
-        mask = new_mask
-        k += 1
-        if rec.grid_points(t, k * lr):
-            record(k * lr)
+            da = -(sig @ rw)
+            G = (mask * rw[None, :]) * (-a[:, None])  # (m, n): du = G K, dW = G X
+            dW = G @ X
+            W_next = W + lr * dW
+            U_next = W_next @ X.T
+            if batch_size is None:
+                du = (U_next - U) / lr
+                geo.value = np.einsum("ij,ij->i", dW, dW)
+                v = np.concatenate([da, du.ravel()])
+                yv = np.concatenate([a, U.ravel()])
+                if stall.check(v, yv, geo, m, t, loss):  # type: ignore[arg-type]
+                    status, message = "stalled", STALLED_MESSAGE
+                    break
+                if chatter.check(k, lambda yv=yv: yv, loss, len(kinks)):
+                    status, message = "stalled", chatter.message()
+                    break
+            elif floor is not None and floor.add(loss, a):
+                status = "noise_floor"
+                message = noise_floor_message(floor.window, floor.PATIENCE, loss)
+                break
+            a = a + lr * da
+            W, U = W_next, U_next
+            new_mask = (U > 0).astype(float)
+            changed = np.flatnonzero(new_mask != mask)
+            kinks.add((k + 1) * lr, changed, new_mask.ravel()[changed] > 0)
+            mask = new_mask
+            k += 1
+            bar.step(loss)
+            if rec.grid_points(t, k * lr):
+                record(k * lr)
+    finally:
+        bar.close()
     t = k * lr
     if rec.t[-1] < t:
         record(t)

@@ -19,6 +19,15 @@ and no neuron's mean ``log|a_j|`` grew by more than half of that slowest rate's
 growth (plus twice its own standard error): the loss has stopped improving and
 no neuron is escaping a saddle, so it will not fall further.
 
+Full-batch descent stops like the flow when nothing moves any more, and also
+when nothing moves *on average*: where the flow slides along a kink (docs/sliding-modes.md)
+the steps cross it at every step or few, the gradient alternates and never becomes
+small, and the iterate hovers at ``O(η)`` from the flow's sliding state. Over
+windows of steps in which ``t`` doubles, the mean velocity (the displacement over
+the window) and the window's mean loss against the previous window's (within
+twice its standard error, or ``loss_tol``) decide instead
+(:class:`~reluflow._dynamics.ChatterWatch`).
+
 Descent is stable only while ``η < 2 / sharpness`` (top Hessian eigenvalue);
 the sharpness grows as neurons activate, so it is measured along the run
 (:func:`sharpness`) and a :class:`~reluflow.errors.StabilityWarning` is issued,
@@ -33,15 +42,16 @@ import warnings
 
 import numpy as np
 from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
-from tqdm.auto import tqdm
 
 from . import _memory
 from . import _validate as V
 from ._dynamics import (
     STALLED_MESSAGE,
+    ChatterWatch,
     KinkLog,
     Minibatches,
     Recorder,
+    StepBar,
     StopRules,
     descent_stop,
     make_trajectory,
@@ -59,6 +69,17 @@ from .trajectory import SolverStats, Trajectory
 __all__ = ["gradient_descent", "sharpness"]
 
 ENGINES = ("auto", "reduced", "weight")
+
+
+def _gram_root(data: Dataset, K: np.ndarray) -> np.ndarray:
+    """``T`` with ``Tᵀ T = K`` (from ``eigh``), computed once per dataset: descent
+    measures the sharpness at steps 1, 2, 4, … and ``K`` does not change."""
+    T = data.__dict__.get("_gram_root")
+    if T is None:
+        lam, vec = np.linalg.eigh(K)
+        T = np.sqrt(np.maximum(lam, 0.0))[:, None] * vec.T  # (n, n)
+        data.__dict__["_gram_root"] = T
+    return T
 
 
 def sharpness(data: Dataset, net: Network, loss: str = "half_mean") -> float:
@@ -88,8 +109,7 @@ def sharpness(data: Dataset, net: Network, loss: str = "half_mean") -> float:
         def from_u(g: np.ndarray) -> np.ndarray:
             return g * tn
     else:
-        lam, vec = np.linalg.eigh(field.K)
-        T = np.sqrt(np.maximum(lam, 0.0))[:, None] * vec.T  # (n, n), Tᵀ T = K
+        T = _gram_root(data, field.K)
 
         def to_u(c: np.ndarray) -> np.ndarray:
             return c @ T
@@ -203,7 +223,11 @@ def gradient_descent(
 
     Stops at the first of: ``steps`` iterations, time ``t = k·lr >= t_max`` or
     ``τ >= tau_max``, loss below ``loss_tol`` (default ``1e-10 · mean(y²)/2``),
-    the stall rule of :func:`reluflow.gradient_flow` (full batch), the noise-floor
+    the stall rule of :func:`reluflow.gradient_flow` (full batch; ``status="stalled"``),
+    the same rule on averages over doubling windows of steps (full batch; also
+    ``"stalled"``, its message says so: descent that chatters across a kink, where
+    the flow slides along it, never has small instantaneous speeds; see
+    :class:`reluflow._dynamics.ChatterWatch`), the noise-floor
     rule (minibatch SGD, ``status="noise_floor"``: the windowed mean loss stops
     improving beyond its standard error and no neuron is growing; see the module
     docstring), or ``max_steps`` (then ``success=False``). Divergence to
@@ -312,6 +336,7 @@ def gradient_descent(
             points_per_decade=points_per_decade,
             check_stability=check_stability,
             floor=floor,
+            progress=progress,
             loss_factor=conv.factor,
             options=options,
         )
@@ -324,6 +349,7 @@ def gradient_descent(
     mask = (u > 0).astype(float)
     rec = Recorder(data, net, points_per_decade, t0=max(lr, 1e-3 / rules.gamma_all))
     stall = rules.stall_watch()
+    chatter = ChatterWatch(rules, m, n, lr)
     rec.add(0.0, a, u, mask)
     batches = Minibatches(n, batch_size, batch_seed)
     kinks = KinkLog(n)
@@ -332,15 +358,7 @@ def gradient_descent(
     next_check = 1
     status, message = "max_steps", ""
     k = 0
-    bar = tqdm(
-        total=max_steps,
-        disable=not progress,
-        desc="sgd" if batch_size else "descent",
-        unit=" steps",
-        unit_scale=True,
-        leave=False,
-    )
-    shown = time.perf_counter()
+    bar = StepBar(progress, max_steps, bool(batch_size), floor)
     try:
         while True:
             t = k * lr
@@ -372,6 +390,9 @@ def gradient_descent(
                 if stall.check(v, yv, data, m, t, loss):
                     status, message = "stalled", STALLED_MESSAGE
                     break
+                if chatter.check(k, lambda yv=yv: yv, loss, len(kinks)):
+                    status, message = "stalled", chatter.message()
+                    break
             elif floor is not None and floor.add(loss, a):
                 status = "noise_floor"
                 message = noise_floor_message(floor.window, floor.PATIENCE, loss)
@@ -383,16 +404,7 @@ def gradient_descent(
             kinks.add((k + 1) * lr, changed, new_mask.ravel()[changed] > 0)
             mask = new_mask
             k += 1
-            bar.update(1)
-            if progress and time.perf_counter() - shown > 0.5:
-                shown = time.perf_counter()
-                note = f"loss={loss:.3e}"
-                if floor is not None:
-                    note += (
-                        f" noise floor: {floor.windows_settled}/{floor.PATIENCE} windows settled,"
-                        f" stop in >= {floor.earliest_stop} steps"
-                    )
-                bar.set_postfix_str(note, refresh=False)
+            bar.step(loss)
             if rec.grid_points(t, (k) * lr):
                 rec.add(k * lr, a, u, mask)
     finally:

@@ -664,7 +664,7 @@ def _take_jump(
             continue
 
         def phi(ds: float, k: int = k, j: int = j) -> float:
-            dl, ah, _ = jump.state(ds)
+            dl, ah = jump.scale(ds)
             return ell[j] + dl[k] + math.log(abs(ah[k])) - log_level if ah[k] else -math.inf
 
         if phi(jump.s) < 0:
@@ -863,6 +863,8 @@ def _gradient_flow_numba(
         b0 = p0.a_hat**2 - p0.w_perp_sq_hat - data.quad_form(p0.u_hat)
         lb0 = np.log(np.abs(b0)) + 2.0 * p0.ell
     sb0 = np.sign(b0)
+    frozen_flat = np.flatnonzero(frozen)
+    flog_frozen = flog.ravel()[frozen_flat]
     lwps, ldmax, ldsq, lb0 = (np.where(np.isnan(x), -np.inf, x) for x in (lwps, ldmax, ldsq, lb0))
     log_level = math.log(activation_level(data))
     act_t = _initial_activations(start, ell, a, log_level)
@@ -870,7 +872,7 @@ def _gradient_flow_numba(
     growing = np.zeros(m, dtype=bool)
     Ka = np.zeros((7, m))
     Ku = np.zeros((7, m, n))
-    idx = np.zeros((m, n), dtype=np.int64)
+    idx = np.zeros((m, n), dtype=np.int32)
     uc = np.zeros((m, n))
     cnt = np.zeros(m, dtype=np.int64)
     sc0 = np.zeros(m)
@@ -888,23 +890,22 @@ def _gradient_flow_numba(
         growing[:] = False
         _retune_rows(ell, g, growing, a, u, ka, ku, mask)
         Ka[0] = ka
-        cnt[:] = 0
-        for j in range(m):
-            ii = np.flatnonzero(mask[j])
-            cnt[j] = ii.size
-            idx[j, : ii.size] = ii
-            uc[j, : ii.size] = u[j, ii]
-            Ku[0, j, : ii.size] = ku[j, ii]
+        # the active coordinates of each neuron, in sample order, at the front of its row
+        rows, cols = np.nonzero(u > 0)
+        cnt[:] = np.bincount(rows, minlength=m)
+        pos = np.arange(rows.size) - np.repeat(np.cumsum(cnt) - cnt, cnt)
+        idx[rows, pos] = cols
+        uc[rows, pos] = u[rows, cols]
+        Ku[0, rows, pos] = ku[rows, cols]
         sc0[:] = np.maximum(np.abs(a), np.abs(u).max(axis=1, initial=0.0))
         return ell, r
 
     def unload() -> np.ndarray:
         """The full ``û`` of the kernel's state (frozen coordinates from their logs)."""
+        full = np.zeros((m, n))
         with np.errstate(under="ignore"):
-            full = np.where(frozen, -np.exp(flog - ell[:, None]), 0.0)
-        for j in range(m):
-            full[j, idx[j, : cnt[j]]] = uc[j, : cnt[j]]
-        return full
+            full.ravel()[frozen_flat] = -np.exp(flog_frozen - ell[frozen_flat // n])
+        return _scatter_rows(uc, idx, cnt, n, out=full)
 
     ell, r0 = load(ell, a, u)
     yv = np.concatenate([a, u.ravel()])
@@ -1072,11 +1073,15 @@ def _logsumexp_rows(x: np.ndarray) -> np.ndarray:
         )
 
 
-def _scatter_rows(vals: np.ndarray, idx: np.ndarray, cnt: np.ndarray, n: int) -> np.ndarray:
-    """The (m, n) array with ``vals[j, :cnt[j]]`` at columns ``idx[j, :cnt[j]]``, 0 elsewhere."""
-    out = np.zeros((vals.shape[0], n))
-    for j in range(vals.shape[0]):
-        out[j, idx[j, : cnt[j]]] = vals[j, : cnt[j]]
+def _scatter_rows(
+    vals: np.ndarray, idx: np.ndarray, cnt: np.ndarray, n: int, out: np.ndarray | None = None
+) -> np.ndarray:
+    """The (m, n) array with ``vals[j, :cnt[j]]`` at columns ``idx[j, :cnt[j]]`` (into ``out``,
+    else 0 elsewhere)."""
+    if out is None:
+        out = np.zeros((vals.shape[0], n))
+    on = np.arange(idx.shape[1]) < cnt[:, None]
+    out[np.nonzero(on)[0], idx[on]] = vals[on]
     return out
 
 
