@@ -144,7 +144,10 @@ def build_report(
     rows: list[dict[str, Any]] = []
     for name, a in analyses.items():
         ex = EXPERIMENTS[name]
-        exp_figs[name] = ex.figures(a)
+        # every figure stays open until it is written (each is drawn once, for the page
+        # and the files) and closed at the end: more than matplotlib's 20 is expected here
+        with plt.rc_context({"figure.max_open_warning": 0}):
+            exp_figs[name] = ex.figures(a)
         figs.update(exp_figs[name])
         captions.update(ex.captions(a))
         tables.update(ex.tables(a))
