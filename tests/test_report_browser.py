@@ -87,7 +87,19 @@ def render_pages(paths: list[Path], window: tuple[int, int] = (1400, 1000)) -> l
 
 
 def _read_page(driver, html_path: Path) -> dict:
+    from selenium.common.exceptions import TimeoutException
+    from selenium.webdriver.support.ui import WebDriverWait
+
     driver.get(Path(html_path).resolve().as_uri())
+    # get() returns at the load event as a rule, but a large self-contained page on a loaded
+    # machine was once read while still "loading": wait for it (the check below still
+    # requires "complete")
+    try:
+        WebDriverWait(driver, 60).until(
+            lambda d: d.execute_script("return document.readyState") == "complete"
+        )
+    except TimeoutException:
+        pass
     ready = driver.execute_script("return document.readyState")
     images = driver.execute_script(
         "return Array.from(document.images).map(i => ({id: i.id, "
