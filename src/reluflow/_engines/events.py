@@ -135,7 +135,14 @@ def locate_sliding_exit(
         al = field.alpha[2]
         return float(np.max(np.maximum(lo_b - al, al - hi_b)))
 
-    # bracket on a coarse grid, then the Illinois variant of regula falsi (α is smooth in θ)
+    return first_exit(excess, theta_max)
+
+
+def first_exit(excess: Callable[[float], float], theta_max: float) -> float | None:
+    """First θ in (0, θ_max] where ``excess(θ)`` (how far the furthest sliding fraction is
+    outside its band) becomes positive: bracketed on a grid of 4, then the Illinois variant
+    of regula falsi (α is smooth in θ) to ``1e-13``; the upper end of the final bracket, or
+    None if it stays ≤ 0 on the grid."""
     lo, g_lo, hi, g_hi = 0.0, excess(0.0), None, 0.0
     for g in np.linspace(0.0, theta_max, 5)[1:]:
         e = excess(float(g))

@@ -255,32 +255,5 @@ class NeuronIntegrator:
             al = sl[3][0, : cnt[0]]
             return float(np.max(np.maximum(lo_b - al, al - hi_b)))
 
-        lo, g_lo, hi, g_hi = 0.0, excess(0.0), -1.0, 0.0
-        for k in range(1, 5):
-            g = k * theta_max / 4.0 if k < 4 else theta_max
-            ex = excess(g)
-            if ex > 0:
-                hi, g_hi = g, ex
-                break
-            lo, g_lo = g, ex
-        if hi < 0:
-            return -1.0
-        side = 0
-        for _ in range(100):
-            if hi - lo <= 1e-13 * max(hi, 1e-300) + 1e-300:
-                break
-            mid = hi - g_hi * (hi - lo) / (g_hi - g_lo) if g_hi != g_lo else 0.5 * (lo + hi)
-            if not lo < mid < hi:
-                mid = 0.5 * (lo + hi)
-            ex = excess(mid)
-            if ex > 0:
-                hi, g_hi = mid, ex
-                if side == 1:
-                    g_lo *= 0.5
-                side = 1
-            else:
-                lo, g_lo = mid, ex
-                if side == -1:
-                    g_hi *= 0.5
-                side = -1
-        return hi
+        th = E.first_exit(excess, theta_max)
+        return -1.0 if th is None else th
