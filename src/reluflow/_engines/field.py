@@ -154,22 +154,26 @@ class Field:
         g0 = -a_j * (self.K[Z] @ (m_j * r / self.n))  # K symmetric: rows, not columns
         KZ = self.K[Z[:, None], Z]
         attract = c > 0
+        repel = c < 0
+        # c_i = 0 (r_i = 0: a zero label on a sample no neuron is active on, or the
+        # linear phase's r = −y): the coordinate's activity changes no velocity, so it
+        # is decided last, by the sign of its velocity (docs/sliding-modes.md)
+        inert = ~attract & ~repel
         beta = np.zeros(Z.size)
-        beta[~attract] = 0.0
+        woke = np.zeros(Z.size, dtype=bool)
         for _ in range(Z.size + 1):
-            rep = ~attract
-            g = g0 - KZ[:, rep] @ beta[rep]
+            g = g0 - KZ[:, ~attract] @ beta[~attract]
             if attract.any():
                 beta[attract] = _box_qp(KZ[attract][:, attract], g[attract], c[attract])
             w = g0 - KZ @ beta
-            wake = rep & (beta == 0.0) & (w > 0.0)
+            wake = repel & ~woke & (w > 0.0)
             if not wake.any():
                 break
+            woke |= wake
             beta[wake] = c[wake]  # a repelling coordinate pushed upwards activates
-        active = np.zeros(Z.size, dtype=bool)
+        w = g0 - KZ @ beta
+        active = woke | (inert & (w > 0.0))
         sliding = np.zeros(Z.size, dtype=bool)
-        at_top = beta == c
-        active[~attract] = at_top[~attract] & (c[~attract] != 0.0)
         hi = attract & (beta >= c * (1 - SLIDE_MARGIN / 2))
         lo = attract & (beta <= c * (SLIDE_MARGIN / 2))
         active[hi] = True
