@@ -171,17 +171,27 @@ class Field:
                 break
             woke |= wake
             beta[wake] = c[wake]  # a repelling coordinate pushed upwards activates
-        w = g0 - KZ @ beta
-        active = woke | (inert & (w > 0.0))
+        active = woke.copy()
         sliding = np.zeros(Z.size, dtype=bool)
         hi = attract & (beta >= c * (1 - SLIDE_MARGIN / 2))
         lo = attract & (beta <= c * (SLIDE_MARGIN / 2))
         active[hi] = True
         sliding[attract & ~hi & ~lo] = True
-        # verify the complementarity conditions on the rounded assignment
         al = np.where(active, 1.0, 0.0)
         al[sliding] = beta[sliding] / c[sliding]
         w = g0 - KZ @ (al * c)
+        # An attracting coordinate rounded to a bound while its velocity there points away
+        # from that mode would be flipped back by the solver at once (an inactive one
+        # rising, an active one falling): its α is small but real (e.g. a neuron active
+        # only on zero-label samples, whose residuals are still tiny). It slides.
+        wrong = attract & ((lo & (w > 0.0)) | (hi & (w < 0.0)))
+        if wrong.any():
+            active[wrong] = False
+            sliding[wrong] = True
+            al[wrong] = beta[wrong] / c[wrong]
+            w = g0 - KZ @ (al * c)
+        active |= inert & (w > 0.0)
+        # verify the complementarity conditions on the rounded assignment
         tol = 1e-9 * float(np.abs(g0).max(initial=0.0) + np.abs(KZ @ c).max(initial=0.0))
         inact = ~active & ~sliding
         if (w[inact] > tol).any() or (w[active] < -tol).any() or (np.abs(w[sliding]) > tol).any():
