@@ -131,10 +131,14 @@ class Field:
             minimise ½ βᵀ K_ZZ β − g₀ᵀ β   subject to 0 <= β_i <= c_i,
 
         solved exactly as a bounded least-squares problem (BVLS) on the Cholesky
-        factor of ``K_ZZ``. Repelling coordinates (``c_i <= 0``) cannot slide:
+        factor of ``K_ZZ``. Repelling coordinates (``c_i < 0``) cannot slide:
         they stay inactive (the ``σ'(0) = 0`` convention) unless their velocity
-        is then positive, in which case they activate. The caller evaluates just
-        past a switching point, where the assignment is unique.
+        is then positive, in which case they activate. A coordinate with
+        ``c_i = 0`` (``r_i = 0``, e.g. a zero label) changes no velocity; it is
+        decided last, active iff its velocity is positive. An attracting
+        coordinate rounded to a bound whose velocity there points out of that
+        mode slides with its unrounded α. The caller evaluates just past a
+        switching point, where the assignment is unique (docs/sliding-modes.md).
 
         Args:
             j: neuron. a_j: its output weight. r: residuals (they do not depend on
