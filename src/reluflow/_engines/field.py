@@ -187,9 +187,15 @@ class Field:
         # An attracting coordinate rounded to a bound while its velocity there points away
         # from that mode would be flipped back by the solver at once (an inactive one
         # rising, an active one falling): its α is small but real (e.g. a neuron active
-        # only on zero-label samples, whose residuals are still tiny). It slides.
-        wrong = attract & ((lo & (w > 0.0)) | (hi & (w < 0.0)))
-        if wrong.any():
+        # only on zero-label samples, whose residuals are still tiny). It slides, with
+        # its α from the box QP; un-rounding it changes the others' velocities: repeat.
+        # (Coordinates the QP itself put at a bound keep it: they are inconsistent only
+        # through the rounding of others.)
+        rounded = (lo | hi) & (beta > 0.0) & (beta < c)
+        for _ in range(Z.size):
+            wrong = rounded & ~sliding & ((lo & (w > 0.0)) | (hi & (w < 0.0)))
+            if not wrong.any():
+                break
             active[wrong] = False
             sliding[wrong] = True
             al[wrong] = beta[wrong] / c[wrong]
