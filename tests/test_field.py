@@ -243,3 +243,38 @@ def test_closed_form_phase_with_zero_labels_hands_over_the_flow_state():
     size = np.maximum(np.abs(ref.final.a), np.abs(ref.final.u).max(axis=1))
     assert np.max(np.abs(cf.final.a - ref.final.a) / size) < 1e-8
     assert np.max(np.abs(cf.final.u - ref.final.u).max(axis=1) / size) < 1e-8
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_zero_set_modes_agree_with_the_sign_of_their_velocity(seed):
+    # What the solver needs from a resolution: with the modes returned, the field itself
+    # (Field.velocity, sliding ones held) moves no inactive coordinate of Z up and no
+    # active one down (the solver would flip it back at once, without end), and the held
+    # fractions are inside the exit band. The hard case: neuron 0 is active only on a
+    # zero-label sample whose output is tiny (1e-17, as from an initialisation at
+    # λ = 1e-8), so every coordinate of Z is driven at 1e-17 of its own pull and the
+    # sliding fractions are ~1e-17, below the acceptance margin.
+    rng = np.random.default_rng(seed)
+    n, s = 10, 0
+    base = rf.gaussian_data(n, 12, seed=seed)
+    y = np.abs(rng.normal(size=n)) + 0.2  # a_0 < 0 below: the labelled coordinates attract
+    y[s] = 0.0
+    data = rf.array_data(base.X, y)
+    field = Field(data)
+    Z = np.sort(rng.choice(np.arange(1, n), 4, replace=False))
+    a = np.array([-1.0, 1.0])
+    u = np.zeros((2, n))
+    u[1, s] = 1e-17  # neuron 1 gives the zero-label sample its tiny output
+    mask = np.zeros((2, n))
+    mask[:, s] = 1.0
+    r = a @ (u * mask) - y
+    active, sliding = field.resolve_zero_set(0, a[0], r, mask[0], Z)
+    mask[0, Z] = active
+    held = np.zeros((2, n), dtype=bool)
+    held[0, Z] = sliding
+    _, du, _ = field.velocity(a, u, mask, sliding=held)
+    w = du[0, Z]
+    assert np.all(w[~active & ~sliding] <= 0.0), w
+    assert np.all(w[active] >= 0.0), w
+    if sliding.any():
+        assert np.all(np.abs(field.alpha[2]) <= 1e-12)  # driven at 1e-17

@@ -282,14 +282,8 @@ def _pivoting(K, g, c, beta):  # pragma: no cover - compiled
     x = np.empty(k)
     w = np.empty(k)
     gmax = 0.0
-    kcmax = 0.0
     for i in range(k):
         gmax = max(gmax, abs(g[i]))
-        acc = 0.0
-        for q in range(k):
-            acc += K[i, q] * c[q]
-        kcmax = max(kcmax, abs(acc))
-    tol = 1e-13 * (gmax + kcmax)
     best, stalled = k + 1, 0
     for _ in range(10 * k + 10):
         nf = 0
@@ -333,11 +327,19 @@ def _pivoting(K, g, c, beta):  # pragma: no cover - compiled
             for a in range(nf):
                 beta[fi[a]] = x[a]
         nbad = 0
+        # the rounding scale of w = Kβ − g at this β (not max|K c|: when g is far
+        # below the pull K c, the solution is a tiny β whose w must still be resolved)
+        kbmax = 0.0
         for i in range(k):
             acc = 0.0
+            mag = 0.0
             for q in range(k):
                 acc += K[i, q] * beta[q]
+                mag += abs(K[i, q] * beta[q])
             w[i] = acc - g[i]
+            kbmax = max(kbmax, mag)
+        tol = 1e-13 * (gmax + kbmax)
+        for i in range(k):
             free = not lo[i] and not up[i]
             bad_lo[i] = free and beta[i] < 0.0
             bad_up[i] = free and beta[i] > c[i]
