@@ -280,7 +280,7 @@ def test_sliding_exit_search_on_the_polynomial_form_agrees_with_the_direct_one(m
             al_d, al_p = alpha.copy(), alpha.copy()
             NB._excess(
                 P, th, h, a, u, Ka, Ku, *args, al_d, np.empty(m), np.empty((m, n)),
-                np.empty(max(m, sidx.shape[1])), np.empty((1, 1)), np.empty((1, 1)),
+                np.empty((m, max(1, sidx.shape[1]))), np.empty((1, 1)), np.empty((1, 1)),
                 np.empty(n), np.empty((1, 1)),
             )  # fmt: skip
             NB._excess_poly(th, R, N, ca, scnt, sidx, al_p)
