@@ -230,6 +230,13 @@ class _Neurons:
         n, K, y = self.n, self.K, self.y
         cross = self.X[1, j, : self.C[j, 1]].copy()
         a, t = float(self.P[j, NB.A0]), float(self.P[j, NB.T0])
+        if cross.size == 0:
+            # a_j changes sign here (NB.segment): its sliding coordinates turn repelling.
+            # a_j = 0 exactly from now on; the modes are decided just past, where a_j has
+            # the sign of a_j' = e·U / n (U_Σ = 0: the same whatever Σ becomes), and the
+            # resolution is homogeneous in a_j
+            self.P[j, NB.A0] = 0.0
+            a = float(self.E[j] @ self.U[j]) / n
         Z = np.flatnonzero(self.slid[j] | np.isin(np.arange(n), cross))
         old_act, old_sl = self.mask[j, Z].copy(), self.slid[j, Z].copy()
         if Z.size == 1 and not old_sl[0]:

@@ -116,6 +116,24 @@ def _root_w(a0, kap, p, alpha_star):
 
 
 @njit(cache=True)
+def _sign_change(a0, v0, kap):
+    """Least ``τ > 0`` with ``a(τ) = a₀ cosh κτ + (v₀/κ) sinh κτ = 0`` (inf if none).
+
+    ``tanh κτ = −a₀κ/v₀`` (``τ = −a₀/v₀`` at ``κ = 0``, where ``a`` is constant unless
+    ``v₀ != 0``, which needs something active, so ``κ > 0``; kept for completeness).
+    """
+    if v0 == 0.0 or a0 == 0.0:
+        return np.inf
+    if kap == 0.0:
+        tau = -a0 / v0
+        return tau if tau > 0 else np.inf
+    x = -a0 * kap / v0
+    if not (x > 0.0 and x < 1.0):
+        return np.inf
+    return math.atanh(x) / kap
+
+
+@njit(cache=True)
 def segment(j, K, P, R, B, X, C, wb, tb):
     """Constants ``κ, v₀`` of neuron ``j``'s segment, its next crossing time and coordinates.
 
@@ -167,6 +185,14 @@ def segment(j, K, P, R, B, X, C, wb, tb):
                 tb[i] = tau
                 if tau < tmin:
                     tmin = tau
+    # a sliding mode needs a_j y_i < 0 (attracting); when a_j changes sign every sliding
+    # coordinate of the neuron turns repelling and is released: an event with no crossing
+    tau_a = _sign_change(a0, v0, kap) if C[j, 0] > 0 else np.inf
+    if tau_a < tmin:
+        P[j, TNEXT] = P[j, T0] + tau_a
+        P[j, CTAU] = tau_a
+        C[j, 1] = 0
+        return
     if ncand == 0:
         P[j, TNEXT] = np.inf
         P[j, CTAU] = np.inf
