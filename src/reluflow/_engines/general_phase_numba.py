@@ -4,7 +4,9 @@ The mathematics is that of :mod:`reluflow._engines.general_phase` (docs/general-
 §1–2): neuron ``j`` moves on the segment ``u_j = U + A(τ) V``, ``a_j(τ)``, with
 ``V = K e / n`` and ``κ² = eᵀ K e / n²`` constant between its events; its next
 event is the first root of ``A(τ) = −U_i / V_i`` over its non-sliding
-coordinates (a quadratic in ``e^{κτ} − 1``); at the event its zero set is
+coordinates (a quadratic in ``e^{κτ} − 1``), or, while it has sliding
+coordinates, the zero of ``a_j(τ)`` if that comes first (there every sliding
+coordinate turns repelling and is released); at the event its zero set is
 re-decided by single principal pivots on ``M = K_ΣΣ⁻¹`` (bordered inverse or
 its downdate), and ``e``, ``V`` change by the ``K`` rows of the coordinates
 whose label changed. :func:`grid` runs the events of all neurons in time
@@ -139,7 +141,11 @@ def segment(j, K, P, R, B, X, C, wb, tb):
 
     The next crossing is the least root ``τ`` over the non-sliding coordinates
     with ``V_i != 0``; every coordinate whose root is within ``SAME_TIME``
-    (relative) of it crosses in the same event. ``wb``, ``tb``: work arrays (n).
+    (relative) of it crosses in the same event. If the neuron has sliding
+    coordinates and ``a_j`` changes sign first (:func:`_sign_change`), the event
+    is there with no crossing coordinate: a sliding mode needs ``a_j y_i < 0``,
+    so from that time on each of them repels (docs/general-data.md, rank-deficient
+    data) and the caller re-decides them. ``wb``, ``tb``: work arrays (n).
     """
     n = K.shape[0]
     U, E, V = R[0, j], R[1, j], R[2, j]
@@ -634,7 +640,8 @@ def grid(
     act on before calling again with ``resume`` (which keeps the snapshots and
     the interval): ``(FALLBACK, j)``, neuron ``j`` has been moved to its event
     (crossing coordinates at 0) and its zero set is left to the caller (always
-    so with ``pivots`` False); ``(LOG_FULL, j)``, ``(GROW, j)``: the log, the
+    so with ``pivots`` False, and at a sign change of ``a_j``, which has no
+    crossing coordinate); ``(LOG_FULL, j)``, ``(GROW, j)``: the log, the
     pool need room before neuron ``j``'s event. ``(ROWS_FULL, -1)``: the rows
     need room (call again without ``resume``).
     """
