@@ -264,7 +264,14 @@ def _run(
                     if th < theta_star:
                         flip = flip[:0]
                     theta_star, exit_slide = th, True
-            event = flip.size > 0 or exit_slide
+            released = None
+            if ist[NB.I_EXIT]:
+                th_a, rel = E.locate_sign_change(a, Ka.T @ P, h, theta_star, scnt > 0)
+                if th_a < theta_star:
+                    theta_star, flip, exit_slide, released = th_a, flip[:0], False, rel
+                elif th_a == theta_star:
+                    released = rel
+            event = flip.size > 0 or exit_slide or released is not None
             t_next = t + theta_star * h
             bufs = list(bufs)
             *bufs, npts, last_pt = NB.record_points(
@@ -294,6 +301,8 @@ def _run(
                     al_left = alpha
                 in_set = np.arange(al_left.shape[1]) < scnt[:, None]
                 left = (E.exited(al_left) & in_set).any(axis=1)
+                if released is not None:
+                    left |= released
                 try:
                     switched, up, slid = E.resolve(
                         field, r_buf.copy(), left, yflat, m, n, mask, sliding, flip

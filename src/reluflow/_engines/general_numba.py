@@ -494,6 +494,8 @@ def run(
         exit_check = False
         if any_sliding:
             for j in range(m):
+                if scnt[j] > 0 and a[j] != 0.0 and a[j] * na[j] <= 0.0:
+                    exit_check = True  # a sliding neuron's output weight changes sign
                 for p in range(scnt[j]):
                     al = alpha[j, p]
                     if al < -SLIDE_MARGIN or al > 1.0 + SLIDE_MARGIN:
