@@ -512,6 +512,8 @@ def _sliding_arrays(K: np.ndarray, sliding: np.ndarray, cache: dict, old=None, r
 # an inverse K_SS⁻¹ is updated at most this many times (one index in or out each) before
 # it is computed afresh, so that rounding does not accumulate
 _MAX_UPDATES = 32
+# below this size a fresh LAPACK inverse costs less than the updates' NumPy overhead
+_UPDATE_FROM = 48
 
 
 def _updated_inverse(K: np.ndarray, S: np.ndarray, hit) -> tuple:
@@ -521,11 +523,12 @@ def _updated_inverse(K: np.ndarray, S: np.ndarray, hit) -> tuple:
     by a few indices: removing index ``p`` is the Schur complement of its pivot in the
     inverse (``B − b bᵀ / β``), adding index ``i`` the bordered inverse with
     ``v = K_SS⁻¹ K_Si``, ``s = K_ii − K_iS v``; O(|S|²) each instead of O(|S|³).
-    Computed afresh after ``_MAX_UPDATES`` updates, for large changes, or when a
-    pivot ``s`` is not clearly positive (``K_SS`` near singular).
+    Computed afresh after ``_MAX_UPDATES`` updates, for large changes, for small sets
+    (``|S| < _UPDATE_FROM``), or when a pivot ``s`` is not clearly positive (``K_SS``
+    near singular).
     """
     key = S.tobytes()
-    if hit is not None and len(hit) == 4 and hit[3] < _MAX_UPDATES:
+    if hit is not None and len(hit) == 4 and hit[3] < _MAX_UPDATES and S.size >= _UPDATE_FROM:
         _, Kinv, S0, count = hit
         gone = np.setdiff1d(S0, S, assume_unique=True)
         new = np.setdiff1d(S, S0, assume_unique=True)
