@@ -226,11 +226,6 @@ def test_flow_with_zero_labels_matches_small_step_descent(n, seed, m, zero_label
     assert np.abs(nb.final.u - fl.final.u).max() < 1e-9 * size
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="general_phase._Neurons._resolve_one keeps a rising zero-label coordinate inactive "
-    "(`g0 > 0 and c != 0`); the solver then zeroes it at the hand-over",
-)
 def test_closed_form_phase_with_zero_labels_hands_over_the_flow_state():
     # The compiled engine's closed-form phase (r = −y: c_i = 0 on zero labels) against
     # the reference solver from t = 0: a zero-label coordinate that rose during the phase

@@ -94,9 +94,8 @@ def test_pivots_agree_with_the_box_qp(n, d, m, labels, init, seed, monkeypatch):
 def test_zero_labels_go_to_python_and_match_a_tight_solve(monkeypatch):
     # A coordinate with a zero label is not handled by the kernel's pivots: its events come
     # back to Python (Field.resolve_zero_set). The phase must still agree with the reference
-    # solver run from t = 0 at rtol 1e-11, as in test_general_flow. (A zero-label
-    # coordinate at 0 together with a sliding one makes Field.resolve_zero_set itself
-    # fail, in the phase and in the solver alike; this case has none.)
+    # solver run from t = 0 at rtol 1e-11, as in test_general_flow (zero-label
+    # coordinates at 0 with sliding ones: tests/test_field.py).
     n = 12
     base = rf.gaussian_data(n, 10 * n, seed=3)
     y = base.y.copy()

@@ -290,7 +290,9 @@ class _Neurons:
             hi = beta >= c * (1 - SLIDE_MARGIN / 2)
             lo = beta <= c * (SLIDE_MARGIN / 2)
             return np.array([hi]), np.array([not hi and not lo])
-        return np.array([g0 > 0 and c != 0]), np.array([False])
+        # repelling (c < 0) or inert (c = 0: a zero label, activity changes no velocity):
+        # active iff it rises (docs/sliding-modes.md)
+        return np.array([g0 > 0]), np.array([False])
 
     def log(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
         """The switching events so far: times, flat indices, activations, sliding entries, count."""
