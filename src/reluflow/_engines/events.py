@@ -89,12 +89,15 @@ def locate_kinks(
 
     ``atol``: absolute tolerance, a number or one per neuron (shape (m,)). ``band``: the
     detection band of each neuron (:func:`detection_band`, shape (m,); None: 0). A
-    coordinate crosses where it leaves its band on the wrong side, ``sgn·u_ji = −b_j``
-    (bracketed on a grid of 16 points, then bisected): for a coordinate driven across 0
-    that is ``b_j / |u'_ji|`` after its zero, ``10⁻⁹`` of the step's motion or less; for
-    one that leaves 0 tangentially (no velocity, an acceleration across), past the point
-    where its new mode is decided beyond the resolution's margin, where its zero would
-    not be. The flip sets it to exactly 0 there, a move of ``b_j``.
+    candidate crosses only if it goes past its band, ``sgn·u_ji <= −b_j``, at one of the
+    16 grid points of the step. Its crossing is then located (bracketed by the first grid
+    point past it, bisected) at its zero if it started the step on the right side of 0,
+    as without a band; if it started at 0 or inside the band on the wrong side, where it
+    leaves the band. Such a coordinate was set to 0 by a zero-set resolution and departs
+    from 0 the wrong way tangentially (velocity 0 within the resolution's margin, an
+    acceleration across): at its zero, θ = 0, the resolution would see the same
+    velocity and keep the same mode, step after step; where it leaves the band its
+    velocity has grown past the margin. The flip sets it to 0 there, a move of ``b_j``.
 
     Returns ``(θ*, flat indices to flip)`` with θ* in [0, 1] the fraction of the step.
     """
@@ -105,23 +108,30 @@ def locate_kinks(
     sgn = np.where(was_active, 1.0, -1.0)  # +: crossing downwards, -: upwards
 
     j = cand // u_old.shape[1]
-    depth = band[j] if band is not None else np.zeros(cand.size)
+    b = band[j] if band is not None else np.zeros(cand.size)
+    # where the crossing is located: at 0, or at the band's edge for a coordinate that
+    # starts the step at 0 or inside the band
+    depth = np.where(sgn * u0 <= 0, b, 0.0)
 
-    def val(th: np.ndarray) -> np.ndarray:  # signed distance to the band's edge, > 0 before
+    def val(th: np.ndarray) -> np.ndarray:  # signed distance to 0, > 0 on the right side
         p = np.stack([th, th**2, th**3, th**4], axis=-1)
-        return sgn * (u0 + h * np.einsum("ck,ck->c", Qc, p)) + depth
+        return sgn * (u0 + h * np.einsum("ck,ck->c", Qc, p))
 
-    # bracket the first crossing on a coarse grid, then bisect
+    # bracket the first crossing on a coarse grid, then bisect; a candidate counts only if
+    # it goes past its band
     grid = np.linspace(0.0, 1.0, 17)[1:]
     lo = np.zeros(cand.size)
     hi = np.full(cand.size, np.inf)
     prev = np.zeros(cand.size)
+    past = np.zeros(cand.size, dtype=bool)
     for g in grid:
-        v = val(np.full(cand.size, g))
-        new = np.isinf(hi) & (v <= 0)
+        d = val(np.full(cand.size, g))
+        new = np.isinf(hi) & (d + depth <= 0)
         hi[new] = g
         lo[new] = prev[new]
         prev = np.where(np.isinf(hi), g, prev)
+        past |= d + b <= 0
+    hi[~past] = np.inf
     # an inactive coordinate sitting at 0 that would rise, or an active one at 0: crossing at 0
     at_zero = u0 == 0
     lo[at_zero] = 0.0
@@ -144,7 +154,7 @@ def locate_kinks(
     theta = hi
     th_star = float(theta.min())
     # flip every coordinate crossing at th_star, and those whose remaining distance to their
-    # band's edge there is negligible against their neuron's size
+    # crossing there is negligible against their neuron's size
     p = np.array([th_star, th_star**2, th_star**3, th_star**4])
     v_star = sgn * (u0 + h * (Qc @ p)) + depth
     neuron_size = np.maximum(np.abs(yv[:m]), np.abs(u_old).max(axis=1))[j]

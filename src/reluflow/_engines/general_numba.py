@@ -323,27 +323,40 @@ def _poly(u0, h, Q, c, th):
 def locate(cand, nc, sgn, u0s, Q, h, sc_old, n, rtol, atol, flips, band):
     """``reluflow._engines.events.locate_kinks`` on the candidates: returns ``(θ*, number flipped)``.
 
-    Signed values ``sgn (u0 + h Σ_q Q_q θ^(q+1)) + band[j]`` (> 0 before the crossing:
-    ``band[j]`` is the detection band of the candidate's neuron,
-    ``reluflow._engines.events.detection_band``, and the crossing is where it leaves
-    the band) are bracketed on a grid of 16 points, every hit is bisected the same number of
+    Signed values ``d = sgn (u0 + h Σ_q Q_q θ^(q+1))`` (> 0 on the right side of 0) are
+    evaluated on a grid of 16 points; a candidate is a hit if ``d <= −b`` at one of them
+    (``b = band[j]``, the detection band of its neuron,
+    ``reluflow._engines.events.detection_band``), and its crossing is where ``d + depth``
+    reaches 0, ``depth = b`` if it starts at 0 or inside the band (``sgn u0 <= 0``), else 0
+    (its zero). Every hit is bisected the same number of
     times (that of the widest bracket, until below 1e-15: brackets are dyadic,
     so this is the reference's joint bisection), θ* is the smallest crossing and
-    the hits crossing there or within ``1e-3 (atol + rtol · size)`` of their band's
-    edge are flipped.
+    the hits crossing there or within ``1e-3 (atol + rtol · size)`` of their crossing
+    are flipped.
     """
     lo = np.zeros(nc)
     hi = np.full(nc, np.inf)
+    depth = np.zeros(nc)
     for c in range(nc):
         prev = 0.0
-        bd = band[cand[c] // n]
+        b = band[cand[c] // n]
+        if sgn[c] * u0s[c] <= 0:
+            depth[c] = b
+        past = False
         for gi in range(1, 17):
             g = gi / 16.0
-            if sgn[c] * _poly(u0s[c], h, Q, c, g) + bd <= 0:
-                hi[c] = g
-                lo[c] = prev
+            d = sgn[c] * _poly(u0s[c], h, Q, c, g)
+            if hi[c] == np.inf:
+                if d + depth[c] <= 0:
+                    hi[c] = g
+                    lo[c] = prev
+                else:
+                    prev = g
+            if d + b <= 0:
+                past = True
                 break
-            prev = g
+        if not past:
+            hi[c] = np.inf
         if u0s[c] == 0:
             lo[c] = 0.0
     W = 0.0
@@ -365,10 +378,9 @@ def locate(cand, nc, sgn, u0s, Q, h, sc_old, n, rtol, atol, flips, band):
         if hi[c] < np.inf:
             lc = lo[c]
             hc = hi[c]
-            bd = band[cand[c] // n]
             for _ in range(niter):
                 mid = 0.5 * (lc + hc)
-                if sgn[c] * _poly(u0s[c], h, Q, c, mid) + bd > 0:
+                if sgn[c] * _poly(u0s[c], h, Q, c, mid) + depth[c] > 0:
                     lc = mid
                 else:
                     hc = mid
@@ -377,7 +389,7 @@ def locate(cand, nc, sgn, u0s, Q, h, sc_old, n, rtol, atol, flips, band):
     nf = 0
     for c in range(nc):
         if hi[c] < np.inf:
-            v = sgn[c] * _poly(u0s[c], h, Q, c, th_star) + band[cand[c] // n]
+            v = sgn[c] * _poly(u0s[c], h, Q, c, th_star) + depth[c]
             if hi[c] <= th_star or v <= 1e-3 * (atol + rtol * sc_old[cand[c] // n]):
                 flips[nf] = cand[c]
                 nf += 1
