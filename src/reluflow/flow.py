@@ -473,7 +473,17 @@ def _gradient_flow_numpy(
                     if th < theta_star:
                         flip = flip[:0]
                     theta_star, exit_slide = th, True
-            event = flip.size > 0 or exit_slide
+            released = None
+            if not orth and sliding.any():
+                Qa = K[:, :m].T @ _P
+                th_a, rel = E.locate_sign_change(
+                    yv[:m], Qa, h, theta_star, sliding.any(axis=1)
+                )
+                if th_a < theta_star:
+                    theta_star, flip, exit_slide, released = th_a, flip[:0], False, rel
+                elif th_a == theta_star:
+                    released = rel
+            event = flip.size > 0 or exit_slide or released is not None
             t_next = t + theta_star * h
             # activations inside the step (located on the dense output)
             Qa = K[:, :m].T @ _P
@@ -500,7 +510,9 @@ def _gradient_flow_numpy(
                     up = slid = np.zeros(flip.size, dtype=bool)
                 else:
                     try:
-                        switched, up, slid = E.switch(field, f, yv, K[0], m, n, mask, sliding, flip)
+                        switched, up, slid = E.switch(
+                            field, f, yv, K[0], m, n, mask, sliding, flip, released
+                        )
                     except FloatingPointError as exc:
                         status, message = (
                             "failed",

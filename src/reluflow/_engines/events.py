@@ -241,6 +241,48 @@ def first_exit(excess: Callable[[float], float], theta_max: float) -> float | No
     return hi
 
 
+def locate_sign_change(
+    a0: np.ndarray, C: np.ndarray, h: float, theta_max: float, sliding_rows: np.ndarray
+) -> tuple[float, np.ndarray]:
+    """First zero in (0, θ_max] of an output weight ``a_j`` whose neuron has sliding coordinates.
+
+    A sliding mode needs ``a_j r_i < 0`` (the coordinate attracted to 0 from both sides);
+    where ``a_j`` changes sign its sliding coordinates turn repelling and the sliding
+    solution stops being the flow's (docs/general-data.md, rank-deficient data). On the
+    step's dense output ``a_j(θ) = a0_j + h Σ_q C_jq θ^{q+1}`` (``C = Kaᵀ P``, shape
+    (m, 4)), the zero of each neuron of ``sliding_rows`` whose sign differs between 0 and
+    θ_max is bisected to the last bit and the upper end taken, so that ``a_j`` already has
+    its new sign there.
+
+    Returns ``(θ_a, released)``: the first such zero (``inf`` if none) and the neurons
+    whose sign has changed at it.
+    """
+    m = a0.size
+
+    def val(th: float) -> np.ndarray:
+        return a0 + h * (C @ np.array([th, th**2, th**3, th**4]))
+
+    end = val(theta_max)
+    cand = np.flatnonzero(sliding_rows & (a0 != 0.0) & (a0 * end <= 0.0))
+    if cand.size == 0:
+        return np.inf, np.zeros(m, dtype=bool)
+    best = np.inf
+    for j in cand:
+        lo, hi = 0.0, theta_max
+        for _ in range(200):
+            mid = 0.5 * (lo + hi)
+            if not lo < mid < hi:
+                break
+            if a0[j] * val(mid)[j] > 0.0:
+                lo = mid
+            else:
+                hi = mid
+        best = min(best, hi)
+    released = np.zeros(m, dtype=bool)
+    released[cand] = a0[cand] * val(best)[cand] <= 0.0
+    return best, released
+
+
 def switch(
     field: Field,
     f: Callable[[np.ndarray, np.ndarray], np.ndarray],
@@ -251,11 +293,13 @@ def switch(
     mask: np.ndarray,
     sliding: np.ndarray,
     flip: np.ndarray,
+    released: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Re-decide the mode of every coordinate at 0 in the neurons touched by an event.
 
-    Touched: the neurons of the crossing coordinates ``flip`` and those whose
-    sliding fraction α has left [0, 1]. For each, the set ``Z`` of its
+    Touched: the neurons of the crossing coordinates ``flip``, those whose
+    sliding fraction α has left [0, 1] and the ``released`` ones (whose output weight
+    changed sign while sliding: :func:`locate_sign_change`). For each, the set ``Z`` of its
     coordinates at 0 (crossing or sliding) is set to exactly 0 and resolved
     jointly (:meth:`Field.resolve_zero_set`). ``mask`` and ``sliding`` are
     updated in place. Returns the flat indices whose mode changed, whether
@@ -271,6 +315,8 @@ def switch(
     if sliding.any():
         j_s, _, alpha = field.alpha
         left[j_s[exited(alpha)]] = True
+    if released is not None:
+        left |= released
     return resolve(field, r, left, yv, m, n, mask, sliding, flip)
 
 

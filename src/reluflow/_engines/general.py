@@ -167,8 +167,9 @@ def _run(
     def evaluate_here() -> float:
         scnt, sidx, sinv, alpha = slide_arrays
         return NB.evaluate(
-            a, u, Ka[0], Ku[0], Kz[0], y, Kg, maskb, 1.0 / n, scnt, sidx, sinv, alpha, r_buf, G_buf
-        )
+            a, u, Ka[0], Ku[0], Kz[0], y, Kg, maskb, 1.0 / n, scnt, sidx, sinv, alpha, r_buf,
+            G_buf, np.empty((m, max(1, sidx.shape[1]))),
+        )  # fmt: skip
 
     ss = evaluate_here()
     stats["evaluations"] += 1
@@ -266,7 +267,14 @@ def _run(
                     if th < theta_star:
                         flip = flip[:0]
                     theta_star, exit_slide = th, True
-            event = flip.size > 0 or exit_slide
+            released = None
+            if ist[NB.I_EXIT]:
+                th_a, rel = E.locate_sign_change(a, Ka.T @ P, h, theta_star, scnt > 0)
+                if th_a < theta_star:
+                    theta_star, flip, exit_slide, released = th_a, flip[:0], False, rel
+                elif th_a == theta_star:
+                    released = rel
+            event = flip.size > 0 or exit_slide or released is not None
             t_next = t + theta_star * h
             bufs = list(bufs)
             *bufs, npts, last_pt = NB.record_points(
@@ -285,13 +293,19 @@ def _run(
                 yflat = np.concatenate([a, u.ravel()])
                 u.ravel()[flip] = 0.0
                 scnt, sidx, sinv, alpha = slide_arrays
-                NB.sliding_alpha(
-                    a, u, y, Kg, maskb, 1.0 / n, scnt, sidx, sinv, alpha, r_buf,
-                    np.empty(max(1, sidx.shape[1])),
-                )  # fmt: skip
-                al_left = alpha_exit if exit_slide else alpha
+                if exit_slide:  # the exit search left the fractions at the event
+                    NB.residual(a, u, y, maskb, r_buf)
+                    al_left = alpha_exit
+                else:
+                    NB.sliding_alpha(
+                        a, u, y, Kg, maskb, 1.0 / n, scnt, sidx, sinv, alpha, r_buf,
+                        np.empty((m, max(1, sidx.shape[1]))),
+                    )  # fmt: skip
+                    al_left = alpha
                 in_set = np.arange(al_left.shape[1]) < scnt[:, None]
                 left = (E.exited(al_left) & in_set).any(axis=1)
+                if released is not None:
+                    left |= released
                 try:
                     switched, up, slid = E.resolve(
                         field, r_buf.copy(), left, yflat, m, n, mask, sliding, flip
@@ -490,13 +504,66 @@ def _sliding_arrays(K: np.ndarray, sliding: np.ndarray, cache: dict, old=None, r
         key = S.tobytes()
         hit = cache.get(j)
         if hit is None or hit[0] != key:
-            hit = (key, np.linalg.inv(K[S[:, None], S]))
+            hit = _updated_inverse(K, S, hit)
             cache[j] = hit
         elif not fresh:
             continue
         idx[j, : S.size] = S
         inv[j, : S.size, : S.size] = hit[1]
     return cnt, idx, inv, alpha
+
+
+# an inverse K_SS⁻¹ is updated at most this many times (one index in or out each) before
+# it is computed afresh, so that rounding does not accumulate
+_MAX_UPDATES = 32
+# below this size a fresh LAPACK inverse costs less than the updates' NumPy overhead
+_UPDATE_FROM = 48
+
+
+def _updated_inverse(K: np.ndarray, S: np.ndarray, hit) -> tuple:
+    """``(key, K_SS⁻¹, S, updates)`` for the sorted index set ``S``.
+
+    From the previous entry ``hit`` of the same neuron when ``S`` differs from its set
+    by a few indices: removing index ``p`` is the Schur complement of its pivot in the
+    inverse (``B − b bᵀ / β``), adding index ``i`` the bordered inverse with
+    ``v = K_SS⁻¹ K_Si``, ``s = K_ii − K_iS v``; O(|S|²) each instead of O(|S|³).
+    Computed afresh after ``_MAX_UPDATES`` updates, for large changes, for small sets
+    (``|S| < _UPDATE_FROM``), or when a pivot ``s`` is not clearly positive (``K_SS``
+    near singular).
+    """
+    key = S.tobytes()
+    if hit is not None and len(hit) == 4 and hit[3] < _MAX_UPDATES and S.size >= _UPDATE_FROM:
+        _, Kinv, S0, count = hit
+        gone = np.setdiff1d(S0, S, assume_unique=True)
+        new = np.setdiff1d(S, S0, assume_unique=True)
+        if gone.size + new.size <= 4:
+            cur = S0
+            for i in gone:
+                p = int(np.searchsorted(cur, i))
+                keep = np.arange(cur.size) != p
+                b = Kinv[keep, p]
+                Kinv = Kinv[np.ix_(keep, keep)] - np.outer(b, b) / Kinv[p, p]
+                cur = cur[keep]
+            ok = True
+            for i in new:
+                k = K[cur, i]
+                v = Kinv @ k
+                sch = K[i, i] - k @ v
+                if not sch > 1e-8 * K[i, i]:
+                    ok = False
+                    break
+                p = int(np.searchsorted(cur, i))
+                c = cur.size
+                out = np.empty((c + 1, c + 1))
+                rest = np.r_[0:p, p + 1 : c + 1]
+                out[np.ix_(rest, rest)] = Kinv + np.outer(v, v) / sch
+                out[rest, p] = out[p, rest] = -v / sch
+                out[p, p] = 1.0 / sch
+                Kinv = out
+                cur = np.insert(cur, p, i)
+            if ok:
+                return key, Kinv, S, count + gone.size + new.size
+    return key, np.linalg.inv(K[S[:, None], S]), S, 0
 
 
 __all__ = ["blas_threads", "gradient_flow_general"]

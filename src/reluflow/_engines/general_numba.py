@@ -9,10 +9,12 @@ controller, stopping rules and recording) on
     r = Σ_j a_j σ(u_j) − y,   da_j/dt = −(1/n) Σ_i r_i σ(u_ji),
     du_j/dt = −a_j K g_j,     g_j = (1/n) r ∘ 1[u_j > 0],
 
-the ``m × n`` by ``n × n`` product ``G K`` going to BLAS (``np.dot``). A neuron
+the ``m × n`` by ``n × n`` product going to BLAS (``np.dot``). A neuron
 with sliding coordinates ``Σ`` gets Filippov's correction ``du_j −= q K_Σ·``,
 ``q = K_ΣΣ⁻¹ du_jΣ`` (its inverse is supplied per neuron by the caller), as
-:meth:`reluflow._engines.field.Field.velocity`.
+:meth:`reluflow._engines.field.Field.velocity`; ``du_jΣ`` comes first, from the rows
+``K_Σ·`` alone, and the correction rides in the one product:
+``du_j = K (−a_j g_j − q on Σ)``.
 
 Besides ``(a, u)`` the kernel carries ``z_j = K⁺ u_j`` with ``dz_j/dt = −a_j g_j``
 (minus ``q`` on ``Σ``): Runge–Kutta methods preserve linear invariants, so ``z``
@@ -73,44 +75,9 @@ def _matvec(M, v, c, out):
 
 
 @njit(cache=True)
-def _sub_rows(x, K, rows, q, c):
-    """``x −= Σ_p q_p K[rows_p]`` for ``p < c``, subtracted in the order of ``p``.
-
-    Eight rows per sweep of ``x`` (each entry still sees the subtractions one after
-    the other in the order of ``p``: the result is that of ``c`` successive axpys).
-    """
-    n = x.shape[0]
-    p = 0
-    while p + 8 <= c:
-        r0, r1, r2, r3 = K[rows[p]], K[rows[p + 1]], K[rows[p + 2]], K[rows[p + 3]]
-        r4, r5, r6, r7 = K[rows[p + 4]], K[rows[p + 5]], K[rows[p + 6]], K[rows[p + 7]]
-        q0, q1, q2, q3 = q[p], q[p + 1], q[p + 2], q[p + 3]
-        q4, q5, q6, q7 = q[p + 4], q[p + 5], q[p + 6], q[p + 7]
-        for i in range(n):
-            xi = x[i] - q0 * r0[i]
-            xi = xi - q1 * r1[i]
-            xi = xi - q2 * r2[i]
-            xi = xi - q3 * r3[i]
-            xi = xi - q4 * r4[i]
-            xi = xi - q5 * r5[i]
-            xi = xi - q6 * r6[i]
-            x[i] = xi - q7 * r7[i]
-        p += 8
-    while p < c:
-        rp = K[rows[p]]
-        qp = q[p]
-        for i in range(n):
-            x[i] -= qp * rp[i]
-        p += 1
-
-
-@njit(cache=True)
-def evaluate(a, u, ka, ku, kz, y, Kg, mask, inv_n, scnt, sidx, sinv, alpha, r, G):
-    """Field at ``(a, u)`` into ``ka, ku, kz``; returns ``Σ r_i²`` (``r`` left in ``r``).
-
-    Sets ``alpha[j, :scnt[j]]`` (the sliding fractions of neuron ``j``, inf where
-    undefined) for every neuron with sliding coordinates.
-    """
+def residual(a, u, y, mask, r):
+    """``r = Σ_j a_j u_j ∘ mask_j − y`` (the network's output minus the labels), summed
+    over neurons in index order."""
     m, n = u.shape
     for i in range(n):
         r[i] = -y[i]
@@ -119,6 +86,19 @@ def evaluate(a, u, ka, ku, kz, y, Kg, mask, inv_n, scnt, sidx, sinv, alpha, r, G
         for i in range(n):
             if mask[j, i]:
                 r[i] += aj * u[j, i]
+
+
+@njit(cache=True)
+def evaluate(a, u, ka, ku, kz, y, Kg, mask, inv_n, scnt, sidx, sinv, alpha, r, G, Q):
+    """Field at ``(a, u)`` into ``ka, ku, kz``; returns ``Σ r_i²`` (``r`` left in ``r``).
+
+    ``G`` (m × n) and ``Q`` (m × max |Σ|, the hold multipliers) are scratch.
+
+    Sets ``alpha[j, :scnt[j]]`` (the sliding fractions of neuron ``j``, inf where
+    undefined) for every neuron with sliding coordinates.
+    """
+    m, n = u.shape
+    residual(a, u, y, mask, r)
     ss = 0.0
     for i in range(n):
         ss += r[i] * r[i]
@@ -132,30 +112,19 @@ def evaluate(a, u, ka, ku, kz, y, Kg, mask, inv_n, scnt, sidx, sinv, alpha, r, G
             else:
                 G[j, i] = 0.0
         ka[j] = -acc
-    np.dot(G, Kg, ku)
-    smax = max(1, sidx.shape[1])
-    v = np.empty(smax)
-    q = np.empty(smax)
+    # Filippov hold of each sliding set Σ first (q = K_ΣΣ⁻¹ du_Σ from the rows K_Σ·),
+    # then one product: du_j = K (−a_j g_j − q_j on Σ), dz_j = −a_j g_j − q_j on Σ
+    holds(a, r, Kg, mask, inv_n, scnt, sidx, sinv, alpha, Q)
     for j in range(m):
         naj = -a[j]
         for i in range(n):
-            ku[j, i] *= naj
             kz[j, i] = naj * G[j, i]
-        c = scnt[j]
-        if c > 0:
-            # Filippov hold of the sliding set S: q = K_SS⁻¹ du_S, du −= q K_S·, dz_S −= q
-            kuj = ku[j]
-            for s in range(c):
-                v[s] = kuj[sidx[j, s]]
-            _matvec(sinv[j], v, c, q)
-            _sub_rows(kuj, Kg, sidx[j], q, c)
-            for p in range(c):
-                i = sidx[j, p]
-                kz[j, i] -= q[p]
-                kuj[i] = 0.0
-                den = a[j] * (r[i] * inv_n)
-                al = q[p] / den if den != 0.0 else np.nan
-                alpha[j, p] = al if al == al else np.inf
+        for p in range(scnt[j]):
+            kz[j, sidx[j, p]] -= Q[j, p]
+    np.dot(kz, Kg, ku)
+    for j in range(m):
+        for p in range(scnt[j]):
+            ku[j, sidx[j, p]] = 0.0  # held exactly at 0 (removes rounding)
     return ss
 
 
@@ -433,6 +402,7 @@ def run(
     inv_n = 1.0 / n
     r = np.empty(n)
     G = np.empty((m, n))
+    qh = np.empty((m, max(1, sidx.shape[1])))  # hold multipliers (evaluate's scratch)
     sa = np.empty(m)
     su = np.empty((m, n))
     sc_old = np.empty(m)
@@ -479,7 +449,7 @@ def run(
                     for i in range(n):
                         nu[j, i] = su[j, i]
             ss = evaluate(sa, su, Ka[s], Ku[s], Kz[s], y, Kg, mask, inv_n, scnt, sidx, sinv,
-                          alpha, r, G)
+                          alpha, r, G, qh)
         loss6 = ss / (2 * n)
         # the stage-6 evaluation was at y_new = y0 + h Σ B K (B[6] = 0): K[6]
         ist[I_EVALS] += 6
@@ -551,6 +521,8 @@ def run(
         exit_check = False
         if any_sliding:
             for j in range(m):
+                if scnt[j] > 0 and a[j] != 0.0 and a[j] * na[j] <= 0.0:
+                    exit_check = True  # a sliding neuron's output weight changes sign
                 for p in range(scnt[j]):
                     al = alpha[j, p]
                     if al < -SLIDE_MARGIN or al > 1.0 + SLIDE_MARGIN:
@@ -600,25 +572,27 @@ def run(
 
 
 @njit(cache=True)
-def sliding_alpha(a, u, y, Kg, mask, inv_n, scnt, sidx, sinv, alpha, r, dus):
-    """The sliding fractions alone (into ``alpha``; ``r`` gets the residual).
+def sliding_alpha(a, u, y, Kg, mask, inv_n, scnt, sidx, sinv, alpha, r, Q):
+    """The sliding fractions alone (into ``alpha``; ``r`` gets the residual, ``Q`` the
+    hold multipliers): :func:`holds` at ``(a, u)``."""
+    residual(a, u, y, mask, r)
+    holds(a, r, Kg, mask, inv_n, scnt, sidx, sinv, alpha, Q)
 
-    As :func:`evaluate` restricted to the sliding rows: ``du_jΣ = −a_j (K g_j)_Σ`` in
-    O(n |Σ|) per neuron (``K`` symmetric: rows ``K_Σ·``), ``q = K_ΣΣ⁻¹ du_jΣ``,
-    ``α = q / (a_j r_Σ / n)``. Used wherever a sliding exit is located and decided, so
-    that both see the same arithmetic.
+
+@njit(cache=True)
+def holds(a, r, Kg, mask, inv_n, scnt, sidx, sinv, alpha, Q):
+    """Filippov holds of the sliding sets, given the residual ``r``.
+
+    For each neuron with a sliding set ``Σ``: ``du_jΣ = −a_j (K g_j)_Σ`` in O(n |Σ|)
+    (``K`` symmetric: rows ``K_Σ·``; ``g_j = r ∘ mask_j / n``), the multipliers
+    ``q = K_ΣΣ⁻¹ du_jΣ`` into ``Q[j, :|Σ|]`` and the fractions ``α = q / (a_j r_Σ / n)``
+    into ``alpha`` (inf where undefined). The field (:func:`evaluate`), the exit search
+    and the decision at an event all take them from here: the same arithmetic.
     """
-    m, n = u.shape
-    for i in range(n):
-        r[i] = -y[i]
-    for j in range(m):
-        aj = a[j]
-        for i in range(n):
-            if mask[j, i]:
-                r[i] += aj * u[j, i]
+    m, n = mask.shape
     act = np.empty(n, dtype=np.int64)
     ra = np.empty(n)
-    q = np.empty(max(1, sidx.shape[1]))
+    dus = np.empty(max(1, sidx.shape[1]))
     for j in range(m):
         c = scnt[j]
         if c == 0:
@@ -630,6 +604,7 @@ def sliding_alpha(a, u, y, Kg, mask, inv_n, scnt, sidx, sinv, alpha, r, dus):
                 ra[na] = r[i]
                 na += 1
         _masked_dots(Kg, sidx[j], c, act, ra, na, -a[j], inv_n, dus)
+        q = Q[j]
         _matvec(sinv[j], dus, c, q)
         for p in range(c):
             i = sidx[j, p]
@@ -705,7 +680,7 @@ def locate_exit(P, h, theta_max, a, u, Ka, Ku, y, Kg, mask, scnt, sidx, sinv, al
     m, n = u.shape
     sa = np.empty(m)
     su = np.empty((m, n))
-    ka = np.empty(max(m, sidx.shape[1]))  # scratch for the sliding rows
+    ka = np.empty((m, max(1, sidx.shape[1])))  # scratch: the hold multipliers
     ku = np.empty((1, 1))
     kz = np.empty((1, 1))
     r = np.empty(n)
@@ -763,8 +738,10 @@ def _exit_polys(P, h, a, u, Ka, Ku, y, Kg, mask, scnt, sidx, sinv):
     ``r_i(θ) = Σ_j a_j u_ji 1[mask_ji] − y_i`` is a polynomial of degree 8 (``R[i]``), and
     so is ``N_j(θ) = K_ΣΣ⁻¹ (K (r(θ) ∘ mask_j))_Σ`` (``N[j, p]``): the sliding fraction
     ``α_p = q_p / (a_j r_i / n)`` with ``q = K_ΣΣ⁻¹ du_jΣ = −(a_j/n) N_j`` is
-    ``−N_jp(θ) / r_i(θ)``. Building both costs about nine field evaluations restricted to
-    the sliding rows; each trial point of the exit search then costs O(Σ_j |Σ_j|).
+    ``−N_jp(θ) / r_i(θ)``. Building both costs two ``n × n`` by ``n × 9`` products (one
+    reference activity per sign of ``a_j``) plus, per neuron, the samples where its
+    activity differs from its reference; each trial point of the exit search then costs
+    O(Σ_j |Σ_j|).
     Returns ``(R, N, A)`` with ``A[j]`` the quartic ``a_j(θ)``.
     """
     m, n = u.shape
@@ -795,25 +772,82 @@ def _exit_polys(P, h, a, u, Ka, Ku, y, Kg, mask, scnt, sidx, sinv):
                     R[i, p + q] += ca[j, p] * cu[i, q]
     smax = max(1, sidx.shape[1])
     N = np.zeros((m, smax, 9))
+    # T_j = K_Σ·(R ∘ mask_j) for every neuron with a sliding set, through a reference
+    # mask per sign of a_j (the neurons of one sign share most of their activity):
+    # T_j = (K (R ∘ ref))_Σ + K_Σ,D (±R_D) on the samples D where mask_j differs from
+    # the reference: one n × n by n × 9 product per sign and small ones, instead of
+    # Σ_j |Σ_j| × n × 9 multiply-adds on gathered rows of K. Where that costs more
+    # (few sliding coordinates), the reference is empty and D is the active set.
+    KR = np.zeros((2, n, 9))
+    ref = np.zeros((2, n), dtype=np.bool_)
     Rm = np.empty((n, 9))
+    for g in range(2):
+        cnt = np.zeros(n, dtype=np.int64)
+        tot = 0
+        for j in range(m):
+            if scnt[j] > 0 and (a[j] >= 0.0) == (g == 0):
+                tot += 1
+                for i in range(n):
+                    if mask[j, i]:
+                        cnt[i] += 1
+        if tot == 0:
+            continue
+        for i in range(n):
+            ref[g, i] = 2 * cnt[i] > tot
+        # the reference pays when it saves more than its own n × n product
+        cost_ref = n * n // 4  # BLAS on whole rows: about 4x cheaper per term than gathers
+        cost_dir = 0
+        for j in range(m):
+            if scnt[j] > 0 and (a[j] >= 0.0) == (g == 0):
+                nd = 0
+                na = 0
+                for i in range(n):
+                    act = mask[j, i] != 0
+                    na += act
+                    nd += act != ref[g, i]
+                cost_ref += scnt[j] * nd
+                cost_dir += scnt[j] * na
+        if cost_ref >= cost_dir:
+            ref[g, :] = False  # no reference: each neuron's own active samples
+            continue
+        for i in range(n):
+            w = 1.0 if ref[g, i] else 0.0
+            for k in range(9):
+                Rm[i, k] = w * R[i, k]
+        KR[g] = np.dot(Kg, Rm)
+    diff = np.empty(n, dtype=np.int64)
+    T = np.zeros((smax, 9))
     for j in range(m):
         c = scnt[j]
         if c == 0:
             continue
-        # T = K_Σ· (R ∘ mask_j), N_j = K_ΣΣ⁻¹ T: two BLAS products
+        g = 0 if a[j] >= 0.0 else 1
+        nd = 0
         for i in range(n):
-            w = 1.0 if mask[j, i] else 0.0
-            for k in range(9):
-                Rm[i, k] = w * R[i, k]
-        KS = np.empty((c, n))
-        Sinv = np.empty((c, c))
+            if (mask[j, i] != 0) != ref[g, i]:
+                diff[nd] = i
+                nd += 1
         for p in range(c):
             row = sidx[j, p]
-            for i in range(n):
-                KS[p, i] = Kg[row, i]
+            for k in range(9):
+                T[p, k] = KR[g, row, k]
+        if nd > 0:
+            Kd = np.empty((c, nd))
+            Rd = np.empty((nd, 9))
+            for q in range(nd):
+                i = diff[q]
+                w = 1.0 if mask[j, i] else -1.0
+                Ki = Kg[i]  # K symmetric: K[row, i] = K[i, row]
+                for p in range(c):
+                    Kd[p, q] = Ki[sidx[j, p]]
+                for k in range(9):
+                    Rd[q, k] = w * R[i, k]
+            T[:c] += np.dot(Kd, Rd)
+        Sinv = np.empty((c, c))
+        for p in range(c):
             for q in range(c):
                 Sinv[p, q] = sinv[j, p, q]
-        N[j, :c, :] = np.dot(Sinv, np.dot(KS, Rm))
+        N[j, :c, :] = np.dot(Sinv, T[:c])
     return R, N, ca
 
 

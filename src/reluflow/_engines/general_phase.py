@@ -17,7 +17,9 @@ label vector ``e = y ∘ β`` (``β_i = 1`` on ``S``, ``α_i`` on ``Σ``, 0 else
 The sliding fractions keep ``(K e)_Σ = 0`` (``y_Σ ∘ α_Σ = −K_ΣΣ⁻¹ K_ΣS y_S``); with
 ``r = −y`` they do not depend on ``a_j`` and stay constant between events. The
 next sign change of a coordinate, ``U_i + A(τ) V_i = 0``, solves a quadratic in
-``w = e^{κτ} − 1``; at it the coordinates of the neuron sitting at 0 are resolved
+``w = e^{κτ} − 1`` (while the neuron has sliding coordinates, the zero of ``a_j``,
+``tanh κτ = −a₀κ/v₀``, is an event too: past it every sliding coordinate repels);
+at it the coordinates of the neuron sitting at 0 are resolved
 jointly (inactive, active or sliding) by the box complementarity problem of
 :meth:`reluflow._engines.field.Field.resolve_zero_set` with ``r = −y``, and ``e``, ``V``
 change by the ``K`` columns of the coordinates whose mode changed. The squared
@@ -230,6 +232,13 @@ class _Neurons:
         n, K, y = self.n, self.K, self.y
         cross = self.X[1, j, : self.C[j, 1]].copy()
         a, t = float(self.P[j, NB.A0]), float(self.P[j, NB.T0])
+        if cross.size == 0:
+            # a_j changes sign here (NB.segment): its sliding coordinates turn repelling.
+            # a_j = 0 exactly from now on; the modes are decided just past, where a_j has
+            # the sign of a_j' = e·U / n (U_Σ = 0: the same whatever Σ becomes), and the
+            # resolution is homogeneous in a_j
+            self.P[j, NB.A0] = 0.0
+            a = float(self.E[j] @ self.U[j]) / n
         Z = np.flatnonzero(self.slid[j] | np.isin(np.arange(n), cross))
         old_act, old_sl = self.mask[j, Z].copy(), self.slid[j, Z].copy()
         if Z.size == 1 and not old_sl[0]:

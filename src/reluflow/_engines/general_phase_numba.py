@@ -4,7 +4,9 @@ The mathematics is that of :mod:`reluflow._engines.general_phase` (docs/general-
 §1–2): neuron ``j`` moves on the segment ``u_j = U + A(τ) V``, ``a_j(τ)``, with
 ``V = K e / n`` and ``κ² = eᵀ K e / n²`` constant between its events; its next
 event is the first root of ``A(τ) = −U_i / V_i`` over its non-sliding
-coordinates (a quadratic in ``e^{κτ} − 1``); at the event its zero set is
+coordinates (a quadratic in ``e^{κτ} − 1``), or, while it has sliding
+coordinates, the zero of ``a_j(τ)`` if that comes first (there every sliding
+coordinate turns repelling and is released); at the event its zero set is
 re-decided by single principal pivots on ``M = K_ΣΣ⁻¹`` (bordered inverse or
 its downdate), and ``e``, ``V`` change by the ``K`` rows of the coordinates
 whose label changed. :func:`grid` runs the events of all neurons in time
@@ -116,12 +118,34 @@ def _root_w(a0, kap, p, alpha_star):
 
 
 @njit(cache=True)
+def _sign_change(a0, v0, kap):
+    """Least ``τ > 0`` with ``a(τ) = a₀ cosh κτ + (v₀/κ) sinh κτ = 0`` (inf if none).
+
+    ``tanh κτ = −a₀κ/v₀`` (``τ = −a₀/v₀`` at ``κ = 0``, where ``a`` is constant unless
+    ``v₀ != 0``, which needs something active, so ``κ > 0``; kept for completeness).
+    """
+    if v0 == 0.0 or a0 == 0.0:
+        return np.inf
+    if kap == 0.0:
+        tau = -a0 / v0
+        return tau if tau > 0 else np.inf
+    x = -a0 * kap / v0
+    if not (x > 0.0 and x < 1.0):
+        return np.inf
+    return math.atanh(x) / kap
+
+
+@njit(cache=True)
 def segment(j, K, P, R, B, X, C, wb, tb):
     """Constants ``κ, v₀`` of neuron ``j``'s segment, its next crossing time and coordinates.
 
     The next crossing is the least root ``τ`` over the non-sliding coordinates
     with ``V_i != 0``; every coordinate whose root is within ``SAME_TIME``
-    (relative) of it crosses in the same event. ``wb``, ``tb``: work arrays (n).
+    (relative) of it crosses in the same event. If the neuron has sliding
+    coordinates and ``a_j`` changes sign first (:func:`_sign_change`), the event
+    is there with no crossing coordinate: a sliding mode needs ``a_j y_i < 0``,
+    so from that time on each of them repels (docs/general-data.md, rank-deficient
+    data) and the caller re-decides them. ``wb``, ``tb``: work arrays (n).
     """
     n = K.shape[0]
     U, E, V = R[0, j], R[1, j], R[2, j]
@@ -167,6 +191,14 @@ def segment(j, K, P, R, B, X, C, wb, tb):
                 tb[i] = tau
                 if tau < tmin:
                     tmin = tau
+    # a sliding mode needs a_j y_i < 0 (attracting); when a_j changes sign every sliding
+    # coordinate of the neuron turns repelling and is released: an event with no crossing
+    tau_a = _sign_change(a0, v0, kap) if C[j, 0] > 0 else np.inf
+    if tau_a < tmin:
+        P[j, TNEXT] = P[j, T0] + tau_a
+        P[j, CTAU] = tau_a
+        C[j, 1] = 0
+        return
     if ncand == 0:
         P[j, TNEXT] = np.inf
         P[j, CTAU] = np.inf
@@ -608,7 +640,8 @@ def grid(
     act on before calling again with ``resume`` (which keeps the snapshots and
     the interval): ``(FALLBACK, j)``, neuron ``j`` has been moved to its event
     (crossing coordinates at 0) and its zero set is left to the caller (always
-    so with ``pivots`` False); ``(LOG_FULL, j)``, ``(GROW, j)``: the log, the
+    so with ``pivots`` False, and at a sign change of ``a_j``, which has no
+    crossing coordinate); ``(LOG_FULL, j)``, ``(GROW, j)``: the log, the
     pool need room before neuron ``j``'s event. ``(ROWS_FULL, -1)``: the rows
     need room (call again without ``resume``).
     """

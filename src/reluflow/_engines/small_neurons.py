@@ -128,6 +128,7 @@ class NeuronIntegrator:
         return NB.evaluate(
             a, u, ka, ku, kz, yv, self.Kg, mask, 1.0 / self.n, cnt, idx, inv, alpha,
             np.empty(self.n) if r is None else r, np.empty((1, self.n)),
+            np.empty((1, max(1, idx.shape[1]))),
         )  # fmt: skip
 
     def _alpha(self, a, u, yv, mask, sl) -> np.ndarray:
@@ -135,7 +136,7 @@ class NeuronIntegrator:
         r = np.empty(self.n)
         NB.sliding_alpha(
             a, u, yv, self.Kg, mask, 1.0 / self.n, cnt, idx, inv, alpha, r,
-            np.empty(max(1, idx.shape[1])),
+            np.empty((1, max(1, idx.shape[1]))),
         )  # fmt: skip
         return r
 
