@@ -30,8 +30,12 @@ its 4th-order dense output, and two choices specific to this problem:
   complementarity problem, convex for the attracting coordinates; see
   ``Field.resolve_zero_set``), and a sliding coordinate leaves its mode at the
   located point where its ``α`` reaches 0 or 1. Every step is then again
-  smooth. Orthogonal data has no sliding modes (an inactive coordinate never
-  moves).
+  smooth. A sign change counts there only once the coordinate is past 0 by
+  more than a detection band, the drift the resolution's margin allows over
+  the step (``events.detection_band``): a coordinate resolved at 0 would
+  otherwise cut every following step a rounding past 0 (docs/general-data.md
+  §4). Orthogonal data has no sliding modes (an inactive coordinate never
+  moves) and no band.
 """
 
 from __future__ import annotations
