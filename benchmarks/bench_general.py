@@ -109,7 +109,7 @@ def event_census(n: int, m: int | None = None) -> dict[str, Any]:
         h, y, a, u, na, nu, Ku, maskb, sliding, slide = (
             args[i] for i in (4, 7, 9, 10, 15, 16, 13, 17, 18, 19)
         )
-        ev = FG.SN.event_neurons(u, nu, Ku[0], maskb, sliding, slide[3], slide[0], h)
+        ev = FG.SN.event_neurons(u, nu, Ku[0], maskb, sliding, slide[3], slide[0], h, args[23])
         amax = np.maximum(np.abs(a), np.abs(na))
         share = amax * np.max(np.maximum(np.maximum(u, nu), 0.0) / np.abs(y), axis=1)
         done = original(*args)

@@ -30,8 +30,12 @@ its 4th-order dense output, and two choices specific to this problem:
   complementarity problem, convex for the attracting coordinates; see
   ``Field.resolve_zero_set``), and a sliding coordinate leaves its mode at the
   located point where its ``α`` reaches 0 or 1. Every step is then again
-  smooth. Orthogonal data has no sliding modes (an inactive coordinate never
-  moves).
+  smooth. A sign change counts there only once the coordinate is past 0 by
+  more than a detection band, the drift the resolution's margin allows over
+  the step (``events.detection_band``): a coordinate resolved at 0 would
+  otherwise cut every following step a rounding past 0 (docs/general-data.md
+  §4). Orthogonal data has no sliding modes (an inactive coordinate never
+  moves) and no band.
 """
 
 from __future__ import annotations
@@ -304,8 +308,10 @@ def _gradient_flow_numpy(
     yv = np.concatenate([a, u.ravel()])
     K = np.empty((7, N))
 
-    # general data only: coordinates held at 0 by a sliding mode (see Field.velocity)
+    # general data only: coordinates held at 0 by a sliding mode (see Field.velocity), and
+    # the Gram bound of the kinks' detection band (events.detection_band)
     sliding = np.zeros((m, n), dtype=bool)
+    kappa = 0.0 if orth else E.gram_row_bound(field.K)
 
     # growth frame: a neuron much smaller than the largest one is integrated in units
     # that grow with it, ℓ_j(t) = ℓ_j + g_j (t − t_n) over a step, g_j its Rayleigh
@@ -452,19 +458,18 @@ def _gradient_flow_numpy(
             u_old = yv[m:].reshape(m, n)
             u_new = y_new[m:].reshape(m, n)
             act = mask > 0
-            crossed = act & (u_new <= 0)
-            if not orth:
-                crossed |= ~act & ~sliding & (u_new > 0)
-            near = (
-                act
-                & (u_new > 0)
-                & (np.minimum(u_old, u_new) < 0.5 * h * np.abs(K[0, m:].reshape(m, n)))
-            )
-            cand = np.flatnonzero(crossed | near)
+            # general data: a coordinate crosses once it is past 0 by more than the drift its
+            # mode decision allows (docs/general-data.md §4); orthogonal data: at 0 (there an
+            # inactive coordinate does not move and is never a candidate)
+            band = np.zeros(m) if orth else E.detection_band(y_new[:m], r_new, h, kappa)
+            du0 = K[0, m:].reshape(m, n)
+            cand = np.flatnonzero(E.crossing_candidates(u_old, u_new, du0, act, sliding, h, band))
             theta_star = 1.0
             flip = np.zeros(0, dtype=np.int64)
             if cand.size:
-                theta_star, flip = E.locate_kinks(K, yv, h, m, cand, u_old, act, rtol, atol_j)
+                theta_star, flip = E.locate_kinks(
+                    K, yv, h, m, cand, u_old, act, rtol, atol_j, band
+                )
             exit_slide = False
             if sliding.any() and E.outside_unit(field.alpha[2]):
                 th = E.locate_sliding_exit(f, K, yv, h, theta_star, field, scratch)

@@ -25,6 +25,54 @@ _P = RK45.P
 EVENT_RTOL = 1e-8
 
 
+def detection_band(a: np.ndarray, r: np.ndarray, h: float, kappa: float) -> np.ndarray:
+    """How far a coordinate of each neuron may go to the wrong side of 0 over a step before
+    it counts as crossing (shape (m,)):
+
+        b_j = SLIDE_MARGIN · h · κ · |a_j| · max_i |r_i|,     κ = max_i Σ_k |K_ik| / n,
+
+    with ``a`` and ``r`` at the step's end: the drift, over the step, of a coordinate whose
+    mode the zero-set resolution decided within its margin (:meth:`Field.resolve_zero_set`
+    rounds each fraction ``α_k`` of the zero set to 0 or 1 within ``SLIDE_MARGIN / 2``,
+    which moves a velocity by at most ``SLIDE_MARGIN/2 · Σ_k |K_ik| |a_j r_k| / n``;
+    rounding in the field, relative ``10⁻¹⁶`` of the same terms, adds far less). Such a
+    coordinate, resolved into (or back into) a mode at 0, would otherwise end the next
+    step a hair past 0, be cut there and resolved back again, forever
+    (docs/general-data.md §4). A coordinate driven across 0 moves at the speed of the
+    field's terms themselves, ``10⁹`` times this, and leaves the band at once.
+    """
+    rmax = float(np.max(np.abs(r), initial=0.0))
+    return SLIDE_MARGIN * h * kappa * np.abs(a) * rmax
+
+
+def gram_row_bound(K: np.ndarray) -> float:
+    """``κ = max_i Σ_k |K_ik| / n`` of :func:`detection_band`."""
+    return float(np.abs(K).sum(axis=1).max(initial=0.0)) / max(K.shape[0], 1)
+
+
+def crossing_candidates(
+    u0: np.ndarray,
+    u1: np.ndarray,
+    du0: np.ndarray,
+    act: np.ndarray,
+    sliding: np.ndarray,
+    h: float,
+    band: np.ndarray,
+) -> np.ndarray:
+    """The coordinates whose crossing :func:`locate_kinks` must look for (boolean (m, n)).
+
+    An active coordinate that ends the step more than its neuron's band below 0, an
+    inactive non-sliding one that ends more than the band above 0, and an active one that
+    ends less than the band below 0 but came within half a step's motion ``h |du0|`` of 0
+    (it may have left the band inside the step). ``band``: :func:`detection_band`, shape
+    (m,) (0: the sign alone, as on orthogonal data, where a coordinate reaching 0 stays).
+    """
+    b = np.reshape(band, (-1, 1))
+    crossed = (act & (u1 <= -b)) | (~act & ~sliding & (u1 > b))
+    near = act & (u1 > -b) & (np.minimum(u0, u1) < 0.5 * h * np.abs(du0))
+    return crossed | near
+
+
 def locate_kinks(
     K: np.ndarray,
     yv: np.ndarray,
@@ -35,10 +83,21 @@ def locate_kinks(
     act: np.ndarray,
     rtol: float,
     atol: float | np.ndarray,
+    band: np.ndarray | None = None,
 ) -> tuple[float, np.ndarray]:
-    """First sign change, on the step's dense output, of the candidate coordinates.
+    """First crossing, on the step's dense output, of the candidate coordinates.
 
-    ``atol``: absolute tolerance, a number or one per neuron (shape (m,)).
+    ``atol``: absolute tolerance, a number or one per neuron (shape (m,)). ``band``: the
+    detection band of each neuron (:func:`detection_band`, shape (m,); None: 0). A
+    candidate crosses only if it goes past its band, ``sgn·u_ji <= −b_j``, at one of the
+    16 grid points of the step. Its crossing is then located (bracketed by the first grid
+    point past it, bisected) at its zero if it started the step on the right side of 0,
+    as without a band; if it started at 0 or inside the band on the wrong side, where it
+    leaves the band. Such a coordinate was set to 0 by a zero-set resolution and departs
+    from 0 the wrong way tangentially (velocity 0 within the resolution's margin, an
+    acceleration across): at its zero, θ = 0, the resolution would see the same
+    velocity and keep the same mode, step after step; where it leaves the band its
+    velocity has grown past the margin. The flip sets it to 0 there, a move of ``b_j``.
 
     Returns ``(θ*, flat indices to flip)`` with θ* in [0, 1] the fraction of the step.
     """
@@ -48,21 +107,31 @@ def locate_kinks(
     was_active = act.ravel()[cand]
     sgn = np.where(was_active, 1.0, -1.0)  # +: crossing downwards, -: upwards
 
-    def val(th: np.ndarray) -> np.ndarray:  # signed distance to the crossing, > 0 before it
+    j = cand // u_old.shape[1]
+    b = band[j] if band is not None else np.zeros(cand.size)
+    # where the crossing is located: at 0, or at the band's edge for a coordinate that
+    # starts the step at 0 or inside the band
+    depth = np.where(sgn * u0 <= 0, b, 0.0)
+
+    def val(th: np.ndarray) -> np.ndarray:  # signed distance to 0, > 0 on the right side
         p = np.stack([th, th**2, th**3, th**4], axis=-1)
         return sgn * (u0 + h * np.einsum("ck,ck->c", Qc, p))
 
-    # bracket the first crossing on a coarse grid, then bisect
+    # bracket the first crossing on a coarse grid, then bisect; a candidate counts only if
+    # it goes past its band
     grid = np.linspace(0.0, 1.0, 17)[1:]
     lo = np.zeros(cand.size)
     hi = np.full(cand.size, np.inf)
     prev = np.zeros(cand.size)
+    past = np.zeros(cand.size, dtype=bool)
     for g in grid:
-        v = val(np.full(cand.size, g))
-        new = np.isinf(hi) & (v <= 0)
+        d = val(np.full(cand.size, g))
+        new = np.isinf(hi) & (d + depth <= 0)
         hi[new] = g
         lo[new] = prev[new]
         prev = np.where(np.isinf(hi), g, prev)
+        past |= d + b <= 0
+    hi[~past] = np.inf
     # an inactive coordinate sitting at 0 that would rise, or an active one at 0: crossing at 0
     at_zero = u0 == 0
     lo[at_zero] = 0.0
@@ -72,11 +141,11 @@ def locate_kinks(
         return 1.0, np.zeros(0, dtype=np.int64)
     lo, hi = lo[hit], hi[hit]
     sub = np.flatnonzero(hit)
-    sgn_h, u0_h, Qc_h = sgn[sub], u0[sub], Qc[sub]
+    sgn_h, u0_h, Qc_h, depth_h = sgn[sub], u0[sub], Qc[sub], depth[sub]
     for _ in range(52):
         mid = 0.5 * (lo + hi)
         p = np.stack([mid, mid**2, mid**3, mid**4], axis=-1)
-        v = sgn_h * (u0_h + h * np.einsum("ck,ck->c", Qc_h, p))
+        v = sgn_h * (u0_h + h * np.einsum("ck,ck->c", Qc_h, p)) + depth_h
         pos = v > 0
         lo = np.where(pos, mid, lo)
         hi = np.where(pos, hi, mid)
@@ -84,11 +153,10 @@ def locate_kinks(
             break
     theta = hi
     th_star = float(theta.min())
-    # flip every coordinate crossing at th_star, and those whose remaining distance to 0 there
-    # is negligible against their neuron's size
+    # flip every coordinate crossing at th_star, and those whose remaining distance to their
+    # crossing there is negligible against their neuron's size
     p = np.array([th_star, th_star**2, th_star**3, th_star**4])
-    v_star = sgn * (u0 + h * (Qc @ p))
-    j = cand // u_old.shape[1]
+    v_star = sgn * (u0 + h * (Qc @ p)) + depth
     neuron_size = np.maximum(np.abs(yv[:m]), np.abs(u_old).max(axis=1))[j]
     atol_j = atol[j] if np.ndim(atol) else atol  # per neuron when in log-scale units
     close = v_star <= 1e-3 * (atol_j + min(rtol, EVENT_RTOL) * neuron_size)

@@ -190,6 +190,8 @@ def _run(
         np.empty((cap, m), dtype=np.int64),
     )
     flips = np.empty(m * n, dtype=np.int64)
+    band = np.empty(m)  # the kinks' detection band of the kernel's last step
+    kappa = E.gram_row_bound(Kg)  # its Gram bound (events.detection_band)
     A, B, Ev, P = (np.ascontiguousarray(x, dtype=float) for x in (_A, _B, _E, _P))
     grid_ratio = 10.0 ** (1.0 / points_per_decade)
     w_perp_sq = np.ascontiguousarray(net.w_perp_sq, dtype=float)
@@ -210,8 +212,8 @@ def _run(
             code, *bufs = NB.run(
                 A, B, Ev, P, y, Kg, w_perp_sq, balance0,
                 a, u, z, Ka, Ku, Kz, na, nu, nz, maskb, sliding, scnt, sidx, sinv, alpha,
-                fs, ist, flips, t_end, max_steps - stats["steps"], rtol, atol, rules.loss_tol,
-                rules.stall_rate, rules.rate_unit, grid_ratio, *bufs,
+                fs, ist, flips, band, kappa, t_end, max_steps - stats["steps"], rtol, atol,
+                rules.loss_tol, rules.stall_rate, rules.rate_unit, grid_ratio, *bufs,
             )  # fmt: skip
             stats["steps"] += int(ist[NB.I_STEPS])
             stats["rejected"] += int(ist[NB.I_REJ])
@@ -226,6 +228,7 @@ def _run(
                 done = _bulk_step(
                     integ, small_caches, small_bound, t, h, P, B, y, Kp, a, u, z, Ka, Ku, Kz,
                     na, nu, maskb, sliding, slide_arrays, kinks, stats, fs[NB.F_NEXT] <= t + h,
+                    band,
                 )  # fmt: skip
                 if done:
                     mask = maskb.astype(float)
@@ -410,7 +413,7 @@ def _run(
 
 def _bulk_step(
     integ, caches, bound, t, h, P, B, y, Kp, a, u, z, Ka, Ku, Kz, na, nu, maskb, sliding,
-    slide_arrays, kinks, stats, records,
+    slide_arrays, kinks, stats, records, band,
 ) -> bool:  # fmt: skip
     """Accept an event step whose events all belong to small neurons (docs/general-data.md §4).
 
@@ -419,7 +422,8 @@ def _bulk_step(
     Returns False, touching nothing, when some event belongs to a large neuron, a small
     neuron's sub-steps fail, or the recorder has a row inside the step (``records``:
     the row would need the small neurons' sub-step states; the caller then cuts the
-    step as the reference).
+    step as the reference). ``band``: the kernel's detection band of the step
+    (:func:`reluflow._engines.events.detection_band`).
     """
     if records:
         return False
@@ -427,7 +431,7 @@ def _bulk_step(
     if not small.any():
         return False
     scnt, _, _, alpha = slide_arrays
-    ev = SN.event_neurons(u, nu, Ku[0], maskb, sliding, alpha, scnt, h)
+    ev = SN.event_neurons(u, nu, Ku[0], maskb, sliding, alpha, scnt, h, band)
     if not ev.any() or (ev & ~small).any():
         return False
     res = SN.StepResidual(P, h, a.copy(), u.copy(), Ka.copy(), Ku.copy(), maskb.copy(), y)

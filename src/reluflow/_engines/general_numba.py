@@ -289,26 +289,43 @@ def _poly(u0, h, Q, c, th):
 
 
 @njit(cache=True)
-def locate(cand, nc, sgn, u0s, Q, h, sc_old, n, rtol, atol, flips):
+def locate(cand, nc, sgn, u0s, Q, h, sc_old, n, rtol, atol, flips, band):
     """``reluflow._engines.events.locate_kinks`` on the candidates: returns ``(θ*, number flipped)``.
 
-    Signed values ``sgn (u0 + h Σ_q Q_q θ^(q+1))`` (> 0 before the crossing) are
-    bracketed on a grid of 16 points, every hit is bisected the same number of
+    Signed values ``d = sgn (u0 + h Σ_q Q_q θ^(q+1))`` (> 0 on the right side of 0) are
+    evaluated on a grid of 16 points; a candidate is a hit if ``d <= −b`` at one of them
+    (``b = band[j]``, the detection band of its neuron,
+    ``reluflow._engines.events.detection_band``), and its crossing is where ``d + depth``
+    reaches 0, ``depth = b`` if it starts at 0 or inside the band (``sgn u0 <= 0``), else 0
+    (its zero). Every hit is bisected the same number of
     times (that of the widest bracket, until below 1e-15: brackets are dyadic,
     so this is the reference's joint bisection), θ* is the smallest crossing and
-    the hits crossing there or within ``1e-3 (atol + rtol · size)`` of 0 are flipped.
+    the hits crossing there or within ``1e-3 (atol + rtol · size)`` of their crossing
+    are flipped.
     """
     lo = np.zeros(nc)
     hi = np.full(nc, np.inf)
+    depth = np.zeros(nc)
     for c in range(nc):
         prev = 0.0
+        b = band[cand[c] // n]
+        if sgn[c] * u0s[c] <= 0:
+            depth[c] = b
+        past = False
         for gi in range(1, 17):
             g = gi / 16.0
-            if sgn[c] * _poly(u0s[c], h, Q, c, g) <= 0:
-                hi[c] = g
-                lo[c] = prev
+            d = sgn[c] * _poly(u0s[c], h, Q, c, g)
+            if hi[c] == np.inf:
+                if d + depth[c] <= 0:
+                    hi[c] = g
+                    lo[c] = prev
+                else:
+                    prev = g
+            if d + b <= 0:
+                past = True
                 break
-            prev = g
+        if not past:
+            hi[c] = np.inf
         if u0s[c] == 0:
             lo[c] = 0.0
     W = 0.0
@@ -332,7 +349,7 @@ def locate(cand, nc, sgn, u0s, Q, h, sc_old, n, rtol, atol, flips):
             hc = hi[c]
             for _ in range(niter):
                 mid = 0.5 * (lc + hc)
-                if sgn[c] * _poly(u0s[c], h, Q, c, mid) > 0:
+                if sgn[c] * _poly(u0s[c], h, Q, c, mid) + depth[c] > 0:
                     lc = mid
                 else:
                     hc = mid
@@ -341,7 +358,7 @@ def locate(cand, nc, sgn, u0s, Q, h, sc_old, n, rtol, atol, flips):
     nf = 0
     for c in range(nc):
         if hi[c] < np.inf:
-            v = sgn[c] * _poly(u0s[c], h, Q, c, th_star)
+            v = sgn[c] * _poly(u0s[c], h, Q, c, th_star) + depth[c]
             if hi[c] <= th_star or v <= 1e-3 * (atol + rtol * sc_old[cand[c] // n]):
                 flips[nf] = cand[c]
                 nf += 1
@@ -367,8 +384,8 @@ def _stage_sum(Ku, coef, s, j, out):
 def run(
     A, B, E, P, y, Kg, w_perp_sq, balance0,
     a, u, z, Ka, Ku, Kz, na, nu, nz, mask, sliding, scnt, sidx, sinv, alpha,
-    fs, ist, flips, t_end, max_steps, rtol, atol, loss_tol, stall_rate, rate_unit, grid_ratio,
-    bt, bl, ba, bw, bc,
+    fs, ist, flips, band, kappa, t_end, max_steps, rtol, atol, loss_tol, stall_rate, rate_unit,
+    grid_ratio, bt, bl, ba, bw, bc,
 ):
     """Integrate until a stopping rule or an event; see the module docstring.
 
@@ -377,7 +394,9 @@ def run(
     its end state, ``fs[F_THETA]`` the located θ*, ``flips[:ist[I_NFLIP]]`` the
     flat indices to flip, ``ist[I_EXIT]`` whether a sliding fraction is outside
     [0, 1] at the end, ``fs[F_RATIO]`` the error ratio, ``fs[F_LOSS6]`` the loss at
-    the end; the step is neither counted nor recorded. Returns ``(code, buffers)``.
+    the end, ``band`` the kinks' detection band of each neuron
+    (:func:`reluflow._engines.events.detection_band`, ``kappa`` its Gram bound); the step
+    is neither counted nor recorded. Returns ``(code, buffers)``.
     """
     m, n = u.shape
     inv_n = 1.0 / n
@@ -466,15 +485,23 @@ def run(
                 code = UNDERFLOW
                 break
             continue
-        # ---- accepted: kink candidates
+        # ---- accepted: kink candidates (events.crossing_candidates: past 0 by more than
+        # the detection band, or active and within half a step's motion of 0); the band is
+        # events.detection_band, from the residual at the step's end (left in r)
+        rmax = 0.0
+        for i in range(n):
+            rmax = max(rmax, abs(r[i]))
+        for j in range(m):
+            band[j] = SLIDE_MARGIN * h * kappa * abs(na[j]) * rmax
         nc = 0
         for j in range(m):
+            bd = band[j]
             for i in range(n):
                 un = nu[j, i]
                 uo = u[j, i]
                 act = mask[j, i]
-                crossed = (act and un <= 0) or (not act and not sliding[j, i] and un > 0)
-                near = act and un > 0 and min(uo, un) < 0.5 * h * abs(Ku[0, j, i])
+                crossed = (act and un <= -bd) or (not act and not sliding[j, i] and un > bd)
+                near = act and un > -bd and min(uo, un) < 0.5 * h * abs(Ku[0, j, i])
                 if crossed or near:
                     cand[nc] = j * n + i
                     sgn[nc] = 1.0 if act else -1.0
@@ -489,7 +516,7 @@ def run(
         nflip = 0
         if nc > 0:
             theta, nflip = locate(
-                cand, nc, sgn, u0s, Q, h, sc_old, n, min(rtol, EVENT_RTOL), atol, flips
+                cand, nc, sgn, u0s, Q, h, sc_old, n, min(rtol, EVENT_RTOL), atol, flips, band
             )
         exit_check = False
         if any_sliding:

@@ -59,15 +59,16 @@ def event_neurons(
     alpha: np.ndarray,
     scnt: np.ndarray,
     h: float,
+    band: np.ndarray,
 ) -> np.ndarray:
     """Neurons with a kink candidate in the step or a sliding fraction outside [0, 1] at its end.
 
-    Kink candidates as in the kernel: a coordinate whose sign disagrees with its mode
-    at the end, or an active one that came within half a step's motion of 0.
+    Kink candidates as in the kernel (:func:`reluflow._engines.events.crossing_candidates`,
+    ``band`` the step's detection band per neuron): a coordinate past 0 on the wrong side
+    of its mode by more than the band at the end, or an active one that came within half a
+    step's motion of 0.
     """
-    crossed = (mask & (u1 <= 0)) | (~mask & ~sliding & (u1 > 0))
-    near = mask & (u1 > 0) & (np.minimum(u0, u1) < 0.5 * h * np.abs(ku0))
-    ev = (crossed | near).any(axis=1)
+    ev = E.crossing_candidates(u0, u1, ku0, mask, sliding, h, band).any(axis=1)
     for j in np.flatnonzero(scnt):
         ev[j] |= bool(E.exited(alpha[j, : scnt[j]]).any())
     return ev
@@ -105,6 +106,7 @@ class NeuronIntegrator:
         self.field, self.Kg = field, Kg
         self.n = Kg.shape[0]
         self.rtol, self.atol = rtol, atol
+        self.kappa = E.gram_row_bound(Kg)  # for the kinks' detection band
         self.A = np.ascontiguousarray(RK45.A, dtype=float)
         self.B = np.ascontiguousarray(RK45.B, dtype=float)
         self.E = np.ascontiguousarray(RK45.E, dtype=float)
@@ -119,12 +121,14 @@ class NeuronIntegrator:
 
         return _sliding_arrays(self.Kg, sliding, cache)
 
-    def _eval(self, a, u, ka, ku, kz, yv, mask, sl) -> float:
+    def _eval(self, a, u, ka, ku, kz, yv, mask, sl, r=None) -> float:
+        """The one-neuron field (``r``: where to leave the residual, else discarded)."""
         cnt, idx, inv, alpha = sl
         self.evaluations += 1
         return NB.evaluate(
             a, u, ka, ku, kz, yv, self.Kg, mask, 1.0 / self.n, cnt, idx, inv, alpha,
-            np.empty(self.n), np.empty((1, self.n)), np.empty((1, max(1, idx.shape[1]))),
+            np.empty(self.n) if r is None else r, np.empty((1, self.n)),
+            np.empty((1, max(1, idx.shape[1]))),
         )  # fmt: skip
 
     def _alpha(self, a, u, yv, mask, sl) -> np.ndarray:
@@ -149,6 +153,7 @@ class NeuronIntegrator:
         A, B, Ev, P = self.A, self.B, self.E, self.P
         Ka, Ku, Kz = np.zeros((7, 1)), np.zeros((7, 1, n)), np.zeros((7, 1, n))
         sa, su = np.empty(1), np.empty((1, n))
+        r1 = np.empty(n)  # the residual at the sub-step's end
         sl = self._slide(sliding, cache)
         s = 0.0  # time offset within the step
         self._eval(a, u, Ka[0], Ku[0], Kz[0], res.y_eff(0.0, j), mask, sl)
@@ -162,7 +167,7 @@ class NeuronIntegrator:
                 sa[:] = a + hs * (coef @ Ka[:st])
                 su[:] = u + hs * np.tensordot(coef, Ku[:st], axes=1)
                 th = min(1.0, (s + (_C[st] if st < 6 else 1.0) * hs) / H)
-                self._eval(sa, su, Ka[st], Ku[st], Kz[st], res.y_eff(th, j), mask, sl)
+                self._eval(sa, su, Ka[st], Ku[st], Kz[st], res.y_eff(th, j), mask, sl, r1)
             na, nu = sa.copy(), su.copy()
             e = max(abs(hs * (Ev @ Ka[:, 0])), float(np.max(np.abs(hs * (Ev @ Ku[:, 0])))))
             s0 = max(abs(a[0]), float(np.max(np.abs(u))))
@@ -179,18 +184,18 @@ class NeuronIntegrator:
             self.substeps += 1
             h_prop = hs * min(5.0, max(0.2, 0.9 * max(ratio, 1e-10) ** -0.2))
             # kink candidates of this sub-step (as the kernel)
-            m0, sl0 = mask[0], sliding[0]
-            u0r, u1r = u[0], nu[0]
-            crossed = (m0 & (u1r <= 0)) | (~m0 & ~sl0 & (u1r > 0))
-            near = m0 & (u1r > 0) & (np.minimum(u0r, u1r) < 0.5 * hs * np.abs(Ku[0, 0]))
-            cand = np.flatnonzero(crossed | near).astype(np.int64)
+            m0, u0r = mask[0], u[0]
+            band = E.detection_band(na, r1, hs, self.kappa)
+            cand = np.flatnonzero(
+                E.crossing_candidates(u, nu, Ku[0], mask, sliding, hs, band)[0]
+            ).astype(np.int64)
             theta, nflip = 1.0, 0
             if cand.size:
                 Q = np.ascontiguousarray(Ku[:, 0, cand].T @ P)
                 sgn = np.where(m0[cand], 1.0, -1.0)
                 theta, nflip = NB.locate(
                     cand, cand.size, sgn, np.ascontiguousarray(u0r[cand]), Q, hs,
-                    np.array([s0]), n, min(self.rtol, E.EVENT_RTOL), self.atol, flips,
+                    np.array([s0]), n, min(self.rtol, E.EVENT_RTOL), self.atol, flips, band,
                 )  # fmt: skip
             flip = flips[:nflip].copy()
             cnt, _, _, alpha = sl
