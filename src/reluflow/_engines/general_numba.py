@@ -580,6 +580,57 @@ def sliding_alpha(a, u, y, Kg, mask, inv_n, scnt, sidx, sinv, alpha, r, Q):
 
 
 @njit(cache=True)
+def _reference_masks(a, mask, scnt):
+    """A reference activity per sign of ``a_j`` for the exit polynomials ``K_Σ·(R ∘ mask_j)``.
+
+    The neurons of one sign share most of their activity: with ``ref_g`` the majority
+    mask of the sliding neurons of sign ``g`` (0: ``a_j >= 0``, 1: ``a_j < 0``),
+    ``K_Σ·(v ∘ mask_j) = (K (v ∘ ref_g))_Σ + K_Σ,D (±v_D)`` over the samples ``D`` where
+    ``mask_j`` differs from ``ref_g``: one ``n × n`` product per sign and ``|Σ_j| |D_j|``
+    terms per neuron, instead of ``|Σ_j|`` gathered rows over the active samples (at
+    ``n = 1000``, ``m = 24``: 7.4 instead of 13.3 ms per exit search; for the single
+    products of the field's holds it measured no faster, so they stay direct).
+    A sign whose reference does not pay (few sliding coordinates) gets ``use[g] = False``
+    and an empty reference (``D`` is then the active set). Returns ``(ref, use)``.
+    """
+    m, n = mask.shape
+    ref = np.zeros((2, n), dtype=np.bool_)
+    use = np.zeros(2, dtype=np.bool_)
+    cnt = np.empty(n, dtype=np.int64)
+    for g in range(2):
+        cnt[:] = 0
+        tot = 0
+        for j in range(m):
+            if scnt[j] > 0 and (a[j] >= 0.0) == (g == 0):
+                tot += 1
+                for i in range(n):
+                    if mask[j, i]:
+                        cnt[i] += 1
+        if tot == 0:
+            continue
+        for i in range(n):
+            ref[g, i] = 2 * cnt[i] > tot
+        # the reference pays when it saves more than its own n × n product
+        cost_ref = n * n // 4  # BLAS on whole rows: about 4x cheaper per term than gathers
+        cost_dir = 0
+        for j in range(m):
+            if scnt[j] > 0 and (a[j] >= 0.0) == (g == 0):
+                nd = 0
+                na = 0
+                for i in range(n):
+                    act = mask[j, i] != 0
+                    na += act
+                    nd += act != ref[g, i]
+                cost_ref += scnt[j] * nd
+                cost_dir += scnt[j] * na
+        if cost_ref < cost_dir:
+            use[g] = True
+        else:
+            ref[g, :] = False
+    return ref, use
+
+
+@njit(cache=True)
 def holds(a, r, Kg, mask, inv_n, scnt, sidx, sinv, alpha, Q):
     """Filippov holds of the sliding sets, given the residual ``r``.
 
@@ -778,37 +829,11 @@ def _exit_polys(P, h, a, u, Ka, Ku, y, Kg, mask, scnt, sidx, sinv):
     # the reference: one n × n by n × 9 product per sign and small ones, instead of
     # Σ_j |Σ_j| × n × 9 multiply-adds on gathered rows of K. Where that costs more
     # (few sliding coordinates), the reference is empty and D is the active set.
+    ref, use = _reference_masks(a, mask, scnt)
     KR = np.zeros((2, n, 9))
-    ref = np.zeros((2, n), dtype=np.bool_)
     Rm = np.empty((n, 9))
     for g in range(2):
-        cnt = np.zeros(n, dtype=np.int64)
-        tot = 0
-        for j in range(m):
-            if scnt[j] > 0 and (a[j] >= 0.0) == (g == 0):
-                tot += 1
-                for i in range(n):
-                    if mask[j, i]:
-                        cnt[i] += 1
-        if tot == 0:
-            continue
-        for i in range(n):
-            ref[g, i] = 2 * cnt[i] > tot
-        # the reference pays when it saves more than its own n × n product
-        cost_ref = n * n // 4  # BLAS on whole rows: about 4x cheaper per term than gathers
-        cost_dir = 0
-        for j in range(m):
-            if scnt[j] > 0 and (a[j] >= 0.0) == (g == 0):
-                nd = 0
-                na = 0
-                for i in range(n):
-                    act = mask[j, i] != 0
-                    na += act
-                    nd += act != ref[g, i]
-                cost_ref += scnt[j] * nd
-                cost_dir += scnt[j] * na
-        if cost_ref >= cost_dir:
-            ref[g, :] = False  # no reference: each neuron's own active samples
+        if not use[g]:
             continue
         for i in range(n):
             w = 1.0 if ref[g, i] else 0.0
