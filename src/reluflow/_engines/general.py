@@ -532,7 +532,7 @@ def _updated_inverse(K: np.ndarray, S: np.ndarray, hit) -> tuple:
     near singular).
     """
     key = S.tobytes()
-    if hit is not None and len(hit) == 4 and hit[3] < _MAX_UPDATES and S.size >= _UPDATE_FROM:
+    if hit is not None and hit[3] < _MAX_UPDATES and S.size >= _UPDATE_FROM:
         _, Kinv, S0, count = hit
         gone = np.setdiff1d(S0, S, assume_unique=True)
         new = np.setdiff1d(S, S0, assume_unique=True)
