@@ -52,6 +52,7 @@ from . import _memory
 from . import _validate as V
 from ._engines import events as E
 from ._engines.dynamics import (
+    MAX_STUCK,
     STALLED_MESSAGE,
     KinkLog,
     Recorder,
@@ -61,6 +62,7 @@ from ._engines.dynamics import (
     max_steps_message,
     neuron_scale,
     run_provenance,
+    stuck_message,
 )
 from ._engines.field import Field
 from ._engines.linear import InitialPhase, initial_phase
@@ -81,8 +83,6 @@ GENERAL_MIN_SCALE = 1e-150
 _PROGRESS_CHUNK = 500
 
 _A, _B, _C, _E, _P = RK45.A, RK45.B, RK45.C, RK45.E, RK45.P
-# successive zero-length kink events after which the solver gives up (chattering)
-_MAX_STUCK = 200
 _LN2 = math.log(2.0)
 # accepted steps without a plateau check after a stretch was refused (too short, or a
 # kink ahead): 8, doubling with each refusal up to 1024, back to 8 after a stretch
@@ -528,15 +528,8 @@ def _gradient_flow_numpy(
                 kinks.add(t, switched, up, slid)
                 r = f(yv, K[0])
                 stats["evaluations"] += 1
-                if stuck > _MAX_STUCK:
-                    status, message = (
-                        "failed",
-                        (
-                            f"the flow is stuck at a switching point at t = {t:.6g}: "
-                            f"{stuck} successive kink events without progress in time "
-                            "(chattering the sliding-mode solver could not resolve)"
-                        ),
-                    )
+                if stuck > MAX_STUCK:
+                    status, message = "failed", stuck_message(t, stuck)
                     break
                 if record_kinks and rec.t[-1] < t:
                     rec.add_scaled(t, ell, yv[:m], yv[m:].reshape(m, n), mask)

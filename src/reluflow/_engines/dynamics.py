@@ -34,6 +34,19 @@ STALLED_MESSAGE = (
 )
 
 
+# successive zero-length switching events after which a solver gives up (chattering)
+MAX_STUCK = 200
+
+
+def stuck_message(t: float, stuck: int) -> str:
+    """The ``failed`` message of a solver that made no progress in time over ``stuck`` events."""
+    return (
+        f"the flow is stuck at a switching point at t = {t:.6g}: "
+        f"{stuck} successive kink events without progress in time "
+        "(chattering the sliding-mode solver could not resolve)"
+    )
+
+
 def log_inv_scale(net: Network) -> float:
     """``log(1/λ)``, the unit of ``τ``, exact at any scale (NaN for ``λ >= 1``)."""
     return net.log_inv_scale

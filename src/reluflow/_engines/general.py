@@ -36,6 +36,7 @@ from . import events as E
 from . import general_numba as NB
 from . import small_neurons as SN
 from .dynamics import (
+    MAX_STUCK,
     STALLED_MESSAGE,
     KinkLog,
     Recorder,
@@ -44,12 +45,12 @@ from .dynamics import (
     make_trajectory,
     max_steps_message,
     run_provenance,
+    stuck_message,
 )
 from .field import Field
 from .general_phase import general_initial_phase
 
 _A, _B, _E, _P = RK45.A, RK45.B, RK45.E, RK45.P
-_MAX_STUCK = 200
 # below this many multiply-adds per product (m n²) one BLAS thread is fastest
 _FLOPS_PER_THREAD = 4e7
 
@@ -333,15 +334,8 @@ def _run(
                 ss = evaluate_here()
                 stats["evaluations"] += 1
                 loss = ss / (2 * n)
-                if stuck > _MAX_STUCK:
-                    status, message = (
-                        "failed",
-                        (
-                            f"the flow is stuck at a switching point at t = {t:.6g}: "
-                            f"{stuck} successive kink events without progress in time "
-                            "(chattering the sliding-mode solver could not resolve)"
-                        ),
-                    )
+                if stuck > MAX_STUCK:
+                    status, message = "failed", stuck_message(t, stuck)
                     break
                 last_row = bufs[0][int(ist[NB.I_NREC]) - 1] if ist[NB.I_NREC] else rec.t[-1]
                 if record_kinks and (npts == 0 or last_pt < t) and last_row < t:
